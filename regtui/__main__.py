@@ -1,0 +1,3 @@
+from regtui.cli import main
+
+main()

@@ -1,0 +1,256 @@
+"""Read-only access to the files of an archive without extracting it.
+
+`TarStore` scans the tar headers once and keeps (offset, size) per member; `DirStore` serves an OCI layout
+folder. Both resolve names strictly inside the archive: `..`, absolute names and links that leave it are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import stat
+import tarfile
+
+from regtui.oci.errors import ArchiveError
+from regtui.oci.model import Fingerprint, Location
+
+MAX_JSON = 16 * 1024 * 1024  # manifests, indexes and configs are small; anything larger is hostile or broken
+MAX_JSON_DEPTH = 64
+MAX_LINK_HOPS = 16
+
+
+def _clean(name: str, *, path: str) -> str:
+    """A member name normalised to a relative POSIX path; refuses names that leave the archive."""
+    raw = name
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        raise ArchiveError("absolute member name; refusing the archive", member=raw, path=path,
+                           hint="archives must only hold relative names")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise ArchiveError("member name climbs out of the archive with '..'; refusing the archive", member=raw,
+                           path=path, hint="the archive is malformed or hostile")
+    return "/".join(parts)
+
+
+class Store:
+    path: str
+    kind: str
+
+    def names(self) -> list[str]:
+        raise NotImplementedError
+
+    def has(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def locate(self, name: str) -> Location:
+        raise NotImplementedError
+
+    def fingerprints(self) -> dict[str, Fingerprint]:
+        raise NotImplementedError
+
+    def read(self, name: str, limit: int = MAX_JSON) -> bytes:
+        loc = self.locate(name)
+        if loc.size > limit:
+            raise ArchiveError(f"is {loc.size} bytes, more than the {limit} bytes allowed for metadata",
+                               member=name, path=self.path, hint="the archive is malformed or hostile")
+        return read_exact(loc)
+
+    def read_json(self, name: str, limit: int = MAX_JSON):
+        return parse_json(self.read(name, limit), member=name, path=self.path)
+
+
+def parse_json(data: bytes, *, member: str, path: str):
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ArchiveError(f"is not UTF-8 JSON (byte {e.start})", member=member, path=path) from None
+    if _depth_exceeds(text, MAX_JSON_DEPTH):
+        raise ArchiveError(f"JSON nests deeper than {MAX_JSON_DEPTH} levels", member=member, path=path,
+                           hint="the archive is malformed or hostile")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ArchiveError(f"is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}", member=member,
+                           path=path) from None
+    except RecursionError:
+        raise ArchiveError("JSON nests too deeply", member=member, path=path) from None
+
+
+def _depth_exceeds(text: str, limit: int) -> bool:
+    # Cheap bracket count, ignoring strings: a bound, not a parser.
+    depth = 0
+    in_str = esc = False
+    for ch in text:
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
+
+
+def read_exact(loc: Location) -> bytes:
+    fd = os.open(loc.path, os.O_RDONLY)
+    try:
+        data = os.pread(fd, loc.size, loc.offset)
+    finally:
+        os.close(fd)
+    if len(data) != loc.size:
+        raise ArchiveError(f"ends after {len(data)} of {loc.size} bytes; the file is truncated or changed",
+                           member=loc.member or None, path=loc.path)
+    return data
+
+
+class TarStore(Store):
+    kind = "tar"
+
+    def __init__(self, path: str):
+        self.path = path
+        self._members: dict[str, tarfile.TarInfo] = {}
+        self.duplicates: list[str] = []
+        self._fingerprint = Fingerprint.of(path)
+        self._scan()
+
+    def _scan(self) -> None:
+        size = self._fingerprint.size
+        with open(self.path, "rb") as f:
+            head = f.read(512)
+        if head[:2] == b"\x1f\x8b" or head[:4] == b"\x28\xb5\x2f\xfd":
+            raise ArchiveError("the archive itself is compressed; regtui reads blobs in place from a plain tar",
+                               path=self.path, hint="decompress it first, e.g. gunzip or zstd -d")
+        if len(head) < 512:
+            raise ArchiveError("is not a tar archive (shorter than one tar header)", path=self.path)
+        try:
+            with tarfile.open(self.path, mode="r:") as tf:
+                for info in tf:
+                    name = _clean(info.name, path=self.path)
+                    if not name:
+                        continue
+                    if info.isreg() and info.offset_data + info.size > size:
+                        raise ArchiveError(
+                            f"is cut off: needs bytes up to {info.offset_data + info.size} but the file has {size}",
+                            member=info.name, path=self.path, hint="the archive is truncated; copy it again")
+                    if name in self._members and not self._members[name].isdir():
+                        self.duplicates.append(name)
+                    self._members[name] = info
+        except ArchiveError:
+            raise
+        except tarfile.ReadError as e:
+            if not self._members:
+                raise ArchiveError(f"is not a tar archive ({e})", path=self.path,
+                                   hint="give a docker save / crane / OCI archive, or an OCI layout folder") from None
+            raise ArchiveError(f"is damaged after member {list(self._members)[-1]!r}: {e}", path=self.path,
+                               hint="the archive is truncated or corrupt") from None
+        except (tarfile.TarError, EOFError, OSError, ValueError, UnicodeError) as e:
+            raise ArchiveError(f"cannot be read as tar: {e}", path=self.path) from None
+
+    def _resolve(self, name: str) -> tarfile.TarInfo:
+        seen = 0
+        current = name
+        while True:
+            info = self._members.get(current)
+            if info is None:
+                raise ArchiveError("is missing from the archive", member=current, path=self.path,
+                                   hint="the archive is incomplete" if current == name else f"link target of {name!r}")
+            if info.issym() or info.islnk():
+                seen += 1
+                if seen > MAX_LINK_HOPS:
+                    raise ArchiveError("link loop", member=name, path=self.path)
+                target = info.linkname
+                if info.issym() and not target.startswith("/"):
+                    target = posixpath.join(posixpath.dirname(current), target)
+                target = posixpath.normpath(target)
+                if target.startswith("/") or target == ".." or target.startswith("../"):
+                    raise ArchiveError(f"link points outside the archive ({info.linkname!r}); refused",
+                                       member=current, path=self.path, hint="the archive is malformed or hostile")
+                current = target
+                continue
+            if not info.isreg():
+                raise ArchiveError("is not a regular file", member=current, path=self.path)
+            return info
+
+    def names(self) -> list[str]:
+        return list(self._members)
+
+    def has(self, name: str) -> bool:
+        return name in self._members
+
+    def locate(self, name: str) -> Location:
+        info = self._resolve(name)
+        return Location(self.path, info.offset_data, info.size, member=name)
+
+    def fingerprints(self) -> dict[str, Fingerprint]:
+        return {self.path: self._fingerprint}
+
+
+class DirStore(Store):
+    kind = "dir"
+
+    def __init__(self, path: str):
+        self.path = path
+        self._root = os.path.realpath(path)
+        self._prints: dict[str, Fingerprint] = {}
+
+    def _full(self, name: str) -> str:
+        clean = _clean(name, path=self.path)
+        full = os.path.realpath(os.path.join(self._root, clean))
+        if full != self._root and not full.startswith(self._root + os.sep):
+            raise ArchiveError("resolves outside the layout folder; refused", member=name, path=self.path,
+                               hint="a symlink in the layout points elsewhere")
+        return full
+
+    def names(self) -> list[str]:
+        out = []
+        for dirpath, _dirs, files in os.walk(self._root):
+            for f in files:
+                out.append(os.path.relpath(os.path.join(dirpath, f), self._root).replace(os.sep, "/"))
+        return out
+
+    def has(self, name: str) -> bool:
+        try:
+            return os.path.isfile(self._full(name))
+        except ArchiveError:
+            return False
+
+    def locate(self, name: str) -> Location:
+        full = self._full(name)
+        try:
+            st = os.stat(full)
+        except FileNotFoundError:
+            raise ArchiveError("is missing from the layout", member=name, path=self.path,
+                               hint="the layout is incomplete") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise ArchiveError("is not a regular file", member=name, path=self.path)
+        self._prints[full] = Fingerprint(st.st_size, st.st_mtime_ns, st.st_ino)
+        return Location(full, 0, st.st_size, member=name)
+
+    def fingerprints(self) -> dict[str, Fingerprint]:
+        return dict(self._prints)
+
+
+def open_store(path: str) -> Store:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ArchiveError("no such file or folder", path=path) from None
+    except OSError as e:
+        raise ArchiveError(f"cannot be read: {e.strerror}", path=path) from None
+    if stat.S_ISDIR(st.st_mode):
+        return DirStore(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise ArchiveError("is not a regular file or folder", path=path)
+    try:
+        return TarStore(path)
+    except PermissionError:
+        raise ArchiveError("permission denied", path=path) from None
