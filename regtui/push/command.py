@@ -1,0 +1,111 @@
+"""`regtui push ARCHIVE REGISTRY[/PREFIX]`: copy every image of an archive into a real registry."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+
+import click
+
+from regtui.push.errors import PushError
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _die(message: str, code: int = EXIT_FAILED) -> None:
+    click.echo(f"regtui: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _parse_size(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+)\s*([kmg]?)i?b?\s*", text.lower())
+    if not m or int(m.group(1)) == 0:
+        raise click.BadParameter(f"{text!r} is not a size (e.g. 16M, 512K)")
+    return int(m.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2)]
+
+
+@click.command()
+@click.argument("archive", type=click.Path())
+@click.argument("registry")
+@click.option("--tag-map", "tag_map", multiple=True, metavar="OLD=NEW",
+              help="Push OLD (repo:tag, or repo for all its tags) as NEW; repeatable.")
+@click.option("--insecure", is_flag=True, help="Skip TLS verification (and fall back to plain HTTP).")
+@click.option("--ca", type=click.Path(dir_okay=False), help="PEM file of the CA that signed the registry's certificate.")
+@click.option("--username", "-u", help="User name (the password comes from --password-stdin).")
+@click.option("--password-stdin", is_flag=True, help="Read the password (or token) from standard input.")
+@click.option("--dry-run", is_flag=True, help="List what would be uploaded and what the registry already has.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 32), default=4, show_default=True,
+              help="Blobs uploaded in parallel.")
+@click.option("--chunk-size", default="16M", show_default=True, metavar="SIZE",
+              help="Blobs larger than this are uploaded in chunks of this size.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display; only errors and the summary line.")
+def push(archive, registry, tag_map, insecure, ca, username, password_stdin, dry_run, jobs, chunk_size,
+         quiet) -> None:
+    """Copy every image of ARCHIVE into REGISTRY[/PREFIX] through the OCI distribution push API.
+
+    Images keep their names (without docker.io/ and library/) under PREFIX and their manifest digests.
+    Loopback registries are spoken to over plain HTTP, others over HTTPS. Credentials come from
+    --username/--password-stdin or from docker's config.json. Running it again after an interruption
+    sends only what the registry is missing.
+    """
+    if insecure and ca:
+        _die("--insecure and --ca exclude each other (--ca verifies the registry, --insecure does not)", EXIT_USAGE)
+    if password_stdin and not username:
+        _die("--password-stdin needs --username", EXIT_USAGE)
+    if username and not password_stdin:
+        _die("--username needs --password-stdin (the password is read from standard input)", EXIT_USAGE)
+    size = _parse_size(chunk_size)
+    if ca and not os.path.isfile(ca):
+        _die(f"--ca {ca}: no such file", EXIT_USAGE)
+    credentials = None
+    if username:
+        from regtui.push.auth import Credentials
+
+        password = sys.stdin.read().rstrip("\r\n")
+        if not password:
+            _die("--password-stdin: standard input was empty", EXIT_USAGE)
+        credentials = Credentials(username, password, source="--username/--password-stdin")
+    try:
+        summary = asyncio.run(_main(archive, registry, tag_map, insecure, ca, credentials, dry_run, jobs, size,
+                                    quiet))
+    except PushError as e:
+        _die(e.line())
+    except KeyboardInterrupt:
+        _die("interrupted; run the same command again to finish (what completed is not sent again)", 130)
+    except Exception as e:  # noqa: BLE001 - the user gets one line, never a traceback
+        if os.environ.get("REGTUI_DEBUG"):
+            raise
+        _die(f"push failed: {e.__class__.__name__}: {e} (set REGTUI_DEBUG=1 for details)")
+    click.echo(summary.line())
+
+
+async def _main(archive_path, registry, tag_map, insecure, ca, credentials, dry_run, jobs, chunk_size, quiet):
+    from rich.console import Console
+
+    from regtui.oci import open_archive
+    from regtui.oci.errors import ArchiveError
+    from regtui.push.client import RegistryClient
+    from regtui.push.display import LineView, ProgressView
+    from regtui.push.names import parse_tag_map, parse_target
+    from regtui.push.plan import build_plan
+    from regtui.push.run import run_push
+
+    target = parse_target(registry)
+    rules = parse_tag_map(tag_map)
+    try:
+        archive = await asyncio.to_thread(open_archive, archive_path)
+    except ArchiveError as e:
+        raise PushError(e.line()) from None
+    plan = build_plan(archive, target, rules)
+    out, err = Console(), Console(stderr=True)
+    if dry_run or quiet or not out.is_terminal:
+        view = LineView(out, err, dry_run=dry_run, quiet=quiet)
+    else:
+        view = ProgressView(out, err, plan.total_bytes())
+    async with RegistryClient(target, ca=ca, insecure=insecure, credentials=credentials, chunk_size=chunk_size,
+                              on_event=view) as client:
+        with view:
+            return await run_push(plan, client, jobs=jobs, dry_run=dry_run, on_event=view)
