@@ -1,0 +1,380 @@
+"""The read-only registry: a Quart app serving archives over the OCI distribution API (pull and discovery).
+
+`create_app` builds it; `regtui.registry.server.serve` runs it on Hypercorn (headless or inside the TUI).
+Every route goes through one dispatcher so that auth, method checks and spec error bodies apply everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+
+from quart import Quart, Response, request
+from werkzeug.exceptions import HTTPException
+
+from regtui.oci import mediatypes as mt
+from regtui.oci.digests import is_digest, is_digest_syntax
+from regtui.oci.model import Archive, Platform
+from regtui.oci.negotiate import DEFAULT_PLATFORM, choose, parse_accept
+from regtui.oci.refs import is_name, is_tag
+from regtui.registry.auth import REALM, BasicAuth, load_htpasswd
+from regtui.registry.blobs import (
+    BlobBody,
+    MemoryBody,
+    StaleArchive,
+    Unsatisfiable,
+    check_fresh,
+    open_fresh,
+    parse_range,
+)
+from regtui.registry.catalog import Blob, Catalog, Repo, artifact_type, blob_count
+from regtui.registry.errors import RegistryError
+from regtui.registry.events import EventBus, ServerLog
+from regtui.registry.observe import SCOPE_KEY, PullTracker, RequestEvents, RequestInfo
+from regtui.registry.routes import Route, parse_path
+
+API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
+READ_METHODS = ("GET", "HEAD")
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+BLOB_CACHE = "max-age=31536000"
+JSON = "application/json; charset=utf-8"
+
+_UA_OS = re.compile(r"(?:^|\s)os/([A-Za-z0-9_.-]+)")
+_UA_ARCH = re.compile(r"(?:^|\s)arch/([A-Za-z0-9_.-]+)")
+_app_ids = itertools.count(1)
+
+
+@dataclass
+class RegistryState:
+    """What the app serves and where it reports; `app.extensions["regtui"]`."""
+
+    bus: EventBus
+    catalog: Catalog
+    pulls: PullTracker
+    auth: BasicAuth | None
+
+
+class BusLogHandler(logging.Handler):
+    """Log records as ServerLog events (Hypercorn and Quart would otherwise write over the TUI)."""
+
+    def __init__(self, bus: EventBus):
+        super().__init__(logging.INFO)
+        self.bus = bus
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            if record.exc_info and record.exc_info[1] is not None:
+                exc = record.exc_info[1]
+                message = f"{message}: {type(exc).__name__}: {exc}"
+            event = ServerLog(record.levelname.lower(), message, record.created)
+        except Exception:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        target = getattr(self, "loop", None)
+        if target is not None and loop is not target and not target.is_closed():
+            target.call_soon_threadsafe(self.bus.publish, event)
+        else:
+            self.bus.publish(event)
+
+
+def create_app(archives: list[Archive], *, bus: EventBus | None = None, names=(), any_name: bool = False,
+               htpasswd: str | None = None) -> Quart:
+    """A Quart app serving `archives`; raises `regtui.registry.auth.HtpasswdError` for a bad htpasswd file."""
+    bus = bus or EventBus()
+    auth = BasicAuth(load_htpasswd(htpasswd)) if htpasswd else None
+    app = Quart(__name__)
+    # A logger per app, routed to the bus: Quart's default handler would print to stderr.
+    logger = logging.getLogger(f"regtui.registry.app{next(_app_ids)}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.handlers = [BusLogHandler(bus)]
+    app.logger = logger
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+    app.url_map.merge_slashes = False
+    app.url_map.strict_slashes = False
+    pulls = PullTracker(bus)
+    state = RegistryState(bus, Catalog(archives, names, any_name), pulls, auth)
+    app.extensions["regtui"] = state
+
+    async def dispatch(path: str = "") -> Response:
+        info = request.scope.get(SCOPE_KEY)
+        if info is None:  # mounted without the middleware
+            info = RequestInfo(0, parse_path(request.path))
+        try:
+            return await _handle(state, info.route, info)
+        except RegistryError as e:
+            return _error(e, info)
+
+    app.add_url_rule("/", "root", dispatch, methods=ALL_METHODS, defaults={"path": ""})
+    app.add_url_rule("/<path:path>", "any", dispatch, methods=ALL_METHODS)
+
+    @app.errorhandler(HTTPException)
+    async def http_error(e: HTTPException) -> Response:  # e.g. a method we do not route
+        info = request.scope.get(SCOPE_KEY)
+        if e.code == 405:
+            err = RegistryError("UNSUPPORTED", f"method {request.method} is not supported",
+                                headers={"Allow": "GET, HEAD"})
+        else:
+            err = RegistryError("NOT_FOUND", e.description, status=e.code or 404)
+        return _error(err, info)
+
+    @app.after_request
+    async def api_version(response: Response) -> Response:
+        response.headers[API_VERSION[0]] = API_VERSION[1]
+        return response
+
+    app.asgi_app = RequestEvents(app.asgi_app, bus, pulls)
+    return app
+
+
+def _error(e: RegistryError, info: RequestInfo | None) -> Response:
+    if info is not None:
+        info.error_code = e.code
+        info.detail = e.detail_text()
+    resp = Response(e.body(), status=e.status, content_type=JSON)
+    for k, v in e.headers.items():
+        resp.headers[k] = v
+    return resp
+
+
+async def _handle(state: RegistryState, route: Route, info: RequestInfo) -> Response:
+    if state.auth is not None and await state.auth.check(request.headers.get("Authorization")) is None:
+        raise RegistryError("UNAUTHORIZED", "valid credentials for this registry are required",
+                            headers={"WWW-Authenticate": f'Basic realm="{REALM}"'})
+    if route.kind == "other":
+        raise RegistryError("NOT_FOUND", f"no API endpoint at {request.path}")
+    if request.method not in READ_METHODS:
+        raise RegistryError("UNSUPPORTED", f"this registry is read-only; {request.method} is not supported",
+                            headers={"Allow": "GET, HEAD"})
+    if route.kind == "redirect":
+        return Response("", status=301, headers={"Location": "/v2/"})
+    if route.kind == "base":
+        return _body(b"{}", JSON)
+    if route.kind == "catalog":
+        return _catalog(state.catalog)
+    if route.kind == "upload":
+        raise RegistryError("BLOB_UPLOAD_UNKNOWN", "this registry is read-only; there are no uploads")
+    repo = _repo(state.catalog, route.name or "")
+    if route.kind == "tags":
+        return _tags(repo, route.name or "")
+    if route.kind == "manifest":
+        return _manifest(repo, route, info)
+    if route.kind == "referrers":
+        return _referrers(repo, route.reference or "")
+    return await _blob(state, repo, route, info)
+
+
+# -- helpers ---------------------------------------------------------------------------------------------
+def _body(data: bytes, content_type: str, status: int = 200, headers: dict | None = None) -> Response:
+    """GET: the bytes; HEAD: no body but the same Content-Length."""
+    resp = Response(b"" if request.method == "HEAD" else data, status=status, content_type=content_type)
+    resp.content_length = len(data)
+    for k, v in (headers or {}).items():
+        resp.headers[k] = v
+    return resp
+
+
+def _repo(catalog: Catalog, name: str) -> Repo:
+    if not is_name(name):
+        raise RegistryError("NAME_INVALID", f"invalid repository name {name!r}: lowercase letters, digits and "
+                                            "separators (. _ __ - /) only, at most 255 characters")
+    repo = catalog.lookup(name)
+    if repo is None:
+        raise RegistryError("NAME_UNKNOWN", f"repository {name!r} is not in the served archives")
+    return repo
+
+
+def _digest(reference: str) -> str:
+    if not is_digest_syntax(reference):
+        raise RegistryError("DIGEST_INVALID", f"invalid digest {reference!r}: expected algorithm:hex, "
+                                              "e.g. sha256:<64 hex digits>")
+    if not is_digest(reference):
+        raise RegistryError("DIGEST_INVALID", f"unsupported or malformed digest {reference!r}: "
+                                              "sha256 (64 hex) or sha512 (128 hex) expected")
+    return reference
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    for item in header.split(","):
+        item = item.strip()
+        if item.startswith("W/"):
+            item = item[2:]
+        if item == etag or item.strip('"') == etag.strip('"'):
+            return True
+    return False
+
+
+def _not_modified(etag: str, digest: str) -> Response:
+    resp = Response(b"", status=304)
+    resp.headers["ETag"] = etag
+    resp.headers["Docker-Content-Digest"] = digest
+    resp.headers.pop("Content-Length", None)
+    resp.headers.pop("Content-Type", None)
+    return resp
+
+
+def client_platform(user_agent: str) -> Platform:
+    """docker and containerd's cri put `os/<os> arch/<arch>` in the User-Agent; others get linux/amd64."""
+    os_m, arch_m = _UA_OS.search(user_agent), _UA_ARCH.search(user_agent)
+    if os_m and arch_m:
+        return Platform(os_m.group(1), arch_m.group(1))
+    return DEFAULT_PLATFORM
+
+
+def _accept() -> list[str]:
+    return parse_accept(request.headers.getlist("Accept"))
+
+
+# -- manifests -------------------------------------------------------------------------------------------
+def _manifest(repo: Repo, route: Route, info: RequestInfo) -> Response:
+    ref = route.reference or ""
+    if ":" in ref:
+        digest = _digest(ref)
+        found = repo.manifests.get(digest)
+        if found is None:
+            raise RegistryError("MANIFEST_UNKNOWN", f"no manifest {digest} in repository {route.name!r}")
+        _, manifest, node = found
+    else:
+        if not is_tag(ref):
+            raise RegistryError("TAG_INVALID", f"invalid tag {ref!r}: up to 128 of [A-Za-z0-9_.-], "
+                                               "not starting with . or -")
+        tagged = repo.tags.get(ref)
+        if tagged is None:
+            raise RegistryError("MANIFEST_UNKNOWN", f"no tag {ref!r} in repository {route.name!r}")
+        accept = _accept()
+        choice = choose(tagged[1], accept, client_platform(request.headers.get("User-Agent", "")))
+        if choice.manifest is None:
+            raise RegistryError("MANIFEST_UNKNOWN", f"{route.name}:{ref} exists, but not in a form this client "
+                                                    f"accepts: {choice.reason}")
+        manifest = choice.manifest
+        node = repo.manifests[manifest.digest][2]
+    etag = f'"{manifest.digest}"'
+    if _etag_matches(request.headers.get("If-None-Match"), etag):
+        return _not_modified(etag, manifest.digest)
+    blobs, children = blob_count(node)
+    info.pull = (route.name, ref, manifest.digest, blobs, children)
+    return _body(manifest.data, manifest.media_type,
+                 headers={"Docker-Content-Digest": manifest.digest, "ETag": etag})
+
+
+# -- blobs -----------------------------------------------------------------------------------------------
+async def _blob(state: RegistryState, repo: Repo, route: Route, info: RequestInfo) -> Response:
+    digest = _digest(route.reference or "")
+    blob = repo.blobs.get(digest)
+    if blob is None:
+        raise RegistryError("BLOB_UNKNOWN", f"blob {digest} is not referenced by repository {route.name!r}")
+    etag = f'"{digest}"'
+    headers = {
+        "Docker-Content-Digest": digest,
+        "ETag": etag,
+        "Accept-Ranges": "bytes",
+        "Cache-Control": BLOB_CACHE,
+    }
+    if _etag_matches(request.headers.get("If-None-Match"), etag):
+        return _not_modified(etag, digest)
+    byte_range = None
+    if_range = request.headers.get("If-Range")
+    if if_range is None or if_range.strip() == etag:  # a date or another tag: send the whole blob
+        try:
+            byte_range = parse_range(request.headers.get("Range"), blob.size)
+        except Unsatisfiable:
+            err = RegistryError("RANGE_INVALID", f"range {request.headers.get('Range')!r} is outside the "
+                                                 f"blob's {blob.size} bytes",
+                                headers={**headers, "Content-Range": f"bytes */{blob.size}"})
+            raise err from None
+    start, length, status = 0, blob.size, 200
+    if byte_range is not None:
+        start, length, status = byte_range.start, byte_range.length, 206
+        headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{blob.size}"
+    body = await _open_body(state, blob, start, length, head=request.method == "HEAD")
+    resp = Response(body, status=status, headers=headers, content_type="application/octet-stream")
+    resp.content_length = length
+    resp.timeout = None  # big layers take longer than Quart's 60 s default
+    if request.method == "GET":
+        info.blob = digest
+    return resp
+
+
+async def _open_body(state: RegistryState, blob: Blob, start: int, length: int, head: bool):
+    if blob.location is None:
+        return b"" if head else MemoryBody((blob.data or b"")[start:start + length])
+    loc = blob.location
+    expected = blob.archive.fingerprints.get(loc.path)
+    try:
+        if head:
+            await asyncio.to_thread(check_fresh, loc.path, expected)
+            return b""
+        fd = await asyncio.to_thread(open_fresh, loc.path, expected)
+    except StaleArchive as e:
+        state.bus.publish(ServerLog("error", f"refusing blob {blob.digest}: {e}", time.time()))
+        raise RegistryError("UNAVAILABLE", f"{e}; refusing to serve possibly wrong bytes") from None
+
+    def short_read(missing: int) -> None:
+        state.bus.publish(ServerLog("error", f"{loc.path} ended {missing} bytes early while sending "
+                                             f"{blob.digest}; the archive changed on disk", time.time()))
+
+    return BlobBody(fd, loc, start, length, on_short_read=short_read)
+
+
+# -- listings --------------------------------------------------------------------------------------------
+def _page(items: list[str], path: str) -> tuple[list[str], dict[str, str]]:
+    n_arg, last = request.args.get("n"), request.args.get("last")
+    if last:
+        items = [i for i in items if i > last]
+    if n_arg is None or n_arg == "":
+        return items, {}
+    try:
+        n = int(n_arg)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise RegistryError("PAGINATION_NUMBER_INVALID", f"n must be a non-negative integer, got {n_arg!r}")
+    page = items[:n]
+    headers = {}
+    if 0 < n < len(items):
+        headers["Link"] = f'<{path}?last={page[-1]}&n={n}>; rel="next"'
+    return page, headers
+
+
+def _listing(obj: dict, headers: dict) -> Response:
+    return _body(json.dumps(obj).encode(), JSON, headers=headers)
+
+
+def _catalog(catalog: Catalog) -> Response:
+    names, headers = _page(catalog.catalog(), "/v2/_catalog")
+    return _listing({"repositories": names}, headers)
+
+
+def _tags(repo: Repo, name: str) -> Response:
+    tags, headers = _page(sorted(repo.tags), f"/v2/{name}/tags/list")
+    return _listing({"name": name, "tags": tags}, headers)
+
+
+def _referrers(repo: Repo, reference: str) -> Response:
+    digest = _digest(reference)
+    wanted = request.args.get("artifactType")
+    descriptors = []
+    for image, m in repo.referrers(digest):
+        kind = artifact_type(image)
+        if wanted and kind != wanted:
+            continue
+        d: dict = {"mediaType": m.media_type, "digest": m.digest, "size": m.size, "artifactType": kind}
+        if image.annotations:
+            d["annotations"] = image.annotations
+        descriptors.append(d)
+    index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": descriptors}
+    headers = {"OCI-Filters-Applied": "artifactType"} if wanted else {}
+    return _body(json.dumps(index).encode(), mt.OCI_INDEX, headers=headers)

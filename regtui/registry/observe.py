@@ -1,0 +1,196 @@
+"""Request events from an ASGI middleware, and pull grouping, published on the event bus.
+
+Handlers annotate the request (`RequestInfo` in the ASGI scope: error code, the manifest a pull starts from,
+the blob being sent); the middleware times the request and counts the bytes that really went out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from dataclasses import dataclass, field, replace
+
+from regtui.registry.events import EventBus, PullProgress, RequestFinished, RequestProgress, RequestStarted
+from regtui.registry.routes import Route, parse_path
+
+PROGRESS_EVERY = 0.1  # seconds between progress events of one request or pull
+PULL_IDLE = 30.0  # a pull with no request for this long is over (the client had the other blobs cached)
+
+SCOPE_KEY = "regtui.request"
+
+
+@dataclass
+class RequestInfo:
+    id: int
+    route: Route
+    error_code: str | None = None
+    detail: str | None = None
+    pull: tuple | None = None  # (repository, reference, manifest digest, blob sizes, child manifest digests)
+    blob: str | None = None  # digest whose bytes this response carries
+
+
+@dataclass
+class _Pull:
+    event: PullProgress
+    expected: dict[str, int]  # blob digest -> size
+    children: set[str]
+    got: dict[str, int] = field(default_factory=dict)  # blob digest -> bytes received
+    done: set[str] = field(default_factory=set)
+    last_publish: float = 0.0
+
+
+class PullTracker:
+    """Groups a client's manifest and blob requests into pulls of one image."""
+
+    def __init__(self, bus: EventBus):
+        self.bus = bus
+        self.active: dict[str, _Pull] = {}
+        self._keys = itertools.count(1)
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    def manifest(self, host: str, user_agent: str, repository: str, reference: str, digest: str,
+                 blobs: dict[str, int], children: set[str]) -> None:
+        now = time.time()
+        for pull in self._of(host):
+            if digest in pull.children:  # a platform manifest of an index this client is pulling
+                pull.expected.update(blobs)
+                self._publish(pull, now, force=True)
+                return
+        for key, pull in list(self.active.items()):
+            if pull.event.client == host and pull.event.manifest_digest == digest:
+                self._end(key, now)  # the client starts over
+        key = f"pull-{next(self._keys)}"
+        event = PullProgress(key, host, user_agent, repository, reference, digest, 0, 0, 0, 0, now, now)
+        pull = _Pull(event, dict(blobs), set(children))
+        self.active[key] = pull
+        self._publish(pull, now, force=True)
+        self._arm()
+
+    def blob_bytes(self, host: str, digest: str, delta: int, *, complete: bool = False) -> None:
+        now = time.time()
+        for pull in self._of(host):
+            if digest in pull.expected:
+                size = pull.expected[digest]
+                pull.got[digest] = min(size, pull.got.get(digest, 0) + delta)
+                if complete or pull.got[digest] >= size:
+                    pull.got[digest] = size
+                    pull.done.add(digest)
+                self._publish(pull, now, force=complete)
+                return
+
+    def _of(self, host: str) -> list[_Pull]:
+        return [p for p in reversed(self.active.values()) if p.event.client == host]
+
+    def _publish(self, pull: _Pull, now: float, force: bool = False) -> None:
+        finished = bool(pull.expected) and pull.done >= set(pull.expected)
+        if not force and not finished and now - pull.last_publish < PROGRESS_EVERY:
+            return
+        pull.last_publish = now
+        pull.event = replace(
+            pull.event,
+            blobs_total=len(pull.expected),
+            blobs_done=len(pull.done),
+            bytes_total=sum(pull.expected.values()),
+            bytes_done=sum(pull.got.values()),
+            updated=now,
+            finished=finished,
+        )
+        self.bus.publish(pull.event)
+        if finished:
+            self.active.pop(pull.event.key, None)
+
+    def _end(self, key: str, now: float) -> None:
+        pull = self.active.pop(key, None)
+        if pull is not None:
+            pull.event = replace(pull.event, updated=now, finished=True)
+            self.bus.publish(pull.event)
+
+    def _arm(self) -> None:
+        if self._sweeper is None and self.active:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._sweeper = loop.call_later(PULL_IDLE / 4, self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        now = time.time()
+        for key, pull in list(self.active.items()):
+            if now - pull.event.updated > PULL_IDLE:
+                self._end(key, now)
+        self._arm()
+
+    def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+
+
+def _header(scope, name: bytes) -> list[str]:
+    return [v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == name]
+
+
+class RequestEvents:
+    """ASGI middleware: RequestStarted, throttled RequestProgress for blob bodies, RequestFinished."""
+
+    def __init__(self, app, bus: EventBus, pulls: PullTracker):
+        self.app = app
+        self.bus = bus
+        self.pulls = pulls
+        self._ids = itertools.count(1)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.time()
+        t0 = time.perf_counter()
+        info = RequestInfo(next(self._ids), parse_path(scope["path"]))
+        scope[SCOPE_KEY] = info
+        client = scope.get("client") or ("", 0)
+        host = str(client[0])
+        ua = ", ".join(_header(scope, b"user-agent"))
+        route = info.route
+        self.bus.publish(RequestStarted(
+            info.id, start, f"{host}:{client[1]}", scope["method"], scope["path"], route.name, route.reference,
+            route.event_kind, ua, tuple(_header(scope, b"accept")),
+        ))
+        state = {"status": 0, "sent": 0, "total": 0, "last": 0.0, "counted": 0}
+        bus, pulls = self.bus, self.pulls
+
+        async def send_events(message):
+            kind = message["type"]
+            if kind == "http.response.start":
+                state["status"] = message["status"]
+                for k, v in message.get("headers", ()):
+                    if k.lower() == b"content-length":
+                        state["total"] = int(v)
+            elif kind == "http.response.body":
+                await send(message)
+                state["sent"] += len(message.get("body", b""))
+                if info.blob is not None and state["sent"] > state["counted"]:
+                    now = time.perf_counter()
+                    if now - state["last"] >= PROGRESS_EVERY or state["sent"] >= state["total"]:
+                        state["last"] = now
+                        bus.publish(RequestProgress(info.id, state["sent"], state["total"]))
+                        pulls.blob_bytes(host, info.blob, state["sent"] - state["counted"])
+                        state["counted"] = state["sent"]
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_events)
+        finally:
+            status = state["status"]
+            if info.blob is not None and state["sent"] > state["counted"]:
+                pulls.blob_bytes(host, info.blob, state["sent"] - state["counted"])
+            if info.blob is not None and status == 200 and state["sent"] == state["total"] and scope["method"] == "GET":
+                pulls.blob_bytes(host, info.blob, 0, complete=True)
+            if info.pull is not None and scope["method"] == "GET" and status == 200:
+                pulls.manifest(host, ua, *info.pull)
+            detail = info.detail
+            if status in (200, 206) and info.blob is not None and state["sent"] < state["total"]:
+                detail = f"client went away after {state['sent']} of {state['total']} bytes"
+            bus.publish(RequestFinished(info.id, time.time(), status, state["sent"], time.perf_counter() - t0,
+                                        info.error_code, detail))
