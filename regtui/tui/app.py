@@ -1,0 +1,438 @@
+"""RegtuiApp: the archive inspector with an embedded registry, and `run_tui` for the command line.
+
+The app owns the work: opening archives and verifying them run in thread workers, the registry server runs
+in an async worker on the app's own loop, and the registry's events arrive through the shared `EventBus`.
+Views (in `widgets/`) only render what they are handed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, TabbedContent, TabPane
+from textual.worker import Worker, get_current_worker
+
+from regtui.oci.errors import ArchiveError
+from regtui.oci.model import Archive
+from regtui.registry.events import EventBus, ServerState
+from regtui.tui.facts import Selection
+from regtui.tui.live import LiveState
+from regtui.tui.measure import measure_layer
+from regtui.tui.messages import LayerMeasured, RegistryEvents, SelectionChanged, VerifyDone, VerifyProgress
+from regtui.tui.screens.help import HelpScreen
+from regtui.tui.widgets.config import ConfigView
+from regtui.tui.widgets.header import StatusLine
+from regtui.tui.widgets.images import ImagesTree
+from regtui.tui.widgets.layers import LayersView
+from regtui.tui.widgets.manifests import ManifestsView
+from regtui.tui.widgets.pulls import PullsView
+from regtui.tui.widgets.requests import RequestsView
+from regtui.tui.widgets.server import ServerView
+from regtui.tui.widgets.verify import VerifyView, problems_by_blob
+
+TABS = ["layers", "config", "manifests", "verify", "server", "requests", "pulls"]
+STOP_GRACE = 2.0  # seconds running pulls get to finish when the server stops
+REDRAW_EVERY = 0.2  # live views redraw at most this often, however fast events arrive
+
+
+class RegtuiApp(App):
+    TITLE = "regtui"
+    CSS_PATH = "app.tcss"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("s", "toggle_server", "Serve"),
+        Binding("v", "verify", "Verify"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("u", "copy_url", "Copy URL", show=False),
+        *[Binding(str(i + 1), f"show_tab('{tab}')", tab.title(), show=False) for i, tab in enumerate(TABS)],
+    ]
+
+    def __init__(
+        self,
+        archives: Iterable[Archive | str | os.PathLike] = (),
+        host: str = "127.0.0.1",
+        port: int = 5000,
+        *,
+        clock: Callable[[], float] = time.time,
+        bus: EventBus | None = None,
+        capacity: int = 500,
+        measure: bool = True,
+    ):
+        super().__init__()
+        items = list(archives)
+        self.archives: list[Archive] = [a for a in items if isinstance(a, Archive)]
+        self.pending_paths = [os.fspath(a) for a in items if not isinstance(a, Archive)]
+        self.failures: list[str] = []
+        self.host, self.port = host, port
+        self.clock = clock
+        self.bus = bus or EventBus()
+        self.live = LiveState(capacity)
+        self.measure_layers = measure
+        self.selection: Selection | None = None
+        self.layer_facts: dict = {}  # (archive path, digest) -> LayerFacts, None while being measured
+        self.blob_problems: dict = {}  # (archive path, digest) -> [Problem] from verification
+        self.verify_reports: dict = {}  # archive path -> VerifyReport
+        self.loading: str | None = None
+        self._pending: list = []
+        self._flush_posted = False
+        self._unsubscribe = None
+        self._server_worker: Worker | None = None
+        self._server_stop: asyncio.Event | None = None
+        self._verify_cancel: threading.Event | None = None
+        self._measure_cancel: threading.Event | None = None
+        self._verify_started = 0.0
+
+    # -- layout ------------------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield StatusLine(id="status")
+        with Horizontal(id="body"):
+            yield ImagesTree(id="images")
+            with TabbedContent(id="tabs", initial="layers"):
+                with TabPane("1 Layers", id="layers"):
+                    yield LayersView(self.layer_facts, self.blob_problems, id="layers-view")
+                with TabPane("2 Config", id="config"):
+                    yield ConfigView(id="config-view")
+                with TabPane("3 Manifests", id="manifests"):
+                    yield ManifestsView(id="manifests-view")
+                with TabPane("4 Verify", id="verify"):
+                    yield VerifyView(id="verify-view")
+                with TabPane("5 Server", id="server"):
+                    yield ServerView(self.host, self.port, id="server-view")
+                with TabPane("6 Requests", id="requests"):
+                    yield RequestsView(self.live, self.clock, id="requests-view")
+                with TabPane("7 Pulls", id="pulls"):
+                    yield PullsView(self.clock, id="pulls-view")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._unsubscribe = self.bus.subscribe(self._on_bus_event)
+        self.set_interval(REDRAW_EVERY, self._redraw_live)
+        self.query_one(ServerView).show_state(self.live.server, 0)
+        if self.pending_paths:
+            self.loading = f"opening {len(self.pending_paths)} archive(s)…"
+            self.open_archives(self.pending_paths)
+        else:
+            self._archives_ready()
+        self._status()
+        self.query_one(ImagesTree).focus()
+
+    # -- opening archives (thread worker: a large archive's tar headers take a while to scan) ------------
+    @work(thread=True, exclusive=True, group="open")
+    def open_archives(self, paths: list[str]) -> None:
+        from regtui.oci import open_archive
+
+        opened, failures = [], []
+        for i, p in enumerate(paths):
+            self.call_from_thread(self._set_loading, f"opening {i + 1}/{len(paths)}: {os.path.basename(p)}…")
+            try:
+                opened.append(open_archive(p))
+            except ArchiveError as e:
+                failures.append(e.line())
+            except OSError as e:
+                failures.append(f"{p}: {e.strerror or e}")
+        self.call_from_thread(self._opened, opened, failures)
+
+    def _set_loading(self, text: str) -> None:
+        self.loading = text
+        self._status()
+
+    def _opened(self, opened: list[Archive], failures: list[str]) -> None:
+        self.archives.extend(opened)
+        self.failures = failures
+        self.loading = None
+        for f in failures:
+            self.notify(f, title="cannot open archive", severity="error", timeout=15)
+        self._archives_ready()
+
+    def _archives_ready(self) -> None:
+        self.query_one(ImagesTree).load(self.archives, self.failures)
+        self.query_one(ServerView).show_names(self.archives, self._hostport())
+        self._status()
+
+    # -- selection ---------------------------------------------------------------------------------------
+    def on_selection_changed(self, message: SelectionChanged) -> None:
+        sel = message.selection
+        if sel == self.selection:
+            return
+        self.selection = sel
+        self.query_one(LayersView).show(sel)
+        self.query_one(ConfigView).show(sel)
+        self.query_one(ManifestsView).show(sel, self._hostport())
+        self.query_one(VerifyView).show(sel)
+        if self.measure_layers and sel.image is not None:
+            self._measure(sel)
+
+    def _measure(self, sel: Selection) -> None:
+        todo = [l for l in sel.image.layers if (sel.archive.path, l.digest) not in self.layer_facts
+                and l.location is not None]
+        if not todo:
+            return
+        if self._measure_cancel is not None:
+            self._measure_cancel.set()
+        for l in todo:
+            self.layer_facts[(sel.archive.path, l.digest)] = None  # shown as "being measured"
+        self._measure_cancel = threading.Event()
+        self.measure_worker(sel.archive.path, todo, self._measure_cancel)
+        self.query_one(LayersView).refresh_rows()
+
+    @work(thread=True, group="measure")
+    def measure_worker(self, archive_path: str, layers: list, cancel: threading.Event) -> None:
+        """Uncompressed sizes and recomputed digests for the selected image, one layer at a time."""
+        for layer in layers:
+            if cancel.is_set() or get_current_worker().is_cancelled:
+                break
+            facts = measure_layer(layer, cancel)
+            if facts is not None:
+                self.post_message(LayerMeasured(facts))
+        # Layers left unmeasured (selection moved on) go back to "not checked".
+        self.call_from_thread(self._unmark, archive_path, layers)
+
+    def _unmark(self, archive_path: str, layers: list) -> None:
+        for l in layers:
+            key = (archive_path, l.digest)
+            if key in self.layer_facts and self.layer_facts[key] is None:
+                del self.layer_facts[key]
+
+    def on_layer_measured(self, message: LayerMeasured) -> None:
+        sel = self.selection
+        if sel is None:
+            return
+        for a in self.archives:
+            key = (a.path, message.facts.digest)
+            if key in self.layer_facts and self.layer_facts[key] is None:
+                self.layer_facts[key] = message.facts
+        self.query_one(LayersView).refresh_rows()
+
+    # -- verification (thread worker; the UI and the server keep running) -----------------------------
+    def action_verify(self) -> None:
+        sel = self.selection
+        if sel is None:
+            self.notify("nothing to verify yet", severity="warning")
+            return
+        self.query_one(TabbedContent).active = "verify"
+        if self._verify_cancel is not None and not self._verify_cancel.is_set():
+            self.notify("verification is already running")
+            return
+        self._verify_cancel = threading.Event()
+        self._verify_started = self.clock()
+        self.query_one(VerifyView).started(os.path.basename(sel.archive.path.rstrip("/")))
+        self.verify_worker(sel.archive, self._verify_cancel)
+
+    def cancel_verify(self) -> None:
+        if self._verify_cancel is not None:
+            self._verify_cancel.set()
+
+    @work(thread=True, exclusive=True, group="verify")
+    def verify_worker(self, archive: Archive, cancel: threading.Event) -> None:
+        last = [0.0]
+
+        def progress(done: int, total: int, label: str = "") -> None:
+            now = time.monotonic()
+            if now - last[0] >= 0.1 or done >= total:  # at most 10 redraws a second
+                last[0] = now
+                self.post_message(VerifyProgress(done, total, label))
+            if cancel.is_set():
+                raise _Stop()
+
+        t0 = time.monotonic()
+        try:
+            from regtui.oci.verify import verify_archive
+        except ImportError:
+            self.post_message(VerifyDone(archive.path, None, "verification is not available in this build"))
+            return
+        try:
+            report = verify_archive(archive, progress=progress, cancel=cancel)
+        except _Stop:
+            report = None
+        except Exception as e:  # a bug in verification must not take the UI down
+            self.post_message(VerifyDone(archive.path, None, f"verification failed: {type(e).__name__}: {e}"))
+            return
+        if cancel.is_set():
+            self.post_message(VerifyDone(archive.path, None, "verification cancelled"))
+            return
+        self.post_message(VerifyDone(archive.path, report, None, time.monotonic() - t0))
+
+    def on_verify_progress(self, message: VerifyProgress) -> None:
+        self.query_one(VerifyView).progress(message.done, message.total, message.label)
+
+    def on_verify_done(self, message: VerifyDone) -> None:
+        if self._verify_cancel is not None:
+            self._verify_cancel.set()
+        name = os.path.basename(message.archive_path.rstrip("/"))
+        self.query_one(VerifyView).finished(name, message.report, message.error, message.elapsed)
+        if message.report is not None:
+            self.verify_reports[message.archive_path] = message.report
+            for key in [k for k in self.blob_problems if k[0] == message.archive_path]:
+                del self.blob_problems[key]
+            self.blob_problems.update(problems_by_blob(message.archive_path, message.report))
+            self.query_one(LayersView).refresh_rows()
+
+    # -- the embedded registry (async worker on this loop) ----------------------------------------------
+    def _hostport(self) -> str:
+        url = self.live.server.url if self.live.server.state == "serving" else None
+        if url:
+            return url.split("://", 1)[-1].rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+
+    def action_toggle_server(self) -> None:
+        if self.live.server.state in ("serving", "starting"):
+            self.run_worker(self.stop_server(), group="server-stop")
+        else:
+            self.start_server()
+
+    def start_server(self) -> None:
+        if self.loading:
+            self.notify("still opening the archives", severity="warning")
+            return
+        if not self.archives:
+            self.notify("no archive is open, nothing to serve", severity="error")
+            return
+        addr = self.query_one(ServerView).bind_address()
+        if isinstance(addr, str):
+            self._server_failed(addr)
+            return
+        self.host, self.port = addr
+        self._server_stop = asyncio.Event()
+        self.live.apply(ServerState("starting"))
+        self._refresh_server()
+        self._server_worker = self.serve_worker(self.host, self.port, self._server_stop)
+
+    @work(group="server", exclusive=True, exit_on_error=False)
+    async def serve_worker(self, host: str, port: int, stop: asyncio.Event) -> None:
+        from regtui.registry.app import create_app
+        from regtui.registry.server import serve
+
+        try:
+            app = create_app(self.archives, bus=self.bus)
+            await serve(app, host=host, port=port, shutdown_trigger=stop.wait, bus=self.bus)
+        except OSError as e:
+            self._server_failed(f"cannot listen on {host}:{port}: {e.strerror or e}")
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # the UI must survive whatever the server does
+            self._server_failed(f"{type(e).__name__}: {e}")
+            return
+        if self.live.server.state not in ("stopped", "failed"):
+            self.live.apply(ServerState("stopped"))
+            self._refresh_server()
+
+    def _server_failed(self, error: str) -> None:
+        self.live.apply(ServerState("failed", error=error))
+        self._refresh_server()
+        self.notify(error, title="server", severity="error", timeout=10)
+
+    async def stop_server(self, grace: float = STOP_GRACE) -> None:
+        worker = self._server_worker
+        if worker is None or worker.is_finished:
+            return
+        self.live.apply(ServerState("stopping", url=self.live.server.url))
+        self._refresh_server()
+        if self._server_stop is not None:
+            self._server_stop.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(worker.wait()), timeout=grace + 3.0)
+        except (asyncio.TimeoutError, Exception):
+            worker.cancel()
+        if self.live.server.state != "failed":
+            self.live.apply(ServerState("stopped"))
+        self._refresh_server()
+
+    def action_copy_url(self) -> None:
+        url = self.live.server.url or f"http://{self._hostport()}"
+        self.copy_to_clipboard(url)
+        self.notify(f"copied {url}")
+
+    # -- registry events: coalesced into one message, drawn on a timer ---------------------------------
+    def _on_bus_event(self, event) -> None:
+        self._pending.append(event)
+        if not self._flush_posted:
+            self._flush_posted = True
+            self.post_message(RegistryEvents([]))
+
+    def on_registry_events(self, message: RegistryEvents) -> None:
+        self._flush_posted = False
+        events, self._pending = self._pending, []
+        for e in [*message.events, *events]:
+            self.live.apply(e)
+
+    def _redraw_live(self) -> None:
+        changes = self.live.take_changes()
+        if changes.rows or changes.evicted:
+            self.query_one(RequestsView).apply(changes)
+        if changes.pulls:
+            self.query_one(PullsView).show(self.live.pulls)
+        if changes.logs:
+            self.query_one(ServerView).add_logs(changes.logs)
+        if changes.server:
+            self._refresh_server()
+        elif changes:
+            self._status()
+
+    def _refresh_server(self) -> None:
+        self.query_one(ServerView).show_state(self.live.server, self.live.requests_total)
+        hp = self._hostport()
+        self.query_one(ManifestsView).set_hostport(hp)
+        self.query_one(ServerView).show_names(self.archives, hp)
+        self._status()
+
+    def _status(self) -> None:
+        self.query_one(StatusLine).show(self.archives, self.live.server, self.live.requests_total,
+                                        self.live.bytes_total, self._hostport(), self.loading)
+
+    # -- navigation, help, palette, quit ---------------------------------------------------------------
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        running = self.live.server.state in ("serving", "starting")
+        yield SystemCommand("Stop server" if running else "Start server",
+                            "Serve the open archives read-only over HTTP (s)", self.action_toggle_server)
+        yield SystemCommand("Verify archive", "Re-hash every blob of the selected archive (v)", self.action_verify)
+        yield SystemCommand("Copy server URL", "Put the registry URL on the clipboard (u)", self.action_copy_url)
+        yield SystemCommand("Help", "Every view and key (?)", self.action_help)
+        for i, tab in enumerate(TABS):
+            yield SystemCommand(f"Show {tab.title()}", f"Switch to the {tab} view ({i + 1})",
+                                lambda tab=tab: self.action_show_tab(tab))
+
+    async def action_quit(self) -> None:
+        for ev in (self._verify_cancel, self._measure_cancel):
+            if ev is not None:
+                ev.set()
+        await self.stop_server()
+        self.exit()
+
+    def on_unmount(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        for ev in (self._verify_cancel, self._measure_cancel):
+            if ev is not None:
+                ev.set()
+
+
+class _Stop(Exception):
+    """Raised from the progress callback to stop a verification that does not poll `cancel` itself."""
+
+
+def run_tui(paths: list[str], host: str = "127.0.0.1", port: int = 5000) -> None:
+    app = RegtuiApp(paths, host, port)
+    app.run()
+    if app.failures and not app.archives:
+        for line in app.failures:
+            print(f"regtui: error: {line}", file=sys.stderr)
+        sys.exit(2)

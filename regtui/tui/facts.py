@@ -1,0 +1,190 @@
+"""What the views say about the model, computed without any widget: sizes, summaries, forms, pull commands."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from regtui.oci import mediatypes as mt
+from regtui.oci.model import Archive, Image, ImageIndex, Manifest, Root
+from regtui.oci.negotiate import choose, default_form, parse_accept, select_platform, DEFAULT_PLATFORM
+
+
+def human_size(n: int | None) -> str:
+    if n is None or n < 0:
+        return "—"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def media_label(media_type: str) -> str:
+    """A short human name for a media type (the full type is shown next to it where it matters)."""
+    return {
+        mt.DOCKER_MANIFEST: "Docker v2 manifest",
+        mt.DOCKER_LIST: "Docker manifest list",
+        mt.OCI_MANIFEST: "OCI manifest",
+        mt.OCI_INDEX: "OCI index",
+        mt.DOCKER_LAYER: "docker tar+gzip",
+        mt.OCI_LAYER: "oci tar",
+        mt.OCI_LAYER_GZIP: "oci tar+gzip",
+        mt.OCI_LAYER_ZSTD: "oci tar+zstd",
+        "application/vnd.docker.image.rootfs.diff.tar": "docker tar",
+    }.get(media_type, media_type)
+
+
+def root_image(root: Root) -> Image | None:
+    """The image a view of `root` shows: itself, or an index's default-platform child."""
+    if isinstance(root, Image):
+        return root
+    child = select_platform(root, DEFAULT_PLATFORM)
+    if isinstance(child, ImageIndex):
+        return root_image(child)
+    if child is None:
+        imgs = root.images()
+        return imgs[0] if imgs else None
+    return child
+
+
+def ref_of(root: Root, image: Image | None = None) -> str:
+    """`repo:tag` a client pulls (the index's tag for a platform child), or `repo@digest` when untagged."""
+    if root.tags:
+        return f"{root.repository}:{root.tags[0]}"
+    target = image or root
+    return f"{root.repository}@{target.manifests[0].digest}"
+
+
+def pull_commands(hostport: str, ref: str) -> list[tuple[str, str]]:
+    """Ready-to-paste pulls from the embedded registry (plain HTTP on loopback)."""
+    name = ref.split("@")[0].rsplit(":", 1)[0].split("/")[-1] or "image"
+    full = f"{hostport}/{ref}"
+    return [
+        ("docker", f"docker pull {full}"),
+        ("skopeo", f"skopeo copy --src-tls-verify=false docker://{full} oci:{name}"),
+        ("crane", f"crane pull --insecure {full} {name}.tar"),
+        ("ctr", f"ctr image pull --plain-http {full}"),
+    ]
+
+
+# What real clients send as Accept (measured; see the project's field notes).
+CLIENTS: list[tuple[str, list[str]]] = [
+    ("docker / containerd", [mt.DOCKER_MANIFEST, mt.DOCKER_LIST, mt.OCI_MANIFEST, mt.OCI_INDEX, "*/*"]),
+    ("skopeo / podman", [mt.OCI_MANIFEST, mt.DOCKER_MANIFEST, mt.DOCKER_SCHEMA1_SIGNED, mt.DOCKER_SCHEMA1,
+                         mt.DOCKER_LIST, mt.OCI_INDEX]),
+    ("crane", [mt.OCI_INDEX, mt.DOCKER_LIST, mt.OCI_MANIFEST, mt.DOCKER_MANIFEST]),
+    ("Docker v2 only", [mt.DOCKER_MANIFEST]),
+    ("OCI only", [mt.OCI_MANIFEST, mt.OCI_INDEX]),
+]
+
+
+@dataclass(frozen=True)
+class Form:
+    """One document the registry serves for the selection."""
+
+    label: str
+    manifest: Manifest
+    default: bool  # what a client asking by tag with any Accept gets
+
+    @property
+    def origin_label(self) -> str:
+        return {"archive": "stored in the archive", "synthesized-docker": "built by regtui (as crane does)",
+                "synthesized-oci": "built by regtui (OCI)"}.get(self.manifest.origin, self.manifest.origin)
+
+
+def manifest_forms(root: Root, image: Image | None) -> list[Form]:
+    default = default_form(root)
+    forms: list[Form] = []
+    seen: set[str] = set()
+
+    def add(label: str, m: Manifest) -> None:
+        if m.digest not in seen:
+            seen.add(m.digest)
+            forms.append(Form(label, m, m.digest == default.digest))
+
+    if isinstance(root, ImageIndex):
+        add(f"{media_label(root.manifest.media_type)} (all platforms)", root.manifest)
+    if image is not None:
+        plat = f" {image.platform}" if isinstance(root, ImageIndex) and image.platform else ""
+        for m in image.manifests:
+            add(f"{media_label(m.media_type)}{plat}", m)
+    return forms
+
+
+def client_choices(root: Root) -> list[tuple[str, str, str]]:
+    """(client, digest served or '—', reason) for each kind of client asking by tag."""
+    out = []
+    for name, accept in CLIENTS:
+        c = choose(root, parse_accept([", ".join(accept)]))
+        out.append((name, c.manifest.digest if c.manifest else "—", c.reason))
+    return out
+
+
+def pretty_json(data: bytes) -> str:
+    try:
+        return json.dumps(json.loads(data), indent=2)
+    except (ValueError, UnicodeDecodeError):
+        return data.decode("utf-8", "replace")
+
+
+def config_summary(image: Image) -> list[tuple[str, str]]:
+    cfg = image.config.json if isinstance(image.config.json, dict) else {}
+    inner = cfg.get("config") if isinstance(cfg.get("config"), dict) else {}
+
+    def words(v) -> str:
+        if not v:
+            return "—"
+        if isinstance(v, list):
+            return " ".join(json.dumps(x) if " " in str(x) else str(x) for x in v)
+        return str(v)
+
+    plat = "/".join(x for x in (cfg.get("os"), cfg.get("architecture"), cfg.get("variant")) if x) or "—"
+    rows = [
+        ("platform", plat),
+        ("created", str(cfg.get("created") or "—")),
+        ("entrypoint", words(inner.get("Entrypoint"))),
+        ("cmd", words(inner.get("Cmd"))),
+        ("workdir", str(inner.get("WorkingDir") or "—")),
+        ("user", str(inner.get("User") or "—")),
+        ("exposed ports", ", ".join(sorted(inner.get("ExposedPorts") or {})) or "—"),
+        ("volumes", ", ".join(sorted(inner.get("Volumes") or {})) or "—"),
+    ]
+    env = inner.get("Env") or []
+    rows += [("env", str(e)) for e in env] or [("env", "—")]
+    labels = inner.get("Labels") or {}
+    rows += [("label", f"{k}={v}") for k, v in sorted(labels.items())] or [("labels", "—")]
+    rows.append(("config digest", image.config.descriptor.digest))
+    rows.append(("history", f"{len(image.history)} entries, {len(image.layers)} layers"))
+    return rows
+
+
+def layer_history(image: Image) -> list[str]:
+    """The created_by line of each layer: the layer's own history entry, else the n-th non-empty one."""
+    non_empty = [h for h in image.history if not h.empty_layer]
+    out = []
+    for i, layer in enumerate(image.layers):
+        h = layer.history or (non_empty[i] if i < len(non_empty) else None)
+        out.append(h.created_by.strip() if h and h.created_by else "")
+    return out
+
+
+def archive_summary(archives: list[Archive]) -> tuple[str, str, int, int]:
+    """(names, formats, images, bytes) for the header line."""
+    import os
+
+    names = ", ".join(os.path.basename(a.path.rstrip("/")) for a in archives)
+    formats = ", ".join(dict.fromkeys(a.format_name for a in archives))
+    images = sum(len(a.images()) for a in archives)
+    size = sum(a.total_size() for a in archives)
+    return names, formats, images, size
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the Images tree points at: an archive, one of its roots, and the image the views show."""
+
+    archive: Archive
+    root: Root | None = None
+    image: Image | None = None

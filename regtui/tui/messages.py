@@ -1,0 +1,44 @@
+"""Messages the app's parts exchange (dataclasses, posted from workers and subscribers; thread-safe)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from regtui.tui.facts import Selection
+from regtui.tui.measure import LayerFacts
+
+
+@dataclass
+class SelectionChanged(Message):
+    """The Images tree moved to another archive, image or platform."""
+
+    selection: Selection
+
+
+@dataclass
+class RegistryEvents(Message):
+    """A batch of registry events (coalesced so a fast pull cannot flood the message queue)."""
+
+    events: list
+
+
+@dataclass
+class LayerMeasured(Message):
+    facts: LayerFacts
+
+
+@dataclass
+class VerifyProgress(Message):
+    done: int
+    total: int
+    label: str
+
+
+@dataclass
+class VerifyDone(Message):
+    archive_path: str
+    report: object | None
+    error: str | None = None
+    elapsed: float = 0.0

@@ -1,0 +1,54 @@
+"""The `?` help screen: what each view shows and every key."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+HELP = """\
+# regtui
+
+regtui opens container image archives **without extracting them**, shows what is inside, verifies every
+digest and serves the archives **read-only** as an OCI registry so real clients (docker, containerd, skopeo,
+crane) can pull from it.
+
+## Views (keys 1–7, or click the tab)
+
+| key | view | what it shows |
+| --- | --- | --- |
+| 1 | **Layers** | every layer of the image selected in the tree: digest, media type, sizes, diff_id, the command that created it; `/` filters, `o` sorts by size |
+| 2 | **Config** | the image config: platform, entrypoint, cmd, env, labels, ports, volumes; then the raw JSON |
+| 3 | **Manifests** | each manifest form the registry serves, which one each client gets, its exact bytes, pull commands |
+| 4 | **Verify** | re-hash every blob (digest, size, diff_id, order); mismatches in red with the likely cause |
+| 5 | **Server** | start/stop the embedded registry, its address and log |
+| 6 | **Requests** | every HTTP request as it happens; `/` filters (`404`, `4xx`, `err`, words), `f` toggles follow |
+| 7 | **Pulls** | one row per client pulling an image, with its progress |
+
+## Keys
+
+| key | action |
+| --- | --- |
+| `s` | start or stop the registry server |
+| `v` | verify the selected archive |
+| `u` | copy the server URL |
+| `y` | copy the selected manifest digest (Manifests) |
+| `enter` | copy the highlighted pull command (Manifests) |
+| `tab` / `shift+tab` | move focus between the tree and the views |
+| `j` `k` `g` `G` / arrows | move in lists and tables; `h` `l` collapse/expand in the tree |
+| `ctrl+p` | command palette |
+| `?` | this help |
+| `q` | quit (stops the server, giving running pulls a moment to finish) |
+
+The mouse works everywhere: click tabs, rows, buttons; scroll with the wheel.
+"""
+
+
+class HelpScreen(ModalScreen):
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help"):
+            yield Markdown(HELP)

@@ -1,0 +1,44 @@
+"""The status line: what is open, and whether (and where) it is being served."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from regtui.oci.model import Archive
+from regtui.registry.events import ServerState
+from regtui.tui.facts import archive_summary, human_size
+
+
+class StatusLine(Static):
+    def show(self, archives: list[Archive], server: ServerState, requests: int, sent: int, bind: str,
+             loading: str | None = None) -> None:
+        t = Text(no_wrap=True, overflow="ellipsis")
+        t.append(" regtui ", style="bold reverse")
+        t.append("  ")
+        if loading:
+            t.append(loading, style="italic")
+        elif archives:
+            names, formats, images, size = archive_summary(archives)
+            t.append(names, style="bold")
+            t.append(f"  {formats}  ·  {images} image{'s' * (images != 1)}  ·  {human_size(size)}")
+        else:
+            t.append("no archive open", style="italic")
+        t.append("\n")
+        state = server.state
+        if state == "serving":
+            t.append(" ● serving ", style="bold green")
+            t.append(server.url or bind, style="bold underline")
+            t.append(f"  ·  {requests} request{'s' * (requests != 1)}  ·  {human_size(sent)} sent")
+        elif state in ("starting", "stopping"):
+            t.append(f" ◌ {state} ", style="bold yellow")
+            t.append(bind)
+        elif state == "failed":
+            t.append(" ✗ server failed: ", style="bold red")
+            t.append(server.error or "unknown error", style="red")
+        else:
+            t.append(" ○ stopped ", style="bold")
+            t.append(f"press s to serve on http://{bind}", style="dim")
+            if requests:
+                t.append(f"  ·  {requests} requests  ·  {human_size(sent)} sent earlier", style="dim")
+        self.update(t)

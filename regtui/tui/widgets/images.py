@@ -1,0 +1,73 @@
+"""The Images tree: archives → images (or indexes) → platforms. Moving the cursor drives every other view."""
+
+from __future__ import annotations
+
+import os
+
+from rich.text import Text
+
+from regtui.oci.model import Archive, Image, ImageIndex, Root
+from regtui.tui.facts import Selection, human_size, root_image
+from regtui.tui.messages import SelectionChanged
+from regtui.tui.widgets.common import VimTree
+
+
+def _root_label(root: Root) -> Text:
+    tags = ", ".join(root.tags) or "untagged"
+    t = Text(f"{root.repository}", style="bold")
+    t.append(f":{tags}" if root.tags else f" ({tags})")
+    if isinstance(root, ImageIndex):
+        t.append(f"  index · {len(root.images())} platforms", style="dim")
+    elif root.platform or root.config.json.get("architecture"):
+        plat = root.platform or f"{root.config.json.get('os', '')}/{root.config.json.get('architecture', '')}"
+        t.append(f"  {plat}", style="dim")
+    return t
+
+
+class ImagesTree(VimTree):
+    def __init__(self, **kwargs):
+        super().__init__("archives", **kwargs)
+        self.show_root = False
+        self.guide_depth = 3
+
+    def load(self, archives: list[Archive], failures: list[str] = ()) -> None:
+        self.clear()
+        for archive in archives:
+            label = Text(os.path.basename(archive.path.rstrip("/")), style="bold cyan")
+            label.append(f"  {human_size(archive.total_size())}", style="dim")
+            first = archive.roots[0] if archive.roots else None
+            sel = Selection(archive, first, root_image(first) if first else None)
+            anode = self.root.add(label, data=sel, expand=True)
+            for root in archive.roots:
+                self._add_root(anode, archive, root)
+        for line in failures:
+            self.root.add_leaf(Text(f"✗ {line}", style="red"), data=None)
+        # Start on the first image, so every view has something to show.
+        first = next((n for n in self._walk() if n.data and n.data.image), None)
+        if first is not None:
+            self.move_cursor(first)
+
+    def _add_root(self, parent, archive: Archive, root: Root) -> None:
+        if isinstance(root, ImageIndex):
+            node = parent.add(_root_label(root), data=Selection(archive, root, root_image(root)), expand=True)
+            for child in root.children:
+                if isinstance(child, Image):
+                    label = Text(str(child.platform or "unknown platform"))
+                    label.append(f"  {human_size(child.total_size())}", style="dim")
+                    node.add_leaf(label, data=Selection(archive, root, child))
+                else:
+                    self._add_root(node, archive, child)
+        else:
+            parent.add_leaf(_root_label(root), data=Selection(archive, root, root))
+
+    def _walk(self):
+        stack = list(reversed(self.root.children))
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(node.children))
+
+    def on_tree_node_highlighted(self, event: VimTree.NodeHighlighted) -> None:
+        event.stop()
+        if event.node.data is not None:
+            self.post_message(SelectionChanged(event.node.data))

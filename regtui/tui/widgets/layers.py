@@ -1,0 +1,172 @@
+"""The Layers view: one row per layer, a detail pane for the selected one, sort by size, `/` filter."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Input, Static
+
+from regtui.oci.digests import short
+from regtui.oci.model import Image, Layer
+from regtui.tui.facts import Selection, human_size, layer_history, media_label
+from regtui.tui.measure import LayerFacts
+from regtui.tui.widgets.common import VimTable
+
+MARKS = {True: Text("✓", style="green"), False: Text("✗", style="bold red"), None: Text("·", style="dim")}
+
+
+class LayersView(Vertical):
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("o", "sort_size", "Sort by size"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(self, facts: dict, problems: dict, **kwargs):
+        super().__init__(**kwargs)
+        self.facts = facts  # (archive path, digest) -> LayerFacts, shared with the app's measuring worker
+        self.problems = problems  # (archive path, digest) -> [Problem] from the last verification
+        self.selection: Selection | None = None
+        self.sort_by_size = False
+        self.query_text = ""
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="filter layers: digest, media type or created_by text (esc clears)",
+                    id="layers-filter", classes="filter")
+        yield VimTable(id="layers-table")
+        with VerticalScroll(id="layer-detail", classes="detail"):
+            yield Static(id="layer-detail-text")
+
+    def on_mount(self) -> None:
+        t = self.query_one(VimTable)
+        for label, key in (("#", "n"), ("digest", "digest"), ("media type", "type"), ("size", "size"),
+                           ("uncompressed", "usize"), ("diff_id", "diff"), ("ok", "ok"), ("created_by", "by")):
+            t.add_column(label, key=key)
+
+    # -- data --------------------------------------------------------------------------------------------
+    def show(self, selection: Selection) -> None:
+        self.selection = selection
+        self.refresh_rows()
+
+    def _image(self) -> Image | None:
+        return self.selection.image if self.selection else None
+
+    def _mark(self, layer: Layer) -> Text:
+        key = (self.selection.archive.path, layer.digest)
+        if self.problems.get(key):
+            return MARKS[False]
+        f: LayerFacts | None = self.facts.get(key)
+        if f is None:
+            return Text("…", style="dim") if key in self.facts else MARKS[None]
+        return MARKS[f.ok]
+
+    def _usize(self, layer: Layer) -> str:
+        f = self.facts.get((self.selection.archive.path, layer.digest))
+        if f is not None and f.uncompressed_size is not None:
+            return human_size(f.uncompressed_size)
+        if layer.compression is None and layer.location is not None:
+            return human_size(layer.descriptor.size)
+        return "—"
+
+    def refresh_rows(self) -> None:
+        t = self.query_one(VimTable)
+        cursor = t.cursor_row
+        t.clear()
+        image = self._image()
+        if image is None:
+            self.query_one("#layer-detail-text", Static).update("Select an image in the tree.")
+            return
+        history = layer_history(image)
+        rows = list(enumerate(image.layers))
+        if self.sort_by_size:
+            rows.sort(key=lambda r: -r[1].descriptor.size)
+        q = self.query_text.lower()
+        for i, layer in rows:
+            by = history[i]
+            hay = f"{layer.digest} {layer.descriptor.media_type} {layer.diff_id or ''} {by}".lower()
+            if q and q not in hay:
+                continue
+            t.add_row(
+                str(i + 1), short(layer.digest), media_label(layer.descriptor.media_type),
+                Text(human_size(layer.descriptor.size), justify="right"), Text(self._usize(layer), justify="right"),
+                short(layer.diff_id) if layer.diff_id else "—", self._mark(layer),
+                Text(by.replace("\n", " ")[:80], no_wrap=True, overflow="ellipsis"), key=str(i),
+            )
+        if t.row_count:
+            t.move_cursor(row=min(max(cursor, 0), t.row_count - 1))
+        self._show_detail()
+
+    def on_data_table_row_highlighted(self, event: VimTable.RowHighlighted) -> None:
+        event.stop()
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        detail = self.query_one("#layer-detail-text", Static)
+        image = self._image()
+        t = self.query_one(VimTable)
+        if image is None or not t.row_count:
+            detail.update("No layer matches." if image else "Select an image in the tree.")
+            return
+        i = int(t.coordinate_to_cell_key((t.cursor_row, 0)).row_key.value)
+        layer = image.layers[i]
+        key = (self.selection.archive.path, layer.digest)
+        f = self.facts.get(key)
+        txt = Text()
+        txt.append(f"layer {i + 1} of {len(image.layers)}\n", style="bold")
+        for name, value in (
+            ("digest", layer.digest),
+            ("media type", layer.descriptor.media_type),
+            ("size", f"{layer.descriptor.size:,} bytes"),
+            ("uncompressed", f"{f.uncompressed_size:,} bytes" if f and f.uncompressed_size is not None
+             else ("being measured…" if key in self.facts else self._usize(layer))),
+            ("diff_id", layer.diff_id or "—"),
+            ("stored at", f"{layer.location.member or layer.location.path} (offset {layer.location.offset})"
+             if layer.location else "not in this archive"),
+        ):
+            txt.append(f"{name:>13}  ", style="dim")
+            txt.append(f"{value}\n")
+        txt.append(f"{'check':>13}  ", style="dim")
+        problems = self.problems.get(key) or []
+        if problems:
+            for p in problems:
+                txt.append(f"{p.check}: expected {p.expected}, found {p.found} — {p.cause}\n", style="bold red")
+        elif f is None:
+            txt.append("not checked yet (v verifies the archive)\n", style="dim")
+        elif f.ok:
+            txt.append("digest, size and diff_id match\n", style="green")
+        else:
+            why = f.error or ("the bytes do not hash to the digest" if not f.digest_ok else
+                              "the uncompressed bytes do not hash to the diff_id")
+            txt.append(f"mismatch: {why}\n", style="bold red")
+        history = layer_history(image)[i]
+        txt.append(f"{'created_by':>13}  ", style="dim")
+        txt.append(history or "— (no history entry)")
+        detail.update(txt)
+
+    # -- actions -------------------------------------------------------------------------------------------
+    def action_filter(self) -> None:
+        box = self.query_one("#layers-filter", Input)
+        box.add_class("shown")
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#layers-filter", Input)
+        box.value = ""
+        box.remove_class("shown")
+        self.query_one(VimTable).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.query_text = event.value.strip()
+        self.refresh_rows()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.query_one(VimTable).focus()
+
+    def action_sort_size(self) -> None:
+        self.sort_by_size = not self.sort_by_size
+        self.notify("layers sorted by compressed size" if self.sort_by_size else "layers in manifest order")
+        self.refresh_rows()

@@ -1,0 +1,140 @@
+"""The Manifests view: every form served for the selection, which one clients get, its exact bytes,
+and ready-to-paste pull commands for the running server."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from regtui.oci.digests import short
+from regtui.tui.facts import Form, Selection, client_choices, manifest_forms, pretty_json, pull_commands, ref_of
+from regtui.tui.widgets.common import VimTable
+
+
+class ManifestsView(Vertical):
+    BINDINGS = [
+        Binding("y", "copy_digest", "Copy digest"),
+        Binding("enter", "copy_command", "Copy command", show=False),
+    ]
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.selection: Selection | None = None
+        self.forms: list[Form] = []
+        self.hostport = "127.0.0.1:5000"
+        self.expected: dict[str, str] = {}  # digest -> what an outside source expects (forensics), if known
+
+    def compose(self) -> ComposeResult:
+        yield VimTable(id="forms-table")
+        with Horizontal(id="manifest-lower"):
+            with VerticalScroll(id="manifest-bytes", classes="detail"):
+                yield Static(id="manifest-bytes-text")
+            with Vertical(id="manifest-side"):
+                yield Static(id="manifest-clients")
+                yield Static("pull commands (enter copies):", classes="caption")
+                yield OptionList(id="pull-commands")
+
+    def on_mount(self) -> None:
+        t = self.query_one("#forms-table", VimTable)
+        for label, key in (("form", "form"), ("digest", "digest"), ("media type", "type"), ("size", "size"),
+                           ("by default", "default"), ("origin", "origin")):
+            t.add_column(label, key=key)
+
+    def show(self, selection: Selection, hostport: str | None = None) -> None:
+        self.selection = selection
+        if hostport:
+            self.hostport = hostport
+        t = self.query_one("#forms-table", VimTable)
+        t.clear()
+        self.forms = manifest_forms(selection.root, selection.image) if selection.root else []
+        for i, f in enumerate(self.forms):
+            t.add_row(f.label, short(f.manifest.digest, 16), f.manifest.media_type,
+                      Text(str(f.manifest.size), justify="right"),
+                      Text("✓ served by tag", style="bold green") if f.default else Text("on request", style="dim"),
+                      f.origin_label, key=str(i))
+        self._show_clients()
+        self._show_commands()
+        self._show_bytes()
+
+    def set_hostport(self, hostport: str) -> None:
+        if hostport != self.hostport:
+            self.hostport = hostport
+            self._show_commands()
+
+    def _show_clients(self) -> None:
+        box = self.query_one("#manifest-clients", Static)
+        if not self.selection or not self.selection.root:
+            box.update("")
+            return
+        t = Table(title="what a client pulling by tag gets", title_justify="left", box=None, padding=(0, 1),
+                  show_header=False, title_style="bold")
+        t.add_column(style="cyan", no_wrap=True)
+        t.add_column(no_wrap=True)
+        for client, digest, reason in client_choices(self.selection.root):
+            form = next((f.label for f in self.forms if f.manifest.digest == digest), short(digest))
+            t.add_row(client, Text(form, style="bold") if digest != "—" else Text(f"nothing: {reason}", style="red"))
+        box.update(t)
+
+    def _show_commands(self) -> None:
+        ol = self.query_one("#pull-commands", OptionList)
+        ol.clear_options()
+        if not self.selection or not self.selection.root:
+            return
+        ref = ref_of(self.selection.root, self.selection.image)
+        for tool, cmd in pull_commands(self.hostport, ref):
+            ol.add_option(Option(cmd, id=tool))
+        ol.highlighted = 0
+
+    def _current(self) -> Form | None:
+        t = self.query_one("#forms-table", VimTable)
+        if not self.forms or not t.row_count:
+            return None
+        return self.forms[int(t.coordinate_to_cell_key((t.cursor_row, 0)).row_key.value)]
+
+    def on_data_table_row_highlighted(self, event: VimTable.RowHighlighted) -> None:
+        event.stop()
+        self._show_bytes()
+
+    def _show_bytes(self) -> None:
+        box = self.query_one("#manifest-bytes-text", Static)
+        f = self._current()
+        if f is None:
+            box.update("Select an image in the tree.")
+            return
+        m = f.manifest
+        head = Text()
+        head.append(f"{f.label}\n", style="bold")
+        head.append(f"digest      {m.digest}\nmedia type  {m.media_type}\nsize        {m.size} bytes\n")
+        head.append(f"origin      {f.origin_label}\n")
+        if m.digest in self.expected:
+            head.append(f"expected    {self.expected[m.digest]}\n", style="yellow")
+        head.append("\nexact bytes served:\n", style="bold")
+        exact = Text(m.data.decode("utf-8", "replace"), style="green", overflow="fold")
+        pretty = Syntax(pretty_json(m.data), "json", theme="ansi_dark", background_color="default", word_wrap=True)
+        box.update(Group(head, exact, Text("\npretty-printed:", style="bold"), pretty))
+
+    def action_copy_digest(self) -> None:
+        f = self._current()
+        if f is not None:
+            self.app.copy_to_clipboard(f.manifest.digest)
+            self.notify(f"copied {f.manifest.digest}")
+
+    def action_copy_command(self) -> None:
+        ol = self.query_one("#pull-commands", OptionList)
+        if ol.highlighted is not None and ol.option_count:
+            self._copy(str(ol.get_option_at_index(ol.highlighted).prompt))
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self._copy(str(event.option.prompt))
+
+    def _copy(self, cmd: str) -> None:
+        self.app.copy_to_clipboard(cmd)
+        self.notify(f"copied: {cmd}")

@@ -1,0 +1,91 @@
+"""The Server view: start or stop the embedded registry, where it listens, and its own log lines."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Input, Label, RichLog, Static
+
+from regtui.oci.model import Archive
+from regtui.registry.events import ServerLog, ServerState
+from regtui.tui.facts import pull_commands
+
+
+class ServerView(Vertical):
+    def __init__(self, host: str, port: int, **kwargs):
+        super().__init__(**kwargs)
+        self.host = host
+        self.port = port
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="server-state")
+        with Horizontal(id="server-form"):
+            yield Label("host")
+            yield Input(self.host, id="server-host", placeholder="127.0.0.1")
+            yield Label("port")
+            yield Input(str(self.port), id="server-port", placeholder="5000", type="integer")
+            yield Button("Start (s)", id="server-toggle", variant="success")
+        yield Static(id="server-names")
+        yield Static("server log", classes="caption")
+        yield RichLog(id="server-log", max_lines=500, wrap=True, markup=False)
+
+    def bind_address(self) -> tuple[str, int] | str:
+        """(host, port) from the form, or the reason it is not usable."""
+        host = self.query_one("#server-host", Input).value.strip() or "127.0.0.1"
+        raw = self.query_one("#server-port", Input).value.strip() or "0"
+        try:
+            port = int(raw)
+        except ValueError:
+            return f"port {raw!r} is not a number"
+        if not 0 <= port <= 65535:
+            return f"port {port} is outside 0–65535"
+        return host, port
+
+    def show_state(self, state: ServerState, requests: int) -> None:
+        t = Text()
+        if state.state == "serving":
+            t.append("● serving  ", style="bold green")
+            t.append(state.url or "", style="bold underline")
+            t.append(f"   {requests} requests   (u copies the URL, s stops)", style="dim")
+        elif state.state == "failed":
+            t.append("✗ not serving: ", style="bold red")
+            t.append(state.error or "unknown error", style="red")
+            t.append("\nchange the host or port below and press s to try again", style="dim")
+        else:
+            t.append(f"○ {state.state}", style="bold yellow" if state.state != "stopped" else "bold")
+            if state.state == "stopped":
+                t.append("   press s (or the button) to serve the open archives read-only over HTTP", style="dim")
+        self.query_one("#server-state", Static).update(t)
+        running = state.state in ("serving", "starting")
+        btn = self.query_one("#server-toggle", Button)
+        btn.label = "Stop (s)" if running else "Start (s)"
+        btn.variant = "error" if running else "success"
+        for box in self.query(Input):
+            box.disabled = running
+
+    def show_names(self, archives: list[Archive], hostport: str) -> None:
+        t = Text()
+        t.append("served images\n", style="bold")
+        for a in archives:
+            for (repo, tag), _root in a.tags().items():
+                t.append(f"  {repo}:{tag}", style="cyan")
+                t.append(f"   {pull_commands(hostport, f'{repo}:{tag}')[1][1]}\n", style="dim")
+        self.query_one("#server-names", Static).update(t)
+
+    def add_logs(self, logs: list[ServerLog]) -> None:
+        log = self.query_one(RichLog)
+        for rec in logs:
+            stamp = time.strftime("%H:%M:%S", time.localtime(rec.time)) if rec.time else "--:--:--"
+            style = "red" if rec.level in ("ERROR", "CRITICAL") else "yellow" if rec.level == "WARNING" else ""
+            log.write(Text(f"{stamp} {rec.level:<7} {rec.message}", style=style))
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.app.action_toggle_server()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.app.action_toggle_server()

@@ -1,0 +1,159 @@
+"""The Verify view: run the archive's verification in a thread worker and show each result.
+
+Every result shows what was expected and what was found; mismatches are red with the likely cause.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Button, ProgressBar, Static
+
+from regtui.oci.digests import short
+from regtui.oci.model import Problem
+from regtui.tui.facts import Selection, human_size
+from regtui.tui.widgets.common import VimTable
+
+
+def _get(obj, *names, default=""):
+    for n in names:
+        v = getattr(obj, n, None)
+        if v not in (None, ""):
+            return v
+    return default
+
+
+def result_rows(report) -> list[tuple[str, str, str, str, str, str]]:
+    """(status, check, subject, expected, found, cause) for every problem, then every passed check."""
+    rows = []
+    for p in getattr(report, "problems", []) or []:
+        rows.append((p.severity, p.check, p.subject, p.expected, p.found, p.cause))
+    for c in getattr(report, "checks", []) or []:
+        status = str(_get(c, "status", default="ok"))
+        if status in ("ok", "pass", "passed"):
+            rows.append(("ok", str(_get(c, "check", "name", "kind")), str(_get(c, "subject", "digest", "what")),
+                         str(_get(c, "expected")), str(_get(c, "found", "actual")), ""))
+    return rows
+
+
+STYLE = {"error": "bold red", "warning": "yellow", "ok": "green"}
+
+
+class VerifyView(Vertical):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.selection: Selection | None = None
+        self.rows: list[tuple] = []
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="verify-bar"):
+            yield Button("Verify archive (v)", id="verify-run", variant="primary")
+            yield Button("Cancel", id="verify-cancel", disabled=True)
+            yield ProgressBar(id="verify-progress", show_eta=True)
+        yield Static("Verification reads every blob: digests, sizes, diff_ids, layer order, index descriptors. "
+                     "Press v to start; the server keeps serving meanwhile.", id="verify-status")
+        yield VimTable(id="verify-table")
+        with VerticalScroll(id="verify-detail", classes="detail"):
+            yield Static(id="verify-detail-text")
+
+    def on_mount(self) -> None:
+        t = self.query_one(VimTable)
+        for label, key in (("status", "status"), ("check", "check"), ("subject", "subject"),
+                           ("expected", "expected"), ("found", "found")):
+            t.add_column(label, key=key)
+
+    def show(self, selection: Selection) -> None:
+        self.selection = selection
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "verify-run":
+            self.app.action_verify()
+        elif event.button.id == "verify-cancel":
+            self.app.cancel_verify()
+
+    def started(self, name: str) -> None:
+        self.query_one("#verify-run", Button).disabled = True
+        self.query_one("#verify-cancel", Button).disabled = False
+        bar = self.query_one(ProgressBar)
+        bar.update(total=None, progress=0)
+        self.query_one("#verify-status", Static).update(Text(f"verifying {name}…", style="bold"))
+        self.query_one(VimTable).clear()
+        self.query_one("#verify-detail-text", Static).update("")
+
+    def progress(self, done: int, total: int, label: str) -> None:
+        bar = self.query_one(ProgressBar)
+        bar.update(total=max(total, 1), progress=done)
+        self.query_one("#verify-status", Static).update(
+            Text(f"verifying: {human_size(done)} of {human_size(total)}  {label}", no_wrap=True, overflow="ellipsis"))
+
+    def finished(self, name: str, report, error: str | None, elapsed: float) -> None:
+        self.query_one("#verify-run", Button).disabled = False
+        self.query_one("#verify-cancel", Button).disabled = True
+        status = self.query_one("#verify-status", Static)
+        bar = self.query_one(ProgressBar)
+        if error or report is None:
+            status.update(Text(f"{name}: {error or 'verification did not finish'}", style="bold red"))
+            return
+        bar.update(total=bar.total or 1, progress=bar.total or 1)
+        problems = [p for p in getattr(report, "problems", []) or []]
+        errors = [p for p in problems if p.severity == "error"]
+        warnings = [p for p in problems if p.severity != "error"]
+        self.rows = result_rows(report)
+        checked = len(getattr(report, "checks", []) or [])
+        if errors:
+            status.update(Text(f"✗ {name}: {len(errors)} mismatch{'es' * (len(errors) != 1)}, {len(warnings)} "
+                               f"warning(s), {checked} checks in {elapsed:.1f} s", style="bold red"))
+        else:
+            status.update(Text(f"✓ {name}: all {checked} checks passed"
+                               + (f", {len(warnings)} warning(s)" if warnings else "") + f" in {elapsed:.1f} s",
+                               style="bold green"))
+        t = self.query_one(VimTable)
+        t.clear()
+        for i, (sev, check, subject, expected, found, _cause) in enumerate(self.rows):
+            style = STYLE.get(sev, "")
+            mark = {"error": "✗ mismatch", "warning": "! warning", "ok": "✓ ok"}.get(sev, sev)
+            t.add_row(Text(mark, style=style), check, _short(subject), Text(_short(expected)),
+                      Text(_short(found), style=style if sev != "ok" else ""), key=str(i))
+        self._show_detail()
+
+    def on_data_table_row_highlighted(self, event: VimTable.RowHighlighted) -> None:
+        event.stop()
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        t = self.query_one(VimTable)
+        box = self.query_one("#verify-detail-text", Static)
+        if not t.row_count:
+            return
+        sev, check, subject, expected, found, cause = self.rows[int(t.coordinate_to_cell_key((t.cursor_row, 0)).row_key.value)]
+        style = STYLE.get(sev, "")
+        txt = Text()
+        txt.append(f"{check}", style="bold")
+        txt.append(f"  {subject}\n")
+        txt.append("expected  ", style="dim")
+        txt.append(f"{expected or '—'}\n")
+        txt.append("found     ", style="dim")
+        txt.append(f"{found or '—'}\n", style=style)
+        if cause:
+            txt.append("likely cause  ", style="dim")
+            txt.append(cause, style=style)
+        box.update(txt)
+
+
+def _short(value: str) -> str:
+    """Digests shortened inside table cells (the detail pane shows them in full)."""
+    return " ".join(short(w, 16) if w.startswith("sha256:") and len(w) > 30 else w for w in str(value).split(" "))
+
+
+def problems_by_blob(archive_path: str, report) -> dict[tuple[str, str], list[Problem]]:
+    """Problems keyed by (archive, digest) for the digests they name, so other views can mark them."""
+    out: dict[tuple[str, str], list[Problem]] = {}
+    for p in getattr(report, "problems", []) or []:
+        if p.severity != "error":
+            continue
+        for word in f"{p.subject} {p.expected}".replace(",", " ").split():
+            if word.startswith("sha256:") and len(word) == 71:
+                out.setdefault((archive_path, word), []).append(p)
+    return out
