@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from regtui.forensics_cli import expect_options
 from regtui.oci.errors import ArchiveError
 
 
@@ -73,30 +74,41 @@ def tui(archives) -> None:
 @main.command()
 @click.argument("archives", nargs=-1, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def inspect(archives, as_json: bool) -> None:
+@expect_options
+def inspect(archives, as_json: bool, expect, expect_file, expect_manifest) -> None:
     """Show format, images, tags, platforms, config, layers and manifests of ARCHIVES."""
+    from regtui.forensics_cli import apply_cli_expectations, json_results, render_results
     from regtui.oci.inspect import inspect_dict, render_inspect
 
     archives_ = open_or_fail(demo_paths(archives))
+    results = apply_cli_expectations(archives_, expect, expect_file, expect_manifest)
     if as_json:
         import json
 
         data = [inspect_dict(a) for a in archives_]
+        json_results(data, archives_, results)
         click.echo(json.dumps(data if len(data) > 1 else data[0], indent=2))
         return
     for a in archives_:
         render_inspect(a)
+    render_results(results)
 
 
 @main.command()
 @click.argument("archives", nargs=-1, required=True, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--no-cache", is_flag=True, help="Verify again even if a cached result exists.")
-def verify(archives, as_json: bool, no_cache: bool) -> None:
+@expect_options
+def verify(archives, as_json: bool, no_cache: bool, expect, expect_file, expect_manifest) -> None:
     """Check every digest, size and diff_id of ARCHIVES; exit 0 only when everything holds."""
+    from regtui.forensics_cli import all_matched, apply_cli_expectations, render_results
     from regtui.oci.verify_cli import run_verify
 
-    sys.exit(run_verify(open_or_fail(archives), as_json=as_json, use_cache=not no_cache))
+    archives_ = open_or_fail(archives)
+    results = apply_cli_expectations(archives_, expect, expect_file, expect_manifest)
+    code = run_verify(archives_, as_json=as_json, use_cache=not no_cache)
+    render_results(results, err=as_json)  # stdout stays one JSON document
+    sys.exit(code or (0 if all_matched(results) else 1))
 
 
 def _register_optional() -> None:

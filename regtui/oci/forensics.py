@@ -173,17 +173,21 @@ class ManifestDiff:
         return [r for r in self.rows if not r.same]
 
     def render_text(self, all_rows: bool = False) -> str:
-        lines = [f"ours     {self.ours.digest}  {self.ours.media_type}  ({self.ours.origin})",
-                 f"upstream {self.upstream_digest}  {self.upstream_media_type}"]
+        """Both digests, the differing fields (or all with `all_rows`), and the verdict."""
+        lines = [f"ours      {self.ours.digest}  {self.ours.media_type}  ({self.ours.origin})",
+                 f"upstream  {self.upstream_digest}  {self.upstream_media_type}"]
         rows = self.rows if all_rows else self.differences
         if rows:
             width = max(len(r.field) for r in rows)
             for r in rows:
-                mark = " " if r.same else "≠"
-                lines.append(f"{mark} {r.field:<{width}}  ours: {r.ours or '-'}")
-                lines.append(f"  {'':<{width}}  upstream: {r.upstream or '-'}" + (f"  ({r.note})" if r.note else ""))
-        else:
-            lines.append("  no field differs")
+                mark = "  " if r.same else "≠ "
+                lines.append(f"{mark}{r.field:<{width}}  ours      {r.ours or '-'}")
+                if not r.same:
+                    note = f"  ({r.note})" if r.note else ""
+                    lines.append(f"  {'':<{width}}  upstream  {r.upstream or '-'}{note}")
+        same = len(self.rows) - len(self.differences)
+        if not all_rows:
+            lines.append(f"  ({same} other fields are equal)" if self.differences else "  no field differs")
         lines.append(f"verdict: {self.verdict}: {self.summary}")
         return "\n".join(lines)
 
@@ -302,14 +306,15 @@ def diff_manifests(image: Image, upstream: bytes, blobs: dict | None = None,
     elif _same_diff_ids(image, uc, upstream_config) and len(ol) == len(ul):
         verdict = RECOMPRESSED
         recompressed = [i for i, (a, b) in enumerate(zip(ol, ul)) if a.digest != b.digest]
-        names = "; ".join(f"layer {i}: upstream {_fmt_layer(ul[i])}, archive {_fmt_layer(ol[i])}"
+        names = "; ".join(f"layers[{i}]: upstream {_fmt_layer(ul[i])}, archive {_fmt_layer(ol[i])}"
                           for i in recompressed)
         how = ("the same config" if uc.digest == oc.digest else
                "a config with the same diff_ids (uncompressed layer digests)")
         summary = (f"upstream has {how} but {len(recompressed)} of {len(ul)} layers were compressed differently, "
                    f"so their blob digests differ and no manifest built from this archive can hash to "
-                   f"{short(udigest)}: {names}. The archive must hold the upstream compressed layer blobs "
-                   f"(copy the image with crane/skopeo without re-compressing, e.g. to a crane tarball)")
+                   f"{short(udigest)}: {names}. Either export the image again from the registry the nodes pull "
+                   f"from with a tool that keeps compressed blobs (crane pull, skopeo copy to oci-archive "
+                   f"--preserve-digests), or have the nodes ask for {short(ours.digest)}, which this archive serves")
     else:
         shared = sum(1 for b in ul if b.digest in {a.digest for a in ol})
         bits = [f"config {short(uc.digest)} upstream vs {short(oc.digest)} here"]
@@ -578,13 +583,16 @@ def _with_upstream_index(archive: Archive, image: Image, exp: Expectation, index
         return ExpectResult(exp, NO_MATCH, f"{exp.upstream_source} does not hash to {short(exp.digest)}; its "
                             f"{child.platform} child {short(child.digest)} is served ({sub.variant}), but the index "
                             f"bytes are unknown", archive, image, sub.manifest, sub.variant, searched=searched)
-    # A sparse index: clients pick their platform's child by digest; only ours is here.
+    # A sparse index: clients pick their platform's child by digest; only ours is here. It becomes an untagged
+    # root without children (the child already is a root), so whatever serves the roots serves it by digest.
     assert exp.upstream is not None
     m = Manifest(str(index.get("mediaType") or mt.OCI_INDEX), exp.upstream, exp.digest, "recovered:upstream-index")
-    node = ImageIndex(image.repository, [], m, [d for d in map(_desc, index["manifests"]) if d], [image],
-                      source=exp.upstream_source)
-    archive.manifests[m.digest] = m
-    archive.roots_by_manifest[m.digest] = node
+    node = ImageIndex(image.repository, [], m, [d for d in map(_desc, index["manifests"]) if d], [],
+                      source=f"{exp.upstream_source} (sparse: its {child.platform} child is served by digest)")
+    if exp.digest not in archive.manifests:
+        archive.roots.append(node)
+        archive.manifests[m.digest] = m
+        archive.roots_by_manifest[m.digest] = node
     return ExpectResult(exp, MATCHED_VARIANT,
                         f"{short(exp.digest)} is a multi-platform index; serving it by digest, and its "
                         f"{child.platform} child {short(child.digest)} as {sub.variant} "
