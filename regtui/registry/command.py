@@ -1,0 +1,114 @@
+"""`regtui serve`: serve archives as a read-only registry, headless, one log line per request."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import sys
+import tempfile
+
+import click
+
+
+@click.command()
+@click.argument("archives", nargs=-1, type=click.Path())
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535),
+              help="TCP port (0: any free port).")
+@click.option("--name", "names", multiple=True, metavar="NAME",
+              help="Also answer under this repository name (repeatable), e.g. as a cluster's seed registry.")
+@click.option("--any-name", is_flag=True, help="Answer under any valid repository name.")
+@click.option("--tls-cert", type=click.Path(dir_okay=False), help="PEM certificate for HTTPS.")
+@click.option("--tls-key", type=click.Path(dir_okay=False), help="PEM private key for --tls-cert.")
+@click.option("--tls-self-signed", is_flag=True,
+              help="HTTPS with a certificate generated for --host; prints its SHA-256 fingerprint.")
+@click.option("--htpasswd", type=click.Path(dir_okay=False),
+              help="Require HTTP Basic auth against this htpasswd file (bcrypt entries, htpasswd -B).")
+@click.option("--log-format", type=click.Choice(["human", "json"]), default="human", show_default=True,
+              help="One line per finished request: text or JSON.")
+@click.option("--grace", default=10.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds requests in flight may take to finish after SIGTERM/SIGINT.")
+def serve(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_signed, htpasswd, log_format,
+          grace) -> None:
+    """Serve ARCHIVES read-only over the OCI distribution API (the demo image when none is given).
+
+    Clients pull e.g. `127.0.0.1:5000/registry:2.8.1`; see the README for name mapping, TLS and auth.
+    """
+    from regtui.cli import demo_paths, fail, open_or_fail
+    from regtui.oci.refs import aliases, is_name
+    from regtui.registry.app import create_app
+    from regtui.registry.auth import HtpasswdError
+    from regtui.registry.events import EventBus
+    from regtui.registry.logformat import LineLog
+    from regtui.registry.server import TLS, BindError, bind_socket
+    from regtui.registry.server import serve as run_server
+    from regtui.registry.tls import check_pair, self_signed
+
+    for n in names:
+        if not is_name(n.split("/", 1)[1] if "." in n.split("/")[0] and "/" in n else n):
+            fail(f"--name {n!r} is not a valid repository name (lowercase letters, digits, . _ - and /)")
+    if (tls_cert is None) != (tls_key is None):
+        fail("--tls-cert and --tls-key go together")
+    if tls_self_signed and tls_cert:
+        fail("use either --tls-self-signed or --tls-cert/--tls-key, not both")
+    archives_ = open_or_fail(demo_paths(archives))
+
+    def echo(line: str) -> None:
+        click.echo(line)
+
+    bus = EventBus()
+    try:
+        app = create_app(archives_, bus=bus, names=list(names), any_name=any_name, htpasswd=htpasswd)
+    except HtpasswdError as e:
+        fail(str(e))
+    try:
+        sock = bind_socket(host, port)
+    except BindError as e:
+        fail(str(e), code=1)
+
+    tls = None
+    tmpdir = None
+    try:
+        if tls_self_signed:
+            tmpdir = tempfile.mkdtemp(prefix="regtui-tls-")
+            certfile, keyfile, fp = self_signed(host, tmpdir)
+            tls = TLS(certfile, keyfile)
+            echo(f"TLS: self-signed certificate for {host} (valid 30 days, removed on exit): {certfile}")
+            echo(f"TLS: SHA-256 fingerprint {fp}")
+        elif tls_cert:
+            try:
+                fp = check_pair(tls_cert, tls_key)
+            except ValueError as e:
+                fail(str(e))
+            tls = TLS(tls_cert, tls_key)
+            echo(f"TLS: {tls_cert} SHA-256 fingerprint {fp}")
+
+        for a in archives_:
+            for (repo, tag) in a.tags():
+                echo(f"serving {repo}:{tag} from {a.path} (also as {', '.join(aliases(repo)[1:]) or '-'})")
+        for n in names:
+            echo(f"serving every image also as {n}")
+        if any_name:
+            echo("serving every image under any repository name")
+        if htpasswd:
+            echo(f"auth: HTTP Basic, users from {htpasswd}")
+        bus.subscribe(LineLog(echo, log_format))
+        code = asyncio.run(_run(run_server, app, sock, host, tls, bus, grace))
+    finally:
+        sock.close()
+        if tmpdir:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+    sys.exit(code)
+
+
+async def _run(run_server, app, sock, host, tls, bus, grace) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await run_server(app, host=host, sock=sock, shutdown_trigger=stop.wait, tls=tls, bus=bus, grace=grace)
+    except Exception:  # reported on the bus as a failed state
+        return 1
+    return 0

@@ -1,0 +1,233 @@
+"""Real clients pull from `regtui serve`: skopeo (inspect, copy to oci: and dir:) and containerd's ctr (content
+fetch, image pull), by tag and by digest, for the seed image, its OCI variant and a multi-arch index.
+Every pulled blob is re-hashed and compared with what the archive's model says the image holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from regtui.oci.model import ImageIndex
+from regtui.oci.negotiate import DEFAULT_PLATFORM, select_platform
+from tests.registry_harness import running_registry
+from tests.support import require_tool
+
+REPO, TAG = "registry", "2.8.1"
+SUBJECTS = ["seed_tar", "oci_tar", "multiarch_tar"]
+
+
+@pytest.fixture(scope="module", params=SUBJECTS)
+def served(request):
+    archive = request.getfixturevalue(request.param)
+    with running_registry([archive]) as reg:
+        reg.name = request.param
+        yield reg
+
+
+def _root(reg):
+    return reg.archives[0].tags()[(REPO, TAG)]
+
+
+def _default_image(reg):
+    root = _root(reg)
+    return select_platform(root, DEFAULT_PLATFORM) if isinstance(root, ImageIndex) else root
+
+
+def _ref(reg, by: str, sep: str = ":") -> str:
+    if by == "tag":
+        return f"{reg.host}/{REPO}:{TAG}"
+    return f"{reg.host}/{REPO}@{_root(reg).manifests[0].digest}"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def _image_blobs(image) -> set[str]:
+    return {image.config.descriptor.digest, *(l.digest for l in image.layers)}
+
+
+def run(cmd: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+    return r
+
+
+# -- skopeo ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("by", ["tag", "digest"])
+def test_skopeo_inspect(served, by):
+    skopeo = require_tool("skopeo")
+    root = _root(served)
+    raw = subprocess.run([skopeo, "inspect", "--raw", "--tls-verify=false", f"docker://{_ref(served, by)}"],
+                         capture_output=True, timeout=60)
+    assert raw.returncode == 0, raw.stderr
+    # skopeo accepts every type: it gets the default form, byte for byte.
+    assert "sha256:" + hashlib.sha256(raw.stdout).hexdigest() == root.manifests[0].digest
+    info = json.loads(run([skopeo, "inspect", "--tls-verify=false", f"docker://{_ref(served, by)}"]).stdout)
+    image = _default_image(served)
+    assert info["Digest"] == root.manifests[0].digest
+    assert info["Architecture"] == image.platform.architecture
+    assert set(info["Layers"]) == {l.digest for l in image.layers}
+    if by == "tag":
+        assert info["RepoTags"] == [TAG]
+
+
+def _check_oci_layout(out: Path) -> set[str]:
+    """Re-hash every blob of an OCI layout; return the digests of all blobs the manifests reference."""
+    blobs = out / "blobs" / "sha256"
+    for f in blobs.iterdir():
+        assert _sha256(f) == f"sha256:{f.name}", f"blob {f.name} does not hash to its name"
+    referenced: set[str] = set()
+
+    def walk(desc):
+        data = (blobs / desc["digest"].split(":")[1]).read_bytes()
+        doc = json.loads(data)
+        if "manifests" in doc:
+            for child in doc["manifests"]:
+                walk(child)
+        else:
+            for d in [doc["config"], *doc["layers"]]:
+                assert (blobs / d["digest"].split(":")[1]).exists(), f"{d['digest']} missing"
+                assert (blobs / d["digest"].split(":")[1]).stat().st_size == d["size"]
+                referenced.add(d["digest"])
+
+    for desc in json.loads((out / "index.json").read_text())["manifests"]:
+        walk(desc)
+    return referenced
+
+
+def _check_dir(out: Path) -> set[str]:
+    manifest = json.loads((out / "manifest.json").read_text())
+    hashed = 0
+    for f in out.iterdir():
+        if len(f.name) == 64:
+            assert _sha256(f) == f"sha256:{f.name}", f"blob {f.name} does not hash to its name"
+            hashed += 1
+    digests = {d["digest"] for d in [manifest["config"], *manifest["layers"]]}
+    for d in digests:
+        assert (out / d.split(":")[1]).exists(), f"{d} missing from the dir: copy"
+    assert hashed >= len(digests)
+    return digests
+
+
+@pytest.mark.parametrize("transport", ["oci", "dir"])
+@pytest.mark.parametrize("by", ["tag", "digest"])
+def test_skopeo_copy(served, transport, by, tmp_path):
+    skopeo = require_tool("skopeo")
+    out = tmp_path / "out"
+    multi = isinstance(_root(served), ImageIndex)
+    dest = f"oci:{out}:copied" if transport == "oci" else f"dir:{out}"
+    extra = ["--all"] if multi and transport == "oci" else []
+    run([skopeo, "copy", "-q", *extra, "--src-tls-verify=false", f"docker://{_ref(served, by)}", dest])
+    if transport == "oci":
+        got = _check_oci_layout(out)
+        images = _root(served).images() if multi else [_root(served)]
+        layers = {l.digest for i in images for l in i.layers}
+        # skopeo rewrites a Docker config when it converts the manifest to OCI; layers pass through as served.
+        assert layers <= got and len(got - layers) == len({i.config.descriptor.digest for i in images})
+    else:
+        assert _check_dir(out) == _image_blobs(_default_image(served))
+    # The pull was seen as one group that completed, with every blob byte counted.
+    pulls = [p for p in served.of_pulls() if p.finished and p.blobs_done == p.blobs_total and p.blobs_total]
+    assert pulls, "no completed pull event"
+
+
+# -- containerd -----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def containerd(tmp_path_factory):
+    binary = require_tool("containerd")
+    require_tool("ctr")
+    base = tmp_path_factory.mktemp("containerd")
+    sock = base / "c.sock"
+    config = base / "config.toml"
+    # Isolated content: each test's namespace has to fetch every blob itself, so re-hashing proves the pull.
+    config.write_text(f"""version = 2
+root = "{base / 'root'}"
+state = "{base / 'state'}"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "{sock}"
+[ttrpc]
+  address = "{sock}.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[plugins."io.containerd.metadata.v1.bolt"]
+  content_sharing_policy = "isolated"
+""")
+    log = open(base / "containerd.log", "wb")
+    proc = subprocess.Popen([binary, "--config", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        if sock.exists() and subprocess.run(["ctr", "--address", str(sock), "version"], capture_output=True,
+                                            timeout=10).returncode == 0:
+            break
+        assert proc.poll() is None, (base / "containerd.log").read_text()
+        time.sleep(0.2)
+    else:
+        pytest.fail("containerd did not start: " + (base / "containerd.log").read_text()[-2000:])
+    yield str(sock)
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    log.close()
+
+
+def _ctr(sock: str, ns: str, *args: str) -> subprocess.CompletedProcess:
+    return run(["ctr", "--address", sock, "-n", ns, *args])
+
+
+def _check_ctr_content(sock: str, ns: str, expected: set[str]) -> None:
+    listed = _ctr(sock, ns, "content", "ls", "-q").stdout.split()
+    assert expected <= set(listed), f"missing from containerd: {expected - set(listed)}"
+    for digest in expected:
+        data = subprocess.run(["ctr", "--address", sock, "-n", ns, "content", "get", digest],
+                              capture_output=True, timeout=60, check=True).stdout
+        assert "sha256:" + hashlib.sha256(data).hexdigest() == digest
+
+
+def _namespace(reg, what: str, by: str) -> str:
+    return f"{what}-{reg.name}-{by}-{reg.port}".replace("_", "-")
+
+
+@pytest.mark.parametrize("by", ["tag", "digest"])
+def test_ctr_content_fetch(served, containerd, by):
+    ns = _namespace(served, "fetch", by)
+    root = _root(served)
+    multi = isinstance(root, ImageIndex)
+    _ctr(containerd, ns, "content", "fetch", "--plain-http", *(["--all-platforms"] if multi else []),
+         _ref(served, by))
+    images = root.images() if multi else [root]
+    expected = set().union(*(_image_blobs(i) for i in images)) | {root.manifests[0].digest}
+    _check_ctr_content(containerd, ns, expected)
+
+
+@pytest.mark.parametrize("by", ["tag", "digest"])
+def test_ctr_image_pull(served, containerd, by):
+    ns = _namespace(served, "pull", by)
+    ref = _ref(served, by)
+    _ctr(containerd, ns, "image", "pull", "--plain-http", "--snapshotter", "native", ref)
+    listed = _ctr(containerd, ns, "image", "ls", "-q").stdout.split()
+    assert ref in listed
+    image = _default_image(served)
+    _check_ctr_content(containerd, ns, _image_blobs(image) | {_root(served).manifests[0].digest})
+    # containerd resolves the tag with HEAD, then GETs the manifest by digest (REFERENCE.md).
+    heads = [e for e in served.events if type(e).__name__ == "RequestStarted" and e.method == "HEAD"
+             and e.user_agent.startswith("containerd")]
+    assert heads
