@@ -205,6 +205,8 @@ def variants(image: Image) -> Iterator[Variant]:
                             for indent in INDENTS:
                                 for nl in (False, True):
                                     v = Variant(kind, mtf, cfg, lay, foreign, order, indent, nl)
+                                    if not mtf and kind != cfg:
+                                        continue  # same bytes; the config type tells the kind
                                     if v not in seen:
                                         seen.add(v)
                                         yield v

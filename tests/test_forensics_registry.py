@@ -1,0 +1,274 @@
+"""Digest forensics against the real Debian docker-registry (distribution 2.8) and skopeo.
+
+Manifests are pushed in each style (hand-made PUTs of exact bytes, and skopeo's own), then regtui, given an
+archive that lacks those bytes, must recover each digest, serve it to skopeo, or explain precisely why not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from regtui.oci import mediatypes as mt
+from regtui.oci import open_archive
+from regtui.oci.forensics import (
+    MATCHED_SERVED,
+    MATCHED_VARIANT,
+    NO_MATCH,
+    RECOMPRESSED,
+    apply_expectations,
+    attach_manifest,
+    parse_expectation,
+)
+from regtui.oci.serializations import Variant, serialize
+from tests.support import free_port, require_tool
+
+REGTUI = [sys.executable, "-m", "regtui"]
+
+# The styles we PUT by hand: (tag, variant) — docker push's indented form, buildkit's, umoci's, and odd ones.
+STYLES = {
+    "docker-indent3": Variant("docker", indent="   "),
+    "oci-indent2": Variant("oci", config_family="oci", layer_family="oci", key_order="digest-size", indent="  "),
+    "oci-no-mediatype": Variant("oci", media_type_field=False, config_family="oci", layer_family="oci",
+                                key_order="digest-size"),
+    "docker-tab-newline": Variant("docker", indent="\t", newline=True),
+    "oci-distribution3": Variant("oci", config_family="oci", layer_family="oci", key_order="digest-size",
+                                 indent="   "),
+}
+
+
+class DistributionRegistry:
+    """`docker-registry serve` with filesystem storage in a temp folder, on 127.0.0.1:<free port>."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.host}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> DistributionRegistry:
+        binary = require_tool("docker-registry")
+        config = self.folder / "config.yml"
+        config.write_text(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
+            f"    rootdirectory: {self.folder / 'data'}\nhttp:\n  addr: {self.host}\n")
+        self.proc = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL,
+                                     stderr=open(self.folder / "registry.log", "wb"))
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/v2/", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise AssertionError("docker-registry did not start: " + (self.folder / "registry.log").read_text())
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(10)
+
+    def push_blob(self, repo: str, data: bytes) -> str:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if httpx.head(f"{self.url}/v2/{repo}/blobs/{digest}").status_code == 200:
+            return digest
+        r = httpx.post(f"{self.url}/v2/{repo}/blobs/uploads/")
+        assert r.status_code == 202, r.text
+        loc = r.headers["Location"]
+        url = loc if loc.startswith("http") else self.url + loc
+        url += ("&" if "?" in url else "?") + f"digest={digest}"  # keep distribution's _state parameter
+        r = httpx.put(url, content=data,
+                      headers={"Content-Type": "application/octet-stream"})
+        assert r.status_code == 201, r.text
+        return digest
+
+    def put_manifest(self, repo: str, tag: str, data: bytes, media_type: str) -> str:
+        r = httpx.put(f"{self.url}/v2/{repo}/manifests/{tag}", content=data, headers={"Content-Type": media_type})
+        assert r.status_code == 201, r.text
+        return r.headers["Docker-Content-Digest"]
+
+    def get_manifest(self, repo: str, ref: str) -> tuple[bytes, str]:
+        r = httpx.get(f"{self.url}/v2/{repo}/manifests/{ref}",
+                      headers={"Accept": ", ".join(sorted(mt.ALL_MANIFESTS))})
+        assert r.status_code == 200, r.text
+        return r.content, r.headers["Docker-Content-Digest"]
+
+    def pull_crane_tarball(self, repo: str, tag: str, out: Path) -> None:
+        """What `crane pull` writes: config and compressed layers as the registry has them, no manifest bytes."""
+        data, _ = self.get_manifest(repo, tag)
+        m = json.loads(data)
+        cfg = m["config"]["digest"]
+        layers = [l["digest"] for l in m["layers"]]
+        with tarfile.open(out, "w") as tf:
+            def add(name: str, body: bytes) -> None:
+                info = tarfile.TarInfo(name)
+                info.size = len(body)
+                import io
+
+                tf.addfile(info, io.BytesIO(body))
+
+            add(cfg, httpx.get(f"{self.url}/v2/{repo}/blobs/{cfg}").content)
+            names = []
+            for d in layers:
+                name = d.split(":")[1] + ".tar.gz"
+                add(name, httpx.get(f"{self.url}/v2/{repo}/blobs/{d}", follow_redirects=True).content)
+                names.append(name)
+            add("manifest.json", json.dumps([{"Config": cfg, "RepoTags": [f"{repo}:{tag}"],
+                                              "Layers": names}]).encode())
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    reg = DistributionRegistry(tmp_path_factory.mktemp("distribution")).start()
+    try:
+        yield reg
+    finally:
+        reg.stop()
+
+
+@pytest.fixture(scope="module")
+def pushed(registry, seed_tar):
+    """The seed image's blobs under `registry`, and one tag per hand-made style: tag -> digest distribution computed."""
+    archive = open_archive(str(seed_tar))
+    image = archive.images()[0]
+    fd = os.open(seed_tar, os.O_RDONLY)
+    try:
+        for loc in [image.config.location, *(l.location for l in image.layers)]:
+            registry.push_blob("registry", os.pread(fd, loc.size, loc.offset))
+    finally:
+        os.close(fd)
+    out = {}
+    for tag, v in STYLES.items():
+        out[tag] = registry.put_manifest("registry", tag, serialize(image, v), v.media_type)
+    return out
+
+
+def test_distribution_stores_each_style_verbatim(registry, pushed, seed_tar):
+    image = open_archive(str(seed_tar)).images()[0]
+    synthesized = {m.digest for m in image.manifests}
+    for tag, digest in pushed.items():
+        data, served = registry.get_manifest("registry", tag)
+        assert served == digest == "sha256:" + hashlib.sha256(data).hexdigest()
+        assert digest not in synthesized, f"{tag} should not be a form regtui serves without forensics"
+    indented = registry.get_manifest("registry", "docker-indent3")[0].decode()
+    assert indented.startswith('{\n   "schemaVersion": 2,\n   "mediaType": "application/vnd.docker.distribution')
+
+
+def test_each_pushed_digest_is_recovered_from_the_seed_tarball(pushed, seed_tar):
+    archive = open_archive(str(seed_tar))
+    exps = [parse_expectation(f"docker.io/library/registry:2.8.1@{d}") for d in pushed.values()]
+    results = apply_expectations(archive, exps)
+    for (tag, digest), r in zip(pushed.items(), results):
+        assert r.status == MATCHED_VARIANT, r.line()
+        assert r.variant == STYLES[tag].slug
+        assert r.manifest.digest == digest and archive.manifests[digest] is r.manifest
+        assert r.manifest.origin == f"recovered:{STYLES[tag].slug}"
+    image = archive.images()[0]
+    # the first expectation is what the tag now serves by default
+    assert image.manifests[0].digest == pushed["docker-indent3"]
+    assert image.manifests[0].media_type == mt.DOCKER_MANIFEST
+
+
+def test_regtui_diff_matches_hand_made_styles(registry, pushed, seed_tar):
+    for tag in ("docker-indent3", "oci-no-mediatype"):
+        p = subprocess.run([*REGTUI, "diff", str(seed_tar), f"{registry.host}/registry:{tag}"],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "match:" in p.stdout and pushed[tag] in p.stdout
+        assert STYLES[tag].slug in p.stdout
+        assert "verdict: identical" in p.stdout
+
+
+@pytest.fixture(scope="module")
+def skopeo_pushed(registry, seed_tar):
+    """skopeo's own serializations (Docker v2 and OCI) of the seed image; skopeo re-compresses some layers."""
+    skopeo = require_tool("skopeo")
+    out = {}
+    for tag, fmt in (("skopeo-docker", "v2s2"), ("skopeo-oci", "oci")):
+        subprocess.run([skopeo, "copy", "-q", "--dest-tls-verify=false", "--format", fmt,
+                        f"docker-archive:{seed_tar}", f"docker://{registry.host}/skopeo:{tag}"],
+                       check=True, timeout=120)
+        out[tag] = registry.get_manifest("skopeo", tag)
+    return out
+
+
+def test_skopeo_digests_recovered_from_a_tarball_without_manifest_bytes(registry, skopeo_pushed, tmp_path):
+    for tag, (data, digest) in skopeo_pushed.items():
+        tarball = tmp_path / f"{tag}.tar"
+        registry.pull_crane_tarball("skopeo", tag, tarball)
+        archive = open_archive(str(tarball))
+        assert archive.format == "crane-tarball"
+        [r] = apply_expectations(archive, [parse_expectation(f"skopeo:{tag}@{digest}")])
+        assert r.matched, r.line()
+        assert r.manifest.data == data
+        if tag == "skopeo-docker":
+            assert r.status == MATCHED_SERVED  # skopeo writes schema2 exactly as go-containerregistry does
+        else:
+            assert r.status == MATCHED_VARIANT
+            assert r.variant == "oci/config-oci/layers-oci/digest-size/compact"
+
+
+def test_recompressed_layers_are_named(registry, skopeo_pushed, seed_tar):
+    data, digest = skopeo_pushed["skopeo-docker"]
+    archive = open_archive(str(seed_tar))
+    image = archive.images()[0]
+    exps = attach_manifest([parse_expectation(f"registry:2.8.1@{digest}")], data, "upstream.json")
+    [r] = apply_expectations(archive, exps)
+    assert r.status == NO_MATCH
+    assert r.diff is not None and r.diff.verdict == RECOMPRESSED
+    upstream = json.loads(data)["layers"]
+    changed = [i for i, (l, u) in enumerate(zip(image.layers, upstream)) if l.digest != u["digest"]]
+    assert changed and r.diff.recompressed == changed
+    for i in changed:
+        assert f"layers[{i}]" in r.explanation and upstream[i]["digest"][:19] in r.explanation
+    assert set(r.diff.missing) == {upstream[i]["digest"] for i in changed}
+    assert image.manifests[0].origin == "synthesized-docker"  # nothing served in its place
+
+
+def test_regtui_diff_explains_recompression_and_fails(registry, skopeo_pushed, seed_tar):
+    p = subprocess.run([*REGTUI, "diff", str(seed_tar), f"{registry.host}/skopeo:skopeo-docker"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "verdict: re-compressed layers" in p.stdout
+    assert "≠ layers[0].digest" in p.stdout and "missing from the archive" in p.stdout
+
+
+def test_regtui_diff_json_and_errors(registry, pushed, seed_tar):
+    p = subprocess.run([*REGTUI, "diff", "--json", str(seed_tar), f"{registry.host}/registry:oci-indent2"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["status"] == MATCHED_VARIANT and out["served"]["digest"] == pushed["oci-indent2"]
+    p = subprocess.run([*REGTUI, "diff", str(seed_tar), f"{registry.host}/registry:nope"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "MANIFEST_UNKNOWN" in p.stderr and "Traceback" not in p.stderr
+    p = subprocess.run([*REGTUI, "diff", str(seed_tar), "127.0.0.1:1/registry:2.8.1"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "cannot reach 127.0.0.1:1" in p.stderr
+
+
+def test_regtui_diff_picks_the_platform_child_of_an_index(registry, pushed, seed_tar):
+    child, digest = registry.get_manifest("registry", "docker-indent3")
+    other, other_digest = registry.get_manifest("registry", "oci-indent2")
+    index = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [
+        {"mediaType": mt.OCI_MANIFEST, "digest": other_digest, "size": len(other),
+         "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}},
+        {"mediaType": mt.DOCKER_MANIFEST, "digest": digest, "size": len(child),
+         "platform": {"architecture": "amd64", "os": "linux"}},
+    ]}).encode()
+    index_digest = registry.put_manifest("registry", "multi", index, mt.OCI_INDEX)
+    p = subprocess.run([*REGTUI, "diff", str(seed_tar), f"{registry.host}/registry:multi"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert f"linux/amd64 child of index {index_digest[:19]}" in p.stdout and digest in p.stdout
