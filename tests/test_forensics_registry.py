@@ -272,3 +272,91 @@ def test_regtui_diff_picks_the_platform_child_of_an_index(registry, pushed, seed
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
     assert f"linux/amd64 child of index {index_digest[:19]}" in p.stdout and digest in p.stdout
+
+
+class RegtuiServe:
+    """`regtui serve ARCHIVE --expect ...` as a user runs it, on a free loopback port; stopped by PID."""
+
+    def __init__(self, args: list[str], log: Path):
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.log = log
+        self.proc = subprocess.Popen([*REGTUI, "serve", "--port", str(self.port), *args],
+                                     stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"http://{self.host}/v2/", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise AssertionError("regtui serve did not start: " + log.read_text())
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(15)
+
+
+def _skopeo_pull(ref: str, dest: Path) -> bytes:
+    """skopeo copies `ref` to a dir: folder (which keeps the manifest as received; skopeo checks its digest
+    when pulling by digest) and returns those manifest bytes."""
+    skopeo = require_tool("skopeo")
+    subprocess.run([skopeo, "copy", "-q", "--src-tls-verify=false", "--override-os", "linux",
+                    "--override-arch", "amd64", f"docker://{ref}", f"dir:{dest}"], check=True, timeout=120)
+    return (dest / "manifest.json").read_bytes()
+
+
+def test_skopeo_pulls_the_upstream_digests_from_regtui(registry, pushed, seed_tar, tmp_path):
+    pytest.importorskip("regtui.registry.command")
+    indent3, oci2 = pushed["docker-indent3"], pushed["oci-indent2"]
+    server = RegtuiServe([str(seed_tar), "--expect", f"registry:2.8.1@{indent3}",
+                          "--expect", f"docker.io/library/registry@{oci2}"], tmp_path / "serve.log")
+    try:
+        log = tmp_path / "serve.log"
+        assert "matched by variant docker/config-docker/layers-docker/size-digest/indent3" in log.read_text()
+        for n, digest in enumerate((indent3, oci2)):
+            data = _skopeo_pull(f"{server.host}/registry@{digest}", tmp_path / f"by-digest-{n}")
+            assert "sha256:" + hashlib.sha256(data).hexdigest() == digest
+            assert data == registry.get_manifest("registry", digest)[0]  # the very bytes distribution stores
+        # by tag, the first expectation is the default form
+        r = httpx.get(f"http://{server.host}/v2/registry/manifests/2.8.1",
+                      headers={"Accept": ", ".join(sorted(mt.ALL_MANIFESTS))})
+        assert r.headers["Docker-Content-Digest"] == indent3
+        data = _skopeo_pull(f"{server.host}/registry:2.8.1", tmp_path / "by-tag")
+        assert "sha256:" + hashlib.sha256(data).hexdigest() == indent3
+    finally:
+        server.stop()
+
+
+def test_a_multi_platform_index_is_served_sparse(registry, pushed, seed_tar, tmp_path):
+    """Air-gap lists name the index digest; given the index bytes, regtui serves it and our platform's child."""
+    pytest.importorskip("regtui.registry.command")
+    child, digest = registry.get_manifest("registry", "docker-indent3")
+    other, other_digest = registry.get_manifest("registry", "docker-tab-newline")  # stands in for arm64
+    index = json.dumps({"schemaVersion": 2, "mediaType": mt.DOCKER_LIST, "manifests": [
+        {"mediaType": mt.DOCKER_MANIFEST, "digest": digest, "size": len(child),
+         "platform": {"architecture": "amd64", "os": "linux"}},
+        {"mediaType": mt.DOCKER_MANIFEST, "digest": other_digest, "size": len(other),
+         "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}},
+    ]}, indent=3).encode()
+    index_digest = registry.put_manifest("registry", "sparse", index, mt.DOCKER_LIST)
+    (tmp_path / "index.json").write_bytes(registry.get_manifest("registry", "sparse")[0])
+    listing = tmp_path / "images.txt"
+    listing.write_text(f"# air-gap list\n\ndocker.io/library/registry:2.8.1@{index_digest}  # upstream index\n"
+                       "docker.io/library/busybox:1.36\n")
+    server = RegtuiServe([str(seed_tar), "--expect-file", str(listing), "--expect-manifest",
+                          str(tmp_path / "index.json")], tmp_path / "serve.log")
+    try:
+        text = (tmp_path / "serve.log").read_text()
+        assert "busybox:1.36 has no digest" in text and "multi-platform index" in text
+        data = _skopeo_pull(f"{server.host}/registry@{index_digest}", tmp_path / "pulled")
+        assert data == child  # skopeo resolved the index to its linux/amd64 child, which we reproduced
+        accept = {"Accept": ", ".join(sorted(mt.ALL_MANIFESTS))}
+        r = httpx.get(f"http://{server.host}/v2/registry/manifests/{index_digest}", headers=accept)
+        assert r.status_code == 200 and r.content == (tmp_path / "index.json").read_bytes()
+        r = httpx.get(f"http://{server.host}/v2/registry/manifests/{other_digest}", headers=accept)
+        assert r.status_code == 404  # the other platform's child is not in the archive; nothing pretends it is
+    finally:
+        server.stop()

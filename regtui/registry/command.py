@@ -10,6 +10,8 @@ import tempfile
 
 import click
 
+from regtui.forensics_cli import expect_options
+
 
 @click.command()
 @click.argument("archives", nargs=-1, type=click.Path())
@@ -29,8 +31,9 @@ import click
               help="One line per finished request: text or JSON.")
 @click.option("--grace", default=10.0, show_default=True, type=click.FloatRange(0),
               help="Seconds requests in flight may take to finish after SIGTERM/SIGINT.")
+@expect_options
 def serve(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_signed, htpasswd, log_format,
-          grace) -> None:
+          grace, expect, expect_file, expect_manifest) -> None:
     """Serve ARCHIVES read-only over the OCI distribution API (the demo image when none is given).
 
     Clients pull e.g. `127.0.0.1:5000/registry:2.8.1`; see the README for name mapping, TLS and auth.
@@ -53,6 +56,9 @@ def serve(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_sig
     if tls_self_signed and tls_cert:
         fail("use either --tls-self-signed or --tls-cert/--tls-key, not both")
     archives_ = open_or_fail(demo_paths(archives))
+    from regtui.forensics_cli import apply_cli_expectations, render_results
+
+    render_results(apply_cli_expectations(archives_, expect, expect_file, expect_manifest))  # before the app
 
     def echo(line: str) -> None:
         click.echo(line)
