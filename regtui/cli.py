@@ -102,10 +102,11 @@ def inspect(archives, as_json: bool, expect, expect_file, expect_manifest) -> No
 def verify(archives, as_json: bool, no_cache: bool, expect, expect_file, expect_manifest) -> None:
     """Check every digest, size and diff_id of ARCHIVES; exit 0 only when everything holds."""
     from regtui.forensics_cli import all_matched, apply_cli_expectations, render_results
-    from regtui.oci.verify_cli import run_verify
 
     archives_ = open_or_fail(archives)
     results = apply_cli_expectations(archives_, expect, expect_file, expect_manifest)
+    from regtui.oci.verify_cli import run_verify
+
     code = run_verify(archives_, as_json=as_json, use_cache=not no_cache)
     render_results(results, err=as_json)  # stdout stays one JSON document
     sys.exit(code or (0 if all_matched(results) else 1))

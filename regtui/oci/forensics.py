@@ -326,6 +326,9 @@ def diff_manifests(image: Image, upstream: bytes, blobs: dict | None = None,
             bits.append(f"upstream is {platform}, the archive's image is {image.platform}")
         summary = "; ".join(bits) + (". It is another build or tag of the image; the archive cannot serve it"
                                      if shared else ". Nothing in common: a different image")
+        if upstream_config is None and len(ol) == len(ul):
+            summary += (" (if the upstream config has the same diff_ids, the layers were only re-compressed: "
+                        "`regtui diff` fetches it to tell)")
         verdict = DIFFERENT
     return ManifestDiff(ours, udigest, umt, rows, verdict, summary, recompressed, missing)
 
