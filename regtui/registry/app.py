@@ -156,7 +156,8 @@ async def _handle(state: RegistryState, route: Route, info: RequestInfo) -> Resp
         raise RegistryError("UNSUPPORTED", f"this registry is read-only; {request.method} is not supported",
                             headers={"Allow": "GET, HEAD"})
     if route.kind == "redirect":
-        return Response("", status=301, headers={"Location": "/v2/"})
+        return Response('<a href="/v2/">Moved Permanently</a>.\n\n', status=301, headers={"Location": "/v2/"},
+                        content_type="text/html; charset=utf-8")
     if route.kind == "base":
         return _body(b"{}", JSON)
     if route.kind == "catalog":
@@ -217,10 +218,12 @@ def _etag_matches(header: str | None, etag: str) -> bool:
     return False
 
 
-def _not_modified(etag: str, digest: str) -> Response:
+def _not_modified(etag: str, digest: str, cache: str | None = None) -> Response:
     resp = Response(b"", status=304)
     resp.headers["ETag"] = etag
     resp.headers["Docker-Content-Digest"] = digest
+    if cache:
+        resp.headers["Cache-Control"] = cache
     resp.headers.pop("Content-Length", None)
     resp.headers.pop("Content-Type", None)
     return resp
@@ -284,7 +287,7 @@ async def _blob(state: RegistryState, repo: Repo, route: Route, info: RequestInf
         "Cache-Control": BLOB_CACHE,
     }
     if _etag_matches(request.headers.get("If-None-Match"), etag):
-        return _not_modified(etag, digest)
+        return _not_modified(etag, digest, BLOB_CACHE)
     byte_range = None
     if_range = request.headers.get("If-Range")
     if if_range is None or if_range.strip() == etag:  # a date or another tag: send the whole blob
@@ -350,7 +353,7 @@ def _page(items: list[str], path: str) -> tuple[list[str], dict[str, str]]:
 
 
 def _listing(obj: dict, headers: dict) -> Response:
-    return _body(json.dumps(obj).encode(), JSON, headers=headers)
+    return _body(json.dumps(obj, separators=(",", ":")).encode() + b"\n", JSON, headers=headers)
 
 
 def _catalog(catalog: Catalog) -> Response:
@@ -377,4 +380,4 @@ def _referrers(repo: Repo, reference: str) -> Response:
         descriptors.append(d)
     index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": descriptors}
     headers = {"OCI-Filters-Applied": "artifactType"} if wanted else {}
-    return _body(json.dumps(index).encode(), mt.OCI_INDEX, headers=headers)
+    return _body(json.dumps(index, separators=(",", ":")).encode(), mt.OCI_INDEX, headers=headers)

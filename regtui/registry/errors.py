@@ -38,7 +38,7 @@ class RegistryError(Exception):
         err: dict = {"code": self.code, "message": self.message}
         if self.detail is not None:
             err["detail"] = self.detail
-        return json.dumps({"errors": [err]}).encode() + b"\n"
+        return json.dumps({"errors": [err]}, separators=(",", ":")).encode() + b"\n"
 
     def detail_text(self) -> str | None:
         if self.detail is None:
