@@ -84,7 +84,7 @@ def test_space_is_bounded_and_distinct(seed):
     assert len(vs) == len(set(vs)) <= 1280
     table = candidates(image)
     assert 500 < len(table) <= len(vs)
-    for digest, v in list(table.items())[:50]:
+    for digest, v in table.items():
         assert sha(serialize(image, v)) == digest
 
 
