@@ -30,6 +30,7 @@ from regtui.tui.live import LiveState
 from regtui.tui.measure import measure_layer
 from regtui.tui.messages import LayerMeasured, RegistryEvents, SelectionChanged, VerifyDone, VerifyProgress
 from regtui.tui.screens.help import HelpScreen
+from regtui.tui.widgets.common import VimTable
 from regtui.tui.widgets.config import ConfigView
 from regtui.tui.widgets.header import StatusLine
 from regtui.tui.widgets.images import ImagesTree
@@ -54,6 +55,10 @@ class RegtuiApp(App):
         Binding("v", "verify", "Verify"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("u", "copy_url", "Copy URL", show=False),
+        Binding("slash", "view('action_filter')", "Filter", key_display="/"),
+        Binding("o", "view('action_sort_size')", "Sort by size", show=False),
+        Binding("f", "view('action_toggle_follow')", "Follow", show=False),
+        Binding("y", "view('action_copy_digest')", "Copy digest", show=False),
         *[Binding(str(i + 1), f"show_tab('{tab}')", tab.title(), show=False) for i, tab in enumerate(TABS)],
     ]
 
@@ -82,6 +87,7 @@ class RegtuiApp(App):
         self.layer_facts: dict = {}  # (archive path, digest) -> LayerFacts, None while being measured
         self.blob_problems: dict = {}  # (archive path, digest) -> [Problem] from verification
         self.verify_reports: dict = {}  # archive path -> VerifyReport
+        self.verify_errors: dict = {}  # archive path -> why the last verification did not finish
         self.loading: str | None = None
         self._pending: list = []
         self._flush_posted = False
@@ -270,6 +276,8 @@ class RegtuiApp(App):
             self._verify_cancel.set()
         name = os.path.basename(message.archive_path.rstrip("/"))
         self.query_one(VerifyView).finished(name, message.report, message.error, message.elapsed)
+        if message.error:
+            self.verify_errors[message.archive_path] = message.error
         if message.report is not None:
             self.verify_reports[message.archive_path] = message.report
             for key in [k for k in self.blob_problems if k[0] == message.archive_path]:
@@ -311,11 +319,14 @@ class RegtuiApp(App):
     @work(group="server", exclusive=True, exit_on_error=False)
     async def serve_worker(self, host: str, port: int, stop: asyncio.Event) -> None:
         from regtui.registry.app import create_app
-        from regtui.registry.server import serve
+        from regtui.registry.server import BindError, serve
 
         try:
             app = create_app(self.archives, bus=self.bus)
-            await serve(app, host=host, port=port, shutdown_trigger=stop.wait, bus=self.bus)
+            await serve(app, host=host, port=port, shutdown_trigger=stop.wait, bus=self.bus, grace=STOP_GRACE)
+        except BindError as e:  # a busy port is a message, not a crash
+            self._server_failed(str(e))
+            return
         except OSError as e:
             self._server_failed(f"cannot listen on {host}:{port}: {e.strerror or e}")
             return
@@ -394,6 +405,19 @@ class RegtuiApp(App):
     # -- navigation, help, palette, quit ---------------------------------------------------------------
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+        tables = self.query_one(f"#{tab}", TabPane).query(VimTable)
+        if tables:
+            tables.first().focus()
+
+    def action_view(self, action: str) -> None:
+        """Keys that belong to one view (filter, sort, follow, copy) work wherever the focus is."""
+        pane = self.query_one(f"#{self.query_one(TabbedContent).active}", TabPane)
+        for view in pane.children:
+            method = getattr(view, action, None)
+            if method is not None:
+                method()
+                return
+        self.bell()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

@@ -19,8 +19,6 @@ MARKS = {True: Text("✓", style="green"), False: Text("✗", style="bold red"),
 
 class LayersView(Vertical):
     BINDINGS = [
-        Binding("slash", "filter", "Filter", key_display="/"),
-        Binding("o", "sort_size", "Sort by size"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 

@@ -8,7 +8,6 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
@@ -19,11 +18,6 @@ from regtui.tui.widgets.common import VimTable
 
 
 class ManifestsView(Vertical):
-    BINDINGS = [
-        Binding("y", "copy_digest", "Copy digest"),
-        Binding("enter", "copy_command", "Copy command", show=False),
-    ]
-
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.selection: Selection | None = None
@@ -44,7 +38,7 @@ class ManifestsView(Vertical):
     def on_mount(self) -> None:
         t = self.query_one("#forms-table", VimTable)
         for label, key in (("form", "form"), ("digest", "digest"), ("media type", "type"), ("size", "size"),
-                           ("by default", "default"), ("origin", "origin")):
+                           ("by default", "default")):
             t.add_column(label, key=key)
 
     def show(self, selection: Selection, hostport: str | None = None) -> None:
@@ -58,7 +52,7 @@ class ManifestsView(Vertical):
             t.add_row(f.label, short(f.manifest.digest, 16), f.manifest.media_type,
                       Text(str(f.manifest.size), justify="right"),
                       Text("✓ served by tag", style="bold green") if f.default else Text("on request", style="dim"),
-                      f.origin_label, key=str(i))
+                      key=str(i))
         self._show_clients()
         self._show_commands()
         self._show_bytes()
@@ -111,8 +105,10 @@ class ManifestsView(Vertical):
         m = f.manifest
         head = Text()
         head.append(f"{f.label}\n", style="bold")
-        head.append(f"digest      {m.digest}\nmedia type  {m.media_type}\nsize        {m.size} bytes\n")
-        head.append(f"origin      {f.origin_label}\n")
+        for name, value in (("digest", m.digest), ("media type", m.media_type), ("size", f"{m.size} bytes"),
+                            ("origin", f.origin_label)):
+            head.append(f"{name:<11} ", style="dim")
+            head.append(f"{value}\n")
         if m.digest in self.expected:
             head.append(f"expected    {self.expected[m.digest]}\n", style="yellow")
         head.append("\nexact bytes served:\n", style="bold")
@@ -125,11 +121,6 @@ class ManifestsView(Vertical):
         if f is not None:
             self.app.copy_to_clipboard(f.manifest.digest)
             self.notify(f"copied {f.manifest.digest}")
-
-    def action_copy_command(self) -> None:
-        ol = self.query_one("#pull-commands", OptionList)
-        if ol.highlighted is not None and ol.option_count:
-            self._copy(str(ol.get_option_at_index(ol.highlighted).prompt))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()

@@ -28,8 +28,6 @@ def status_cell(row: RequestRow) -> Text:
 
 class RequestsView(Vertical):
     BINDINGS = [
-        Binding("slash", "filter", "Filter", key_display="/"),
-        Binding("f", "toggle_follow", "Follow"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 

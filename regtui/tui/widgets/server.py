@@ -79,8 +79,9 @@ class ServerView(Vertical):
         log = self.query_one(RichLog)
         for rec in logs:
             stamp = time.strftime("%H:%M:%S", time.localtime(rec.time)) if rec.time else "--:--:--"
-            style = "red" if rec.level in ("ERROR", "CRITICAL") else "yellow" if rec.level == "WARNING" else ""
-            log.write(Text(f"{stamp} {rec.level:<7} {rec.message}", style=style))
+            level = rec.level.lower()
+            style = "red" if level in ("error", "critical") else "yellow" if level == "warning" else ""
+            log.write(Text(f"{stamp} {level:<7} {rec.message}", style=style))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

@@ -1,0 +1,267 @@
+"""Pilot tests: the real app on real archives, the real embedded registry, real skopeo pulls."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+
+import pytest
+from textual.widgets import Input, OptionList, TabbedContent
+
+from regtui.oci import open_archive
+from regtui.tui.app import RegtuiApp
+from regtui.tui.widgets.common import VimTable
+from regtui.tui.widgets.images import ImagesTree
+from tests.support import free_port, require_tool
+from tests.tui_support import table_rows, text_of, until
+
+SIZE = (160, 45)
+
+
+async def _opened(pilot, app) -> None:
+    await until(pilot, lambda: app.archives and app.selection is not None, what="archives to open")
+
+
+@pytest.mark.parametrize("fmt", ["crane-tarball", "docker-save-legacy", "oci-archive", "oci-layout",
+                                 "multiarch-layout", "multiarch-archive"])
+async def test_each_format_opens_and_fills_every_view(all_formats, fmt):
+    path = all_formats[fmt]
+    expected = open_archive(str(path))
+    app = RegtuiApp([str(path)], port=free_port())
+    async with app.run_test(size=SIZE) as pilot:
+        await _opened(pilot, app)
+        assert text_of(app.query_one("#status")).count(os.path.basename(str(path))) == 1
+        image = app.selection.image
+        assert image is not None and image.platform is None or str(image.platform) == "linux/amd64"
+        layers = app.query_one("#layers-table", VimTable)
+        assert layers.row_count == len(expected.images()[0].layers) == 5
+        # Uncompressed sizes are measured in a thread worker, then every layer gets its check mark.
+        await until(pilot, lambda: all(r[6] == "✓" for r in table_rows(layers)), what="layer checks")
+        assert all(r[4] != "—" for r in table_rows(layers))
+        await pilot.press("2")
+        assert "linux/amd64" in text_of(app.query_one("#config-summary"))
+        assert '"architecture": "amd64"' in text_of(app.query_one("#config-json"))
+        await pilot.press("3")
+        forms = table_rows(app.query_one("#forms-table", VimTable))
+        assert forms and sum("served by tag" in r[4] for r in forms) == 1
+        assert app.query_one("#pull-commands", OptionList).option_count == 4
+
+
+async def test_multiarch_tree_drives_the_views(multiarch_dir):
+    app = RegtuiApp([str(multiarch_dir)], port=free_port())
+    async with app.run_test(size=SIZE) as pilot:
+        await _opened(pilot, app)
+        tree = app.query_one(ImagesTree)
+        labels = [str(n.label) for n in tree._walk()]
+        assert any("index · 2 platforms" in l for l in labels)
+        assert any(l.startswith("linux/arm64/v8") for l in labels)
+        tree.focus()
+        arm = next(n for n in tree._walk() if str(n.label).startswith("linux/arm64"))
+        tree.move_cursor(arm)
+        await until(pilot, lambda: app.selection.image is not None and str(app.selection.image.platform)
+                    == "linux/arm64/v8", what="arm64 selection")
+        await pilot.press("2")
+        assert "linux/arm64/v8" in text_of(app.query_one("#config-summary"))
+        await pilot.press("3")
+        forms = table_rows(app.query_one("#forms-table", VimTable))
+        assert "OCI index" in forms[0][0] and "served by tag" in forms[0][4]
+        assert "linux/arm64/v8" in forms[1][0]
+
+
+async def test_layers_filter_sort_and_detail(seed_tar):
+    app = RegtuiApp([str(seed_tar)], port=free_port(), measure=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await _opened(pilot, app)
+        table = app.query_one("#layers-table", VimTable)
+        table.focus()
+        await pilot.press("o")  # sort by size: the largest layer first
+        sizes = [l.descriptor.size for l in app.selection.image.layers]
+        assert table_rows(table)[0][0] == str(sizes.index(max(sizes)) + 1)
+        await pilot.press("slash")
+        assert isinstance(app.focused, Input)
+        await pilot.press(*"registry")
+        rows = table_rows(table)
+        assert len(rows) == 1 and "layer registry" in rows[0][7]
+        detail = text_of(app.query_one("#layer-detail-text"))
+        full = next(l.digest for l in app.selection.image.layers if l.digest.startswith(rows[0][1]))
+        assert full in detail and "regtui-harness: layer registry" in detail
+        assert "uncompressed" in detail and "—" in detail  # not measured: shown as unknown, never blocking
+        await pilot.press("escape")
+        assert table.row_count == 5
+        await pilot.press("j", "j")
+        assert table.cursor_row == 2
+
+
+async def test_manifest_digest_and_commands_are_copied(seed_tar):
+    port = free_port()
+    app = RegtuiApp([str(seed_tar)], port=port, measure=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await _opened(pilot, app)
+        await pilot.press("3")
+        app.query_one("#forms-table").focus()
+        await pilot.press("y")
+        assert app.clipboard == app.selection.image.manifests[0].digest
+        app.query_one("#pull-commands").focus()
+        await pilot.press("down", "enter")
+        assert app.clipboard == (f"skopeo copy --src-tls-verify=false docker://127.0.0.1:{port}/registry:2.8.1 "
+                                 "oci:registry")
+
+
+async def test_help_and_command_palette(seed_tar):
+    app = RegtuiApp([str(seed_tar)], port=free_port(), measure=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await _opened(pilot, app)
+        await pilot.press("question_mark")
+        assert type(app.screen).__name__ == "HelpScreen"
+        await pilot.press("escape")
+        assert type(app.screen).__name__ != "HelpScreen"
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Show Pulls")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await until(pilot, lambda: app.query_one(TabbedContent).active == "pulls", what="palette command")
+
+
+async def test_unopenable_archive_is_a_message_not_a_crash(tmp_path, seed_tar):
+    bad = tmp_path / "not-an-image.tar"
+    bad.write_bytes(b"hello, this is not a tar archive" * 20)
+    app = RegtuiApp([str(bad), str(seed_tar)], port=free_port(), measure=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await _opened(pilot, app)
+        assert len(app.failures) == 1 and "not-an-image.tar" in app.failures[0]
+        labels = [str(n.label) for n in app.query_one(ImagesTree)._walk()]
+        assert any(l.startswith("✗") and "not-an-image.tar" in l for l in labels)
+
+
+async def test_busy_port_is_an_error_message(seed_tar):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        app = RegtuiApp([str(seed_tar)], port=port, measure=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await _opened(pilot, app)
+            await pilot.press("s")
+            await until(pilot, lambda: app.live.server.state == "failed", what="server failure")
+            assert "already in use" in app.live.server.error
+            await pilot.pause(0.3)
+            assert "already in use" in text_of(app.query_one("#status"))
+            assert app.is_running
+
+
+def _flip_byte_in_layer(src, dst) -> str:
+    shutil.copy(src, dst)
+    archive = open_archive(str(dst))
+    layer = max(archive.images()[0].layers, key=lambda l: l.descriptor.size)
+    pos = layer.location.offset + layer.location.size // 2
+    with open(dst, "r+b") as f:
+        f.seek(pos)
+        b = f.read(1)
+        f.seek(pos)
+        f.write(bytes([b[0] ^ 0xFF]))
+    return layer.digest
+
+
+async def test_verify_shows_the_mismatch_of_a_corrupted_layer(seed_tar, tmp_path):
+    bad = tmp_path / "corrupt.tar"
+    digest = _flip_byte_in_layer(seed_tar, bad)
+    app = RegtuiApp([str(bad)], port=free_port(), measure=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await _opened(pilot, app)
+        await pilot.press("v")
+        assert app.query_one(TabbedContent).active == "verify"
+        await until(pilot, lambda: str(bad) in app.verify_reports or app.verify_errors, timeout=60,
+                    what="verification")
+        assert not app.verify_errors
+        await pilot.pause(0.2)
+        status = text_of(app.query_one("#verify-status"))
+        assert "✗" in status and "mismatch" in status
+        rows = table_rows(app.query_one("#verify-table", VimTable))
+        bad_rows = [r for r in rows if r[0].startswith("✗")]
+        assert bad_rows and any(digest[:20] in " ".join(r) for r in bad_rows)
+        detail = text_of(app.query_one("#verify-detail-text"))
+        assert "expected" in detail and "found" in detail
+        await pilot.press("1")
+        layers = table_rows(app.query_one("#layers-table", VimTable))
+        assert [r[6] for r in layers if digest.startswith(r[1])] == ["✗"]
+
+
+async def test_verify_of_a_good_archive_passes(seed_tar):
+    app = RegtuiApp([str(seed_tar)], port=free_port(), measure=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await _opened(pilot, app)
+        await pilot.press("v")
+        await until(pilot, lambda: str(seed_tar) in app.verify_reports or app.verify_errors, timeout=60,
+                    what="verification")
+        assert not app.verify_errors
+        await pilot.pause(0.2)
+        assert "✓" in text_of(app.query_one("#verify-status"))
+        assert not any(r[0].startswith("✗") for r in table_rows(app.query_one("#verify-table", VimTable)))
+
+
+async def test_serve_and_watch_a_real_skopeo_pull(seed_tar, tmp_path):
+    skopeo = require_tool("skopeo")
+    port = free_port()
+    app = RegtuiApp([str(seed_tar)], port=port, measure=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await _opened(pilot, app)
+        await pilot.press("s")
+        await until(pilot, lambda: app.live.server.state == "serving", what="server to serve")
+        assert app.live.server.url == f"http://127.0.0.1:{port}"
+        await pilot.pause(0.3)
+        assert f"serving http://127.0.0.1:{port}" in text_of(app.query_one("#status"))
+
+        proc = await asyncio.create_subprocess_exec(
+            skopeo, "copy", "-q", "--src-tls-verify=false", f"docker://127.0.0.1:{port}/registry:2.8.1",
+            f"oci:{tmp_path / 'pulled'}:registry:2.8.1", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # The UI answers keys while the pull runs.
+        await pilot.press("6")
+        assert app.query_one(TabbedContent).active == "requests"
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+        assert proc.returncode == 0, err.decode()
+
+        table = app.query_one("#requests-table", VimTable)
+        await until(pilot, lambda: any("/blobs/" in r[3] and r[4] == "200" for r in table_rows(table)),
+                    what="blob requests in the log")
+        rows = table_rows(table)
+        assert any(r[2] == "GET" and r[3] == "/v2/registry/manifests/2.8.1" and r[4] == "200" for r in rows)
+        assert all("skopeo" in r[7] or r[3] == "/v2/" for r in rows)
+        assert app.live.bytes_total >= sum(l.descriptor.size for l in app.selection.image.layers)
+
+        await pilot.press("7")
+        pulls = app.query_one("#pulls-table", VimTable)
+        await until(pilot, lambda: any(r[6] == "done" for r in table_rows(pulls)), what="finished pull row")
+        row = table_rows(pulls)[0]
+        assert row[1] == "registry:2.8.1" and row[2] in ("6/6", "5/5") and "100%" in row[4]
+
+        # A 404 is highlighted and the status filter finds it.
+        proc = await asyncio.create_subprocess_exec(
+            skopeo, "inspect", "--tls-verify=false", f"docker://127.0.0.1:{port}/registry:nope",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        await asyncio.wait_for(proc.communicate(), timeout=60)
+        await pilot.press("6", "slash", *"4xx")
+        await until(pilot, lambda: table.row_count >= 1 and all(r[4].startswith("404") for r in table_rows(table)),
+                    what="404 filter")
+
+        await pilot.press("escape", "s")
+        await until(pilot, lambda: app.live.server.state == "stopped", what="server to stop")
+        with pytest.raises(OSError):  # nothing listens any more
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        await pilot.press("s")  # and it starts again on the same port
+        await until(pilot, lambda: app.live.server.state == "serving", what="server to serve again")
+
+
+async def test_quit_stops_the_server(seed_tar):
+    port = free_port()
+    app = RegtuiApp([str(seed_tar)], port=port, measure=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await _opened(pilot, app)
+        await pilot.press("s")
+        await until(pilot, lambda: app.live.server.state == "serving", what="server to serve")
+        await pilot.press("q")
+        await until(pilot, lambda: not app.is_running, what="app to exit")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
