@@ -57,9 +57,13 @@ def main() -> None:
 
 @main.command()
 @click.argument("archives", nargs=-1, type=click.Path())
-def tui(archives) -> None:
+@expect_options
+def tui(archives, expect, expect_file, expect_manifest) -> None:
     """Open the interactive inspector on ARCHIVES (the bundled demo image when none is given)."""
+    from regtui.forensics_cli import load_expectations, tui_kwargs
+
     paths = demo_paths(archives)
+    expectations, _ = load_expectations(expect, expect_file, expect_manifest)
     try:
         from regtui.tui.app import run_tui
     except ImportError:  # the TUI lands later; until then show the inspection
@@ -68,7 +72,7 @@ def tui(archives) -> None:
 
             render_inspect(a)
         return
-    run_tui(paths)
+    run_tui(paths, **tui_kwargs(run_tui, expectations))
 
 
 @main.command()

@@ -104,6 +104,17 @@ def json_results(data: list[dict], archives, results: list[ExpectResult]) -> Non
         data[i]["expectations"].append(r.to_dict())
 
 
+def tui_kwargs(run_tui, expectations: list[Expectation]) -> dict:
+    """`expectations=` for the TUI, which applies them to the archives it opens (`apply_expectations`)."""
+    if not expectations:
+        return {}
+    import inspect
+
+    if "expectations" not in inspect.signature(run_tui).parameters:
+        _fail("the interactive inspector does not show --expect results yet; use regtui inspect/verify/serve")
+    return {"expectations": expectations}
+
+
 def all_matched(results: list[ExpectResult]) -> bool:
     return all(r.matched for r in results)
 

@@ -261,3 +261,20 @@ def test_cli_rejects_bad_expectations(seed_tar, tmp_path):
         p = subprocess.run([sys.executable, "-m", "regtui", "verify", str(seed_tar), *args],
                            capture_output=True, text=True, timeout=60)
         assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+def test_remote_references_and_loopback():
+    from regtui.forensics_cli import is_loopback, parse_remote
+
+    r = parse_remote("127.0.0.1:5000/registry:2.8.1")
+    assert (r.host, r.path, r.tag, r.digest) == ("127.0.0.1:5000", "registry", "2.8.1", None)
+    r = parse_remote("registry")  # docker's reading: Docker Hub, library/, latest
+    assert (r.host, r.path, r.reference) == ("registry-1.docker.io", "library/registry", "latest")
+    r = parse_remote("docker.io/bitnami/redis@sha256:" + "a" * 64)
+    assert (r.host, r.path, r.reference) == ("registry-1.docker.io", "bitnami/redis", "sha256:" + "a" * 64)
+    assert parse_remote("localhost/x/y:1").host == "localhost"
+    for bad in ("127.0.0.1:5000/Registry", "host.example/x:b@d", "host.example/x:-bad"):
+        with pytest.raises(ValueError):
+            parse_remote(bad)
+    assert all(map(is_loopback, ["127.0.0.1:5000", "localhost", "[::1]:5000", "127.1.2.3", "a.localhost:80"]))
+    assert not any(map(is_loopback, ["registry-1.docker.io", "10.0.0.1:5000", "[2001:db8::1]:443"]))

@@ -277,7 +277,7 @@ def test_regtui_diff_picks_the_platform_child_of_an_index(registry, pushed, seed
 class RegtuiServe:
     """`regtui serve ARCHIVE --expect ...` as a user runs it, on a free loopback port; stopped by PID."""
 
-    def __init__(self, args: list[str], log: Path):
+    def __init__(self, args: list[str], log: Path, scheme: str = "http"):
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.log = log
@@ -287,7 +287,7 @@ class RegtuiServe:
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, log.read_text()
             try:
-                if httpx.get(f"http://{self.host}/v2/", timeout=1).status_code == 200:
+                if httpx.get(f"{scheme}://{self.host}/v2/", timeout=1, verify=False).status_code == 200:
                     return
             except httpx.TransportError:
                 time.sleep(0.1)
@@ -358,5 +358,23 @@ def test_a_multi_platform_index_is_served_sparse(registry, pushed, seed_tar, tmp
         assert r.status_code == 200 and r.content == (tmp_path / "index.json").read_bytes()
         r = httpx.get(f"http://{server.host}/v2/registry/manifests/{other_digest}", headers=accept)
         assert r.status_code == 404  # the other platform's child is not in the archive; nothing pretends it is
+    finally:
+        server.stop()
+
+
+def test_regtui_diff_against_another_regtui_over_tls(seed_tar, pushed, tmp_path):
+    """Another regtui, serving the recovered digest over HTTPS with a self-signed certificate (trusted via --ca)."""
+    pytest.importorskip("regtui.registry.command")
+    indent3 = pushed["docker-indent3"]
+    server = RegtuiServe([str(seed_tar), "--tls-self-signed", "--host", "127.0.0.1", "--expect",
+                          f"registry:2.8.1@{indent3}"], tmp_path / "serve.log", scheme="https")
+    try:
+        cert = next(line.split(": ")[-1] for line in (tmp_path / "serve.log").read_text().splitlines()
+                    if line.startswith("TLS: self-signed"))
+        p = subprocess.run([*REGTUI, "diff", "--ca", cert, str(seed_tar), f"{server.host}/registry:2.8.1"],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert f"upstream  {server.host}/registry:2.8.1: {indent3}" in p.stdout
+        assert "match: " in p.stdout and "as docker push writes it" in p.stdout and "verdict: identical" in p.stdout
     finally:
         server.stop()
