@@ -265,3 +265,21 @@ async def test_quit_stops_the_server(seed_tar):
         await until(pilot, lambda: not app.is_running, what="app to exit")
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
+
+
+async def test_expected_digests_show_in_the_manifests_view(seed_tar):
+    from regtui.oci.forensics import parse_expectation
+
+    oci = open_archive(str(seed_tar)).images()[0].manifests[1]
+    missing = "sha256:" + "ab" * 32
+    exps = [parse_expectation(f"registry:2.8.1@{oci.digest}"), parse_expectation(f"registry:2.8.1@{missing}")]
+    app = RegtuiApp([str(seed_tar)], port=free_port(), measure=False, expectations=exps)
+    async with app.run_test(size=SIZE) as pilot:
+        await _opened(pilot, app)
+        await pilot.press("3")
+        text = text_of(app.query_one("#manifest-expected"))
+        assert f"✓ expected registry:2.8.1@{oci.digest}" in text
+        assert f"✗ expected registry:2.8.1@{missing}" in text and "no match" in text
+        # The expected OCI form is now what a client gets by tag.
+        forms = table_rows(app.query_one("#forms-table", VimTable))
+        assert [r[4] for r in forms if oci.digest.startswith(r[1])] == ["✓ served by tag"]

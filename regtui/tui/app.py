@@ -72,6 +72,7 @@ class RegtuiApp(App):
         bus: EventBus | None = None,
         capacity: int = 500,
         measure: bool = True,
+        expectations: list | None = None,
     ):
         super().__init__()
         items = list(archives)
@@ -83,6 +84,8 @@ class RegtuiApp(App):
         self.bus = bus or EventBus()
         self.live = LiveState(capacity)
         self.measure_layers = measure
+        self.expectations = list(expectations or [])  # regtui.oci.forensics.Expectation, from --expect
+        self.expect_results: list = []
         self.selection: Selection | None = None
         self.layer_facts: dict = {}  # (archive path, digest) -> LayerFacts, None while being measured
         self.blob_problems: dict = {}  # (archive path, digest) -> [Problem] from verification
@@ -96,7 +99,6 @@ class RegtuiApp(App):
         self._server_stop: asyncio.Event | None = None
         self._verify_cancel: threading.Event | None = None
         self._measure_cancel: threading.Event | None = None
-        self._verify_started = 0.0
 
     # -- layout ------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -128,6 +130,10 @@ class RegtuiApp(App):
             self.loading = f"opening {len(self.pending_paths)} archive(s)…"
             self.open_archives(self.pending_paths)
         else:
+            if self.expectations:  # archives handed in already opened: match here (tests, small archives)
+                from regtui.oci.forensics import apply_to_archives
+
+                self.expect_results = apply_to_archives(self.archives, self.expectations)
             self._archives_ready()
         self._status()
         self.query_one(ImagesTree).focus()
@@ -146,6 +152,11 @@ class RegtuiApp(App):
                 failures.append(e.line())
             except OSError as e:
                 failures.append(f"{p}: {e.strerror or e}")
+        if self.expectations and opened:
+            self.call_from_thread(self._set_loading, "matching expected digests…")
+            from regtui.oci.forensics import apply_to_archives
+
+            self.expect_results = apply_to_archives(opened, self.expectations)
         self.call_from_thread(self._opened, opened, failures)
 
     def _set_loading(self, text: str) -> None:
@@ -173,7 +184,7 @@ class RegtuiApp(App):
         self.selection = sel
         self.query_one(LayersView).show(sel)
         self.query_one(ConfigView).show(sel)
-        self.query_one(ManifestsView).show(sel, self._hostport())
+        self.query_one(ManifestsView).show(sel, self._hostport(), self.expect_results)
         self.query_one(VerifyView).show(sel)
         if self.measure_layers and sel.image is not None:
             self._measure(sel)
@@ -230,7 +241,6 @@ class RegtuiApp(App):
             self.notify("verification is already running")
             return
         self._verify_cancel = threading.Event()
-        self._verify_started = self.clock()
         self.query_one(VerifyView).started(os.path.basename(sel.archive.path.rstrip("/")))
         self.verify_worker(sel.archive, self._verify_cancel)
 
@@ -250,7 +260,7 @@ class RegtuiApp(App):
             if cancel.is_set():
                 raise _Stop()
 
-        t0 = time.monotonic()
+        t0 = self.clock()
         try:
             from regtui.oci.verify import verify_archive
         except ImportError:
@@ -266,7 +276,7 @@ class RegtuiApp(App):
         if cancel.is_set():
             self.post_message(VerifyDone(archive.path, None, "verification cancelled"))
             return
-        self.post_message(VerifyDone(archive.path, report, None, time.monotonic() - t0))
+        self.post_message(VerifyDone(archive.path, report, None, self.clock() - t0))
 
     def on_verify_progress(self, message: VerifyProgress) -> None:
         self.query_one(VerifyView).progress(message.done, message.total, message.label)
@@ -453,8 +463,8 @@ class _Stop(Exception):
     """Raised from the progress callback to stop a verification that does not poll `cancel` itself."""
 
 
-def run_tui(paths: list[str], host: str = "127.0.0.1", port: int = 5000) -> None:
-    app = RegtuiApp(paths, host, port)
+def run_tui(paths: list[str], host: str = "127.0.0.1", port: int = 5000, expectations: list | None = None) -> None:
+    app = RegtuiApp(paths, host, port, expectations=expectations)
     app.run()
     if app.failures and not app.archives:
         for line in app.failures:

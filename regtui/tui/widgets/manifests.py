@@ -23,10 +23,11 @@ class ManifestsView(Vertical):
         self.selection: Selection | None = None
         self.forms: list[Form] = []
         self.hostport = "127.0.0.1:5000"
-        self.expected: dict[str, str] = {}  # digest -> what an outside source expects (forensics), if known
+        self.expect_results: list = []  # regtui.oci.forensics.ExpectResult for --expect digests
 
     def compose(self) -> ComposeResult:
         yield VimTable(id="forms-table")
+        yield Static(id="manifest-expected")
         with Horizontal(id="manifest-lower"):
             with VerticalScroll(id="manifest-bytes", classes="detail"):
                 yield Static(id="manifest-bytes-text")
@@ -41,10 +42,12 @@ class ManifestsView(Vertical):
                            ("by default", "default")):
             t.add_column(label, key=key)
 
-    def show(self, selection: Selection, hostport: str | None = None) -> None:
+    def show(self, selection: Selection, hostport: str | None = None, expect_results: list | None = None) -> None:
         self.selection = selection
         if hostport:
             self.hostport = hostport
+        if expect_results is not None:
+            self.expect_results = expect_results
         t = self.query_one("#forms-table", VimTable)
         t.clear()
         self.forms = manifest_forms(selection.root, selection.image) if selection.root else []
@@ -53,10 +56,32 @@ class ManifestsView(Vertical):
                       Text(str(f.manifest.size), justify="right"),
                       Text("✓ served by tag", style="bold green") if f.default else Text("on request", style="dim"),
                       key=str(i))
+        self._show_expected()
         self._show_clients()
         self._show_commands()
         self._show_bytes()
 
+    def _relevant(self) -> list:
+        sel = self.selection
+        return [r for r in self.expect_results
+                if sel and (r.image is not None and r.image is sel.image
+                            or r.image is None and r.archive is sel.archive)]
+
+    def _show_expected(self) -> None:
+        """Digests someone expects (--expect): whether this image serves them, and if not, why."""
+        box = self.query_one("#manifest-expected", Static)
+        results = self._relevant()
+        box.display = bool(results)
+        t = Text()
+        for r in results:
+            ok = r.matched
+            t.append("✓ " if ok else "✗ ", style="bold green" if ok else "bold red")
+            t.append(f"expected {r.expectation.label()}", style="bold")
+            t.append(f" ({r.expectation.source}): ")
+            t.append(("served" if r.status == "matched-as-served" else f"served by variant {r.variant}")
+                     if ok else "no match", style="green" if ok else "red")
+            t.append(f" — {r.explanation}\n", style="dim")
+        box.update(t)
     def set_hostport(self, hostport: str) -> None:
         if hostport != self.hostport:
             self.hostport = hostport
@@ -109,8 +134,11 @@ class ManifestsView(Vertical):
                             ("origin", f.origin_label)):
             head.append(f"{name:<11} ", style="dim")
             head.append(f"{value}\n")
-        if m.digest in self.expected:
-            head.append(f"expected    {self.expected[m.digest]}\n", style="yellow")
+        for r in self._relevant():
+            if r.matched and r.expectation.digest == m.digest:
+                head.append(f"{'expected':<11} ", style="dim")
+                head.append(f"by {r.expectation.source}: {r.variant_description or r.explanation}\n",
+                            style="yellow")
         head.append("\nexact bytes served:\n", style="bold")
         exact = Text(m.data.decode("utf-8", "replace"), style="green", overflow="fold")
         pretty = Syntax(pretty_json(m.data), "json", theme="ansi_dark", background_color="default", word_wrap=True)
