@@ -72,3 +72,56 @@ def running_registry(archives, **kwargs):
         yield reg
     finally:
         reg.stop()
+
+
+def _put_blob(layout: Path, data: bytes) -> dict:
+    import hashlib
+
+    hexd = hashlib.sha256(data).hexdigest()
+    (layout / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+    (layout / "blobs" / "sha256" / hexd).write_bytes(data)
+    return {"digest": f"sha256:{hexd}", "size": len(data)}
+
+
+def build_layout(layout: Path, tags: list[str], layers: list[bytes], *, referrer: str | None = None) -> dict:
+    """A small OCI layout: one image (uncompressed layers) tagged with every `tags` entry (`name:tag`), and
+    optionally a signature-like artifact whose subject is the image manifest. Returns the digests."""
+    import hashlib
+    import json
+
+    layout.mkdir(parents=True, exist_ok=True)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    diff_ids = ["sha256:" + hashlib.sha256(b).hexdigest() for b in layers]
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    cdesc = {"mediaType": "application/vnd.oci.image.config.v1+json", **_put_blob(layout, config)}
+    ldescs = [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **_put_blob(layout, b)} for b in layers]
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": cdesc, "layers": ldescs}, separators=(",", ":")).encode()
+    mdesc = {"mediaType": "application/vnd.oci.image.manifest.v1+json", **_put_blob(layout, manifest)}
+    entries = [{**mdesc, "annotations": {"org.opencontainers.image.ref.name": t}} for t in tags]
+    out = {"manifest": mdesc["digest"], "config": cdesc["digest"], "layers": [d["digest"] for d in ldescs]}
+    if referrer:
+        empty = {"mediaType": "application/vnd.oci.empty.v1+json", **_put_blob(layout, b"{}")}
+        art = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                          "artifactType": referrer, "config": empty,
+                          "layers": [{"mediaType": "application/vnd.example.sig", **_put_blob(layout, b"sig")}],
+                          "subject": mdesc, "annotations": {"org.example.kind": "signature"}},
+                         separators=(",", ":")).encode()
+        adesc = {"mediaType": "application/vnd.oci.image.manifest.v1+json", **_put_blob(layout, art)}
+        entries.append(adesc)
+        out["referrer"] = adesc["digest"]
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": entries}))
+    return out
+
+
+def wait_for(predicate, timeout: float = 10.0):
+    """Poll until `predicate()` is truthy: events of a request are published just after its last byte."""
+    import time
+
+    deadline = time.time() + timeout
+    while True:
+        value = predicate()
+        if value or time.time() > deadline:
+            return value
+        time.sleep(0.02)

@@ -17,7 +17,7 @@ import pytest
 
 from regtui.oci.model import ImageIndex
 from regtui.oci.negotiate import DEFAULT_PLATFORM, select_platform
-from tests.registry_harness import running_registry
+from tests.registry_harness import running_registry, wait_for
 from tests.support import require_tool
 
 REPO, TAG = "registry", "2.8.1"
@@ -140,7 +140,8 @@ def test_skopeo_copy(served, transport, by, tmp_path):
     else:
         assert _check_dir(out) == _image_blobs(_default_image(served))
     # The pull was seen as one group that completed, with every blob byte counted.
-    pulls = [p for p in served.of_pulls() if p.finished and p.blobs_done == p.blobs_total and p.blobs_total]
+    pulls = wait_for(lambda: [p for p in served.of_pulls() if p.finished and p.blobs_done == p.blobs_total
+                              and p.blobs_total and p.user_agent.startswith("skopeo")])
     assert pulls, "no completed pull event"
 
 

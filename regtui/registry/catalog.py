@@ -75,13 +75,24 @@ class Catalog:
         self.repos: dict[str, Repo] = {}
         self.listed: list[str] = []  # names shown by /v2/_catalog: familiar forms only
         self.everything = Repo("*")
+        referrers = []
         for archive in self.archives:
             extra = [*names, *archive.extra_names]
             for root in archive.roots:
                 self.everything.add(archive, root)
+                if isinstance(root, Image) and root.subject and not root.tags:
+                    referrers.append((archive, root))
+                    continue
                 self._add(root.repository, archive, root)
                 for n in extra:
                     self._add(n, archive, root)
+        # An untagged artifact (signature, SBOM) lives in the repositories of the manifest it refers to.
+        for archive, root in referrers:
+            homes = [r for r in self.repos.values() if root.subject in r.manifests]
+            if not homes:
+                self._add(root.repository, archive, root)
+            for repo in homes:
+                repo.add(archive, root)
 
     def _add(self, name: str, archive: Archive, root: Root) -> None:
         if not name:
