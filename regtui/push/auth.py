@@ -208,6 +208,8 @@ class Authenticator:
 
     def rejected(self, status: int, detail: str, repo: str | None) -> PushError:
         creds = self._creds
+        if status == 401 and creds is None:
+            return self.login_needed()
         who = f"as {creds.username!r}" if creds and creds.username else "anonymously"
         where = f"{self.host}/{repo}" if repo else self.host
         if status == 403:

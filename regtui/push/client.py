@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import socket
 import ssl
 from dataclasses import dataclass
 from typing import Callable
@@ -47,12 +48,16 @@ def _ssl_cause(exc: BaseException) -> BaseException | None:
 
 
 def _errno_cause(exc: BaseException) -> OSError | None:
+    """The most specific OSError behind an httpx error (anyio wraps the refusal in a generic OSError)."""
+    found = None
     seen = exc
     while seen is not None:
         if isinstance(seen, OSError) and not isinstance(seen, ssl.SSLError):
-            return seen
+            if isinstance(seen, (ConnectionError, socket.gaierror)):
+                return seen
+            found = found or seen
         seen = seen.__cause__ or seen.__context__
-    return None
+    return found
 
 
 def registry_errors(resp: httpx.Response) -> tuple[str, str]:
@@ -207,8 +212,7 @@ class RegistryClient:
         oserr = _errno_cause(e)
         if isinstance(oserr, ConnectionRefusedError):
             return PushError("connection refused", where=host, hint="is the registry running, on this port?")
-        if oserr is not None and "name" in str(oserr).lower() and ("resolution" in str(oserr).lower()
-                                                                  or "not known" in str(oserr).lower()):
+        if isinstance(oserr, socket.gaierror):
             return PushError("unknown host (name does not resolve)", where=host, hint="check the registry address")
         if isinstance(e, httpx.TimeoutException):
             return PushError("no answer (timed out)", where=host, hint="check the address and the network")
@@ -443,9 +447,10 @@ class RegistryClient:
         if resp.status_code not in (200, 201, 202):
             code, _ = registry_errors(resp)
             if code in ("MANIFEST_INVALID", "UNSUPPORTED") or resp.status_code == 415:
-                raise self.fail(resp, f"{what}: the registry rejects {manifest.media_type}", repo,
-                                hint="this registry does not accept that media type; push to one that supports "
-                                     "OCI images, or convert the archive")
+                raise self.fail(resp, f"{what}: the registry refused this {manifest.media_type}", repo,
+                                hint="it does not accept that media type or this manifest's content; push to a "
+                                     "registry that supports it, or convert the archive (e.g. skopeo copy "
+                                     "--format)")
             if code == "MANIFEST_BLOB_UNKNOWN" or code == "BLOB_UNKNOWN":
                 raise self.fail(resp, what, repo, hint="a blob the manifest references is missing in the registry")
             raise self.fail(resp, what, repo)

@@ -41,9 +41,11 @@ def _parse_size(text: str) -> int:
               help="Blobs uploaded in parallel.")
 @click.option("--chunk-size", default="16M", show_default=True, metavar="SIZE",
               help="Blobs larger than this are uploaded in chunks of this size.")
+@click.option("--retries", type=click.IntRange(1, 20), default=5, show_default=True,
+              help="Attempts per request on broken connections, 429 and 5xx (with backoff).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display; only errors and the summary line.")
 def push(archive, registry, tag_map, insecure, ca, username, password_stdin, dry_run, jobs, chunk_size,
-         quiet) -> None:
+         retries, quiet) -> None:
     """Copy every image of ARCHIVE into REGISTRY[/PREFIX] through the OCI distribution push API.
 
     Images keep their names (without docker.io/ and library/) under PREFIX and their manifest digests.
@@ -70,7 +72,7 @@ def push(archive, registry, tag_map, insecure, ca, username, password_stdin, dry
         credentials = Credentials(username, password, source="--username/--password-stdin")
     try:
         summary = asyncio.run(_main(archive, registry, tag_map, insecure, ca, credentials, dry_run, jobs, size,
-                                    quiet))
+                                    retries, quiet))
     except PushError as e:
         _die(e.line())
     except KeyboardInterrupt:
@@ -82,7 +84,8 @@ def push(archive, registry, tag_map, insecure, ca, username, password_stdin, dry
     click.echo(summary.line())
 
 
-async def _main(archive_path, registry, tag_map, insecure, ca, credentials, dry_run, jobs, chunk_size, quiet):
+async def _main(archive_path, registry, tag_map, insecure, ca, credentials, dry_run, jobs, chunk_size, retries,
+                quiet):
     from rich.console import Console
 
     from regtui.oci import open_archive
@@ -106,6 +109,6 @@ async def _main(archive_path, registry, tag_map, insecure, ca, credentials, dry_
     else:
         view = ProgressView(out, err, plan.total_bytes())
     async with RegistryClient(target, ca=ca, insecure=insecure, credentials=credentials, chunk_size=chunk_size,
-                              on_event=view) as client:
+                              retries=retries, on_event=view) as client:
         with view:
             return await run_push(plan, client, jobs=jobs, dry_run=dry_run, on_event=view)
