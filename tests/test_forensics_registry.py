@@ -50,8 +50,10 @@ STYLES = {
 class DistributionRegistry:
     """`docker-registry serve` with filesystem storage in a temp folder, on 127.0.0.1:<free port>."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, data: Path | None = None, extra_config: str = ""):
         self.folder = folder
+        self.data = data or folder / "data"
+        self.extra_config = extra_config
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.url = f"http://{self.host}"
@@ -62,13 +64,13 @@ class DistributionRegistry:
         config = self.folder / "config.yml"
         config.write_text(
             "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
-            f"    rootdirectory: {self.folder / 'data'}\nhttp:\n  addr: {self.host}\n")
+            f"    rootdirectory: {self.data}\nhttp:\n  addr: {self.host}\n{self.extra_config}")
         self.proc = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL,
                                      stderr=open(self.folder / "registry.log", "wb"))
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.url}/v2/", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/v2/", timeout=1).status_code in (200, 401):
                     return self
             except httpx.TransportError:
                 time.sleep(0.1)
@@ -378,3 +380,96 @@ def test_regtui_diff_against_another_regtui_over_tls(seed_tar, pushed, tmp_path)
         assert "match: " in p.stdout and "as docker push writes it" in p.stdout and "verdict: identical" in p.stdout
     finally:
         server.stop()
+
+
+class TokenService:
+    """A Docker token service (as Docker Hub runs one) on loopback: anonymous pull tokens for docker-registry's
+    `auth: token` mode, signed RS256 with a self-signed certificate the registry trusts (x5c header)."""
+
+    def __init__(self, folder: Path, service: str = "regtui-test", issuer: str = "regtui-test-issuer"):
+        import base64
+        import datetime
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlparse
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import padding, rsa
+        from cryptography.x509.oid import NameOID
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "regtui test token signer")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+                .not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .sign(key, hashes.SHA256()))
+        self.cert_path = folder / "token-signer.pem"
+        self.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        x5c = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+        self.service, self.issuer = service, issuer
+        self.requests: list[dict] = []
+
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's naming)
+                q = parse_qs(urlparse(self.path).query)
+                outer.requests.append(q)
+                access = []
+                for scope in q.get("scope", []):
+                    kind, _, rest = scope.partition(":")
+                    repo, _, actions = rest.rpartition(":")
+                    access.append({"type": kind, "name": repo, "actions": [a for a in actions.split(",")
+                                                                           if a == "pull"]})
+                t = int(time.time())
+                claims = {"iss": outer.issuer, "sub": "", "aud": q.get("service", [""])[0], "exp": t + 300,
+                          "nbf": t - 10, "iat": t, "jti": str(t), "access": access}
+                head = b64(json.dumps({"typ": "JWT", "alg": "RS256", "x5c": [x5c]}).encode())
+                body = b64(json.dumps(claims).encode())
+                sig = key.sign(f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256())
+                data = json.dumps({"token": f"{head}.{body}.{b64(sig)}"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def registry_config(self) -> str:
+        return (f"auth:\n  token:\n    realm: {self.realm}\n    service: {self.service}\n"
+                f"    issuer: {self.issuer}\n    rootcertbundle: {self.cert_path}\n")
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_regtui_diff_follows_the_bearer_token_flow(registry, pushed, seed_tar, tmp_path):
+    """docker-registry in token mode (as Docker Hub works): 401 + WWW-Authenticate, token, then the manifest."""
+    tokens = TokenService(tmp_path)
+    guarded = DistributionRegistry(tmp_path, data=registry.data, extra_config=tokens.registry_config())
+    try:
+        guarded.start()
+        assert httpx.get(f"{guarded.url}/v2/registry/manifests/docker-indent3").status_code == 401
+        p = subprocess.run([*REGTUI, "diff", str(seed_tar), f"{guarded.host}/registry:docker-indent3"],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert pushed["docker-indent3"] in p.stdout and "verdict: identical" in p.stdout
+        assert any(q.get("scope") == ["repository:registry:pull"] and q.get("service") == ["regtui-test"]
+                   for q in tokens.requests)
+    finally:
+        guarded.stop()
+        tokens.stop()
