@@ -49,7 +49,7 @@ def serve(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_sig
     from regtui.registry.tls import check_pair, self_signed
 
     for n in names:
-        if not is_name(n.split("/", 1)[1] if "." in n.split("/")[0] and "/" in n else n):
+        if not is_name(n):
             fail(f"--name {n!r} is not a valid repository name (lowercase letters, digits, . _ - and /)")
     if (tls_cert is None) != (tls_key is None):
         fail("--tls-cert and --tls-key go together")
