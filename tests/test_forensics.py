@@ -278,3 +278,16 @@ def test_remote_references_and_loopback():
             parse_remote(bad)
     assert all(map(is_loopback, ["127.0.0.1:5000", "localhost", "[::1]:5000", "127.1.2.3", "a.localhost:80"]))
     assert not any(map(is_loopback, ["registry-1.docker.io", "10.0.0.1:5000", "[2001:db8::1]:443"]))
+
+
+def test_multi_platform_layout(multiarch_dir):
+    archive = open_archive(str(multiarch_dir))
+    [index] = archive.roots
+    amd64 = next(i for i in archive.images() if i.platform and i.platform.architecture == "amd64")
+    variant = serialize(amd64, Variant("docker", indent="   "))
+    exps = [parse_expectation(f"registry:2.8.1@{d}")
+            for d in (index.manifest.digest, amd64.manifests[0].digest, sha(variant))]
+    results = apply_expectations(archive, exps)
+    assert [r.status for r in results] == [MATCHED_SERVED, MATCHED_SERVED, MATCHED_VARIANT]
+    assert results[2].image is amd64 and "no image tagged" not in results[2].explanation
+    assert archive.manifests[sha(variant)].data == variant

@@ -394,10 +394,7 @@ class ExpectResult:
         return self.status != NO_MATCH
 
     def image_label(self) -> str:
-        if not self.image:
-            return ""
-        tag = self.image.tags[0] if self.image.tags else ""
-        return f"{self.image.repository}:{tag}" if tag else self.image.repository
+        return image_label(self.image) if self.image else ""
 
     def line(self) -> str:
         head = f"{self.expectation.label()} ({self.expectation.source})"
@@ -450,14 +447,27 @@ def _pairs(archives: list[Archive]) -> list[tuple[Archive, Image]]:
     return [(a, img) for a in archives for img in a.images()]
 
 
+def _tags_of(archive: Archive, image: Image) -> list[str]:
+    """The image's tags, or those of the index that holds it (multi-platform archives tag the index)."""
+    for root in archive.roots:
+        if root is image or (isinstance(root, ImageIndex) and any(i is image for i in root.images())):
+            return list(root.tags) or list(image.tags)
+    return list(image.tags)
+
+
+def _rest(pairs: list, first: list) -> list:
+    chosen = {id(i) for _, i in first}
+    return first + [p for p in pairs if id(p[1]) not in chosen]
+
+
 def _pick_images(pairs: list[tuple[Archive, Image]], exp: Expectation) -> tuple[list[tuple[Archive, Image]], str]:
     """Images the expectation may mean, best first, and a note when the name did not decide."""
     ref = exp.ref
     if ref is not None:
         named = [(a, i) for a, i in pairs if i.repository == ref.name]
-        tagged = [(a, i) for a, i in named if ref.tag and ref.tag in i.tags]
+        tagged = [(a, i) for a, i in named if ref.tag and ref.tag in _tags_of(a, i)]
         if tagged:
-            return tagged + [p for p in named if p not in tagged], ""
+            return _rest(named, tagged), ""
         if named:
             note = f"no image tagged {ref.name}:{ref.tag}; tried {ref.name}'s images" if ref.tag else ""
             return named, note
@@ -472,15 +482,8 @@ def _pick_images(pairs: list[tuple[Archive, Image]], exp: Expectation) -> tuple[
             cfg = None
         same = [(a, i) for a, i in pairs if i.config.descriptor.digest == cfg]
         if same:
-            return same + [p for p in pairs if p not in same], ""
+            return _rest(pairs, same), ""
     return pairs, ""
-
-
-def _owner(archive: Archive, image: Image):
-    for root in archive.roots:
-        if root is image:
-            return root
-    return image
 
 
 def _serve(archive: Archive, image: Image, manifest: Manifest, front: dict[int, int]) -> None:
@@ -498,7 +501,7 @@ def _serve(archive: Archive, image: Image, manifest: Manifest, front: dict[int, 
 
 def _what_is(archive: Archive, image: Image, digest: str) -> str | None:
     """When the digest names something other than a manifest of this image, what it names."""
-    label = f"{image.repository}:{image.tags[0]}" if image.tags else image.repository
+    label = image_label(image)
     if image.config.descriptor.digest == digest:
         return (f"{short(digest)} is the config digest of {label} (the image ID `docker images` shows), not a "
                 f"manifest digest; use the repo digest (`docker inspect -f '{{{{.RepoDigests}}}}'`)")
