@@ -291,3 +291,10 @@ def test_multi_platform_layout(multiarch_dir):
     assert [r.status for r in results] == [MATCHED_SERVED, MATCHED_SERVED, MATCHED_VARIANT]
     assert results[2].image is amd64 and "no image tagged" not in results[2].explanation
     assert archive.manifests[sha(variant)].data == variant
+
+
+def test_mirror_names_find_the_image(seed):
+    archive, image = seed
+    d = sha(serialize(image, Variant("docker", indent="   ")))
+    [r] = apply_expectations(archive, [parse_expectation(f"127.0.0.1:31999/registry:2.8.1@{d}")])
+    assert r.status == MATCHED_VARIANT and r.image is image and "no image" not in r.explanation

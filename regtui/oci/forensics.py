@@ -17,7 +17,7 @@ from regtui.oci import mediatypes as mt
 from regtui.oci.digests import is_digest, sha256_digest, short
 from regtui.oci.model import Archive, Descriptor, Image, ImageIndex, Manifest, Platform
 from regtui.oci.negotiate import DEFAULT_PLATFORM
-from regtui.oci.refs import ImageRef, parse_ref
+from regtui.oci.refs import ImageRef, aliases, parse_ref
 from regtui.oci.serializations import Variant, candidates, recovered_manifest
 
 MATCHED_SERVED = "matched-as-served"
@@ -465,6 +465,8 @@ def _pick_images(pairs: list[tuple[Archive, Image]], exp: Expectation) -> tuple[
     ref = exp.ref
     if ref is not None:
         named = [(a, i) for a, i in pairs if i.repository == ref.name]
+        if not named:  # a mirror's name for it (127.0.0.1:5000/registry), or ours is host-qualified
+            named = [(a, i) for a, i in pairs if ref.name in aliases(i.repository) or i.repository in aliases(ref.name)]
         tagged = [(a, i) for a, i in named if ref.tag and ref.tag in _tags_of(a, i)]
         if tagged:
             return _rest(named, tagged), ""
