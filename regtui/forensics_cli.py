@@ -164,12 +164,12 @@ def parse_remote(text: str) -> RemoteRef:
         path, tag = path[:colon], path[colon + 1:]
         if not is_tag(tag):
             raise ValueError(f"invalid tag {tag!r}")
+    if not is_name(path):
+        raise ValueError(f"invalid repository name {path!r}")
     if host in DOCKER_HUB_HOSTS:
         host = "registry-1.docker.io"
         if "/" not in path:
             path = f"library/{path}"
-    if not is_name(path):
-        raise ValueError(f"invalid repository name {path!r}")
     if tag is None and digest is None:
         tag = "latest"
     return RemoteRef(host, path, tag, digest)
@@ -227,7 +227,8 @@ class RegistryClient:
                 continue
             self.base = base
             return resp
-        hint = "" if self.plain_ok else " (plain HTTP registry? add --insecure)"
+        tls_trouble = any(w in str(last).lower() for w in ("ssl", "tls", "certificate", "wrong_version"))
+        hint = " (private CA or plain HTTP? use --ca FILE or --insecure)" if tls_trouble and not self.plain_ok else ""
         raise FetchError(f"cannot reach {self.host}: {_short_error(last)}{hint}")
 
     def _send(self, url: str, headers: dict, limit: int):
