@@ -157,6 +157,7 @@ def test_uncompressed_archive_explains_why_nothing_can_match(docker_tar, seed_ta
     exps = attach_manifest([parse_expectation(f"registry:2.8.1@{upstream.digest}")], upstream.data, "up.json")
     [r] = apply_expectations(open_archive(str(docker_tar)), exps)
     assert r.diff.verdict == RECOMPRESSED and r.diff.recompressed == list(range(len(seed_image.layers)))
+    assert "stored uncompressed here" in r.diff.summary
 
 
 # -- upstream manifests and the diff ----------------------------------------------------------------------

@@ -310,7 +310,11 @@ def diff_manifests(image: Image, upstream: bytes, blobs: dict | None = None,
                           for i in recompressed)
         how = ("the same config" if uc.digest == oc.digest else
                "a config with the same diff_ids (uncompressed layer digests)")
-        summary = (f"upstream has {how} but {len(recompressed)} of {len(ul)} layers were compressed differently, "
+        raw = [i for i in recompressed if mt.layer_compression(ol[i].media_type) is None
+               and mt.layer_compression(ul[i].media_type) is not None]
+        was = ("are stored uncompressed here (as docker save writes them) but compressed upstream"
+               if raw and len(raw) == len(recompressed) else "were compressed differently")
+        summary = (f"upstream has {how} but {len(recompressed)} of {len(ul)} layers {was}, "
                    f"so their blob digests differ and no manifest built from this archive can hash to "
                    f"{short(udigest)}: {names}. Either export the image again from the registry the nodes pull "
                    f"from with a tool that keeps compressed blobs (crane pull, skopeo copy to oci-archive "
