@@ -299,3 +299,49 @@ def test_mirror_names_find_the_image(seed):
     d = sha(serialize(image, Variant("docker", indent="   ")))
     [r] = apply_expectations(archive, [parse_expectation(f"127.0.0.1:31999/registry:2.8.1@{d}")])
     assert r.status == MATCHED_VARIANT and r.image is image and "no image" not in r.explanation
+
+
+def _index(*children: tuple[str, str]) -> bytes:
+    return json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [
+        {"mediaType": mt.OCI_MANIFEST, "digest": d, "size": 500, "platform": {"os": "linux", "architecture": arch}}
+        for arch, d in children]}).encode()
+
+
+def test_supplied_index_whose_child_is_not_reproducible(seed):
+    archive, image = seed
+    index = _index(("amd64", "sha256:" + "2" * 64), ("arm64", "sha256:" + "3" * 64))
+    exps = attach_manifest([parse_expectation(f"registry:2.8.1@{sha(index)}")], index, "index.json")
+    [r] = apply_expectations(archive, exps)
+    assert r.status == NO_MATCH and "multi-platform index" in r.explanation
+    assert "sha256:222222222222" in r.explanation and "regtui diff" in r.explanation
+    assert sha(index) not in archive.manifests
+    index = _index(("arm64", "sha256:" + "3" * 64), ("s390x", "sha256:" + "4" * 64))
+    exps = attach_manifest([parse_expectation(f"registry:2.8.1@{sha(index)}")], index, "index.json")
+    [r] = apply_expectations(archive, exps)
+    assert r.status == NO_MATCH and "no linux/amd64 child" in r.explanation and "linux/s390x" in r.explanation
+
+
+def test_manifest_file_without_a_matching_expectation_becomes_its_own(seed):
+    archive, image = seed
+    data = serialize(image, Variant("oci", config_family="oci", layer_family="oci", key_order="digest-size",
+                                    indent="  "))
+    other = "sha256:" + "5" * 64
+    exps = [parse_expectation(f"registry@{other}"), parse_expectation(f"registry@{other[:-1]}6")]
+    exps = attach_manifest(exps, data, "--expect-manifest up.json")
+    assert len(exps) == 3 and exps[2].ref is None and exps[2].digest == sha(data) and exps[2].upstream_exact
+    results = apply_expectations(archive, exps)
+    assert [r.status for r in results] == [NO_MATCH, NO_MATCH, MATCHED_VARIANT]
+    assert results[2].image is image and results[2].manifest.data == data
+
+
+def test_cli_inspect_json_carries_expectations(seed_tar):
+    pytest.importorskip("regtui.oci.inspect", reason="inspect is not built yet")
+    image = open_archive(str(seed_tar)).images()[0]
+    indent3 = sha(serialize(image, Variant("docker", indent="   ")))
+    p = subprocess.run([sys.executable, "-m", "regtui", "inspect", "--json", str(seed_tar), "--expect",
+                        f"registry:2.8.1@{indent3}"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    [e] = out["expectations"]
+    assert e["status"] == MATCHED_VARIANT and e["served"]["digest"] == indent3
+    assert indent3 in p.stdout.replace(e["expected"], "", 1)  # the recovered form is listed with the manifests
