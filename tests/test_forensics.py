@@ -344,4 +344,5 @@ def test_cli_inspect_json_carries_expectations(seed_tar):
     out = json.loads(p.stdout)
     [e] = out["expectations"]
     assert e["status"] == MATCHED_VARIANT and e["served"]["digest"] == indent3
-    assert indent3 in p.stdout.replace(e["expected"], "", 1)  # the recovered form is listed with the manifests
+    del out["expectations"]
+    assert indent3 in json.dumps(out)  # the recovered form is listed with the image's manifests
