@@ -82,7 +82,7 @@ class RegtuiApp(App):
         self.host, self.port = host, port
         self.clock = clock
         self.bus = bus or EventBus()
-        self.live = LiveState(capacity)
+        self.live = LiveState(capacity, clock=clock)
         self.measure_layers = measure
         self.expectations = list(expectations or [])  # regtui.oci.forensics.Expectation, from --expect
         self.expect_results: list = []

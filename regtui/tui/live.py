@@ -7,6 +7,7 @@ requests arrive.
 from __future__ import annotations
 
 import re
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -54,7 +55,8 @@ class Changes:
 
 
 class LiveState:
-    def __init__(self, capacity: int = 500, log_capacity: int = 200):
+    def __init__(self, capacity: int = 500, log_capacity: int = 200, clock=time.time):
+        self.clock = clock
         self.capacity = capacity
         self.log_capacity = log_capacity
         self.pull_capacity = 200
@@ -99,6 +101,10 @@ class LiveState:
                 for k in done[: len(self.pulls) - self.pull_capacity]:
                     del self.pulls[k]
         elif isinstance(event, ServerState):
+            if event != self.server:  # state changes go to the server log too, so its story reads whole
+                detail = event.error or event.url or ""
+                ch.logs.append(ServerLog("error" if event.state == "failed" else "info",
+                                         f"server {event.state}{': ' + detail if detail else ''}", self.clock()))
             self.server = event
             ch.server = True
         elif isinstance(event, ServerLog):

@@ -52,7 +52,7 @@ class ManifestsView(Vertical):
         t.clear()
         self.forms = manifest_forms(selection.root, selection.image) if selection.root else []
         for i, f in enumerate(self.forms):
-            t.add_row(f.label, short(f.manifest.digest, 16), f.manifest.media_type,
+            t.add_row(f.label, short(f.manifest.digest), f.manifest.media_type,
                       Text(str(f.manifest.size), justify="right"),
                       Text("✓ served by tag", style="bold green") if f.default else Text("on request", style="dim"),
                       key=str(i))
@@ -94,8 +94,8 @@ class ManifestsView(Vertical):
             return
         t = Table(title="what a client pulling by tag gets", title_justify="left", box=None, padding=(0, 1),
                   show_header=False, title_style="bold")
-        t.add_column(style="cyan", no_wrap=True)
-        t.add_column(no_wrap=True)
+        t.add_column(style="cyan", no_wrap=True, min_width=19)
+        t.add_column(overflow="fold")
         for client, digest, reason in client_choices(self.selection.root):
             form = next((f.label for f in self.forms if f.manifest.digest == digest), short(digest))
             t.add_row(client, Text(form, style="bold") if digest != "—" else Text(f"nothing: {reason}", style="red"))

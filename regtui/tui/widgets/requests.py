@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from rich.text import Text
@@ -14,8 +15,14 @@ from regtui.tui.facts import human_size
 from regtui.tui.live import Changes, LiveState, RequestRow, row_matches
 from regtui.tui.widgets.common import VimTable
 
-COLUMNS = (("time", "time"), ("client", "client"), ("method", "method"), ("path", "path"), ("status", "status"),
-           ("bytes", "bytes"), ("duration", "duration"), ("user agent", "ua"))
+COLUMNS = (("time", "time"), ("client", "client"), ("method", "method"), ("status", "status"), ("bytes", "bytes"),
+           ("duration", "duration"), ("path", "path"), ("user agent", "ua"))
+_DIGEST_IN_PATH = re.compile(r"(sha256:[0-9a-f]{12})[0-9a-f]{52}")
+
+
+def short_path(path: str) -> str:
+    """Digests in paths cut to 12 hex digits, so status, size and duration stay on screen."""
+    return _DIGEST_IN_PATH.sub(r"\1…", path)
 
 
 def status_cell(row: RequestRow) -> Text:
@@ -55,11 +62,12 @@ class RequestsView(Vertical):
         size = human_size(row.bytes_sent)
         if row.status is None and row.total:
             size = f"{human_size(row.bytes_sent)}/{human_size(row.total)}"
-        return [time.strftime("%H:%M:%S", time.localtime(row.time)), row.client, row.method,
-                Text(row.path, no_wrap=True, overflow="ellipsis"), status_cell(row), Text(size, justify="right"),
+        return [time.strftime("%H:%M:%S", time.localtime(row.time)), row.client, row.method, status_cell(row),
+                Text(size, justify="right"),
                 Text(f"{dur * 1000:.0f} ms" if dur < 10 else f"{dur:.1f} s", justify="right",
                      style="" if row.duration is not None else "dim"),
-                Text(row.user_agent, no_wrap=True, overflow="ellipsis")]
+                Text(short_path(row.path), no_wrap=True, overflow="ellipsis"),
+                Text(row.user_agent[:40], no_wrap=True, overflow="ellipsis")]
 
     def apply(self, changes: Changes) -> None:
         t = self.query_one(VimTable)

@@ -1,0 +1,92 @@
+"""Snapshot tests of the main views (pytest-textual-snapshot): fixed port, fixed clock, fixed size, UTC.
+
+Update after an intended UI change with `pytest tests/test_tui_snapshots.py --snapshot-update`, then look at
+the pictures (`scripts/screenshots` renders the same views from a live server).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from regtui.oci import open_archive
+from regtui.tui.app import RegtuiApp
+from tests.tui_support import T0, publish_demo_traffic, until
+
+SIZE = (150, 42)
+PORT = 5000
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def _app(path, **kw) -> RegtuiApp:
+    return RegtuiApp([open_archive(str(path))], "127.0.0.1", PORT, clock=lambda: T0 + 6, **kw)
+
+
+async def _measured(pilot) -> None:
+    app = pilot.app
+    await until(pilot, lambda: app.selection is not None and app.layer_facts and
+                all(v is not None for v in app.layer_facts.values()), what="layer measurement")
+    await pilot.pause(0.1)
+
+
+def test_layers_view(snap_compare, seed_tar):
+    assert snap_compare(_app(seed_tar), terminal_size=SIZE, run_before=_measured)
+
+
+def test_config_view(snap_compare, seed_tar):
+    assert snap_compare(_app(seed_tar, measure=False), press=["2"], terminal_size=SIZE)
+
+
+def test_manifests_view(snap_compare, seed_tar):
+    assert snap_compare(_app(seed_tar, measure=False), press=["3"], terminal_size=SIZE)
+
+
+def test_multiarch_index(snap_compare, multiarch_dir):
+    assert snap_compare(_app(multiarch_dir, measure=False), press=["3"], terminal_size=SIZE)
+
+
+def test_verify_view(snap_compare, seed_tar):
+    async def verified(pilot):
+        await pilot.press("v")
+        await until(pilot, lambda: pilot.app.verify_reports or pilot.app.verify_errors, timeout=60,
+                    what="verification")
+        await pilot.pause(0.2)
+
+    assert snap_compare(_app(seed_tar, measure=False), terminal_size=SIZE, run_before=verified)
+
+
+def _traffic(tab: str):
+    async def run(pilot):
+        app = pilot.app
+        await until(pilot, lambda: app.selection is not None, what="selection")
+        publish_demo_traffic(app.bus, app.selection.image, PORT)
+        await pilot.pause(0.5)
+        await pilot.press(tab)
+        await pilot.pause(0.1)
+
+    return run
+
+
+def test_server_view(snap_compare, seed_tar):
+    assert snap_compare(_app(seed_tar, measure=False), terminal_size=SIZE, run_before=_traffic("5"))
+
+
+def test_requests_view(snap_compare, seed_tar):
+    assert snap_compare(_app(seed_tar, measure=False), terminal_size=SIZE, run_before=_traffic("6"))
+
+
+def test_pulls_view(snap_compare, seed_tar):
+    assert snap_compare(_app(seed_tar, measure=False), terminal_size=SIZE, run_before=_traffic("7"))
+
+
+def test_help_screen(snap_compare, seed_tar):
+    assert snap_compare(_app(seed_tar, measure=False), press=["question_mark"], terminal_size=SIZE)
