@@ -252,10 +252,13 @@ class CuttingProxy:
             conns, self.conns = self.conns, []
         for s in conns:
             try:
+                # linger 0: a reset, like a dropped network; shutdown first wakes the pump blocked in recv,
+                # which would otherwise keep the socket open past close().
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                s.close()  # linger 0: a reset, like a dropped network
+                s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            s.close()
 
     def close(self) -> None:
         self._stop = True

@@ -285,6 +285,8 @@ def test_resume_after_cut_connection(registry, big_layout, tmp_path, no_docker_c
         assert [l.split()[2] for l in lines if l.startswith("uploaded")] == [f"registry@{big[:19]}"]
         # Upstream bytes of the second run: the big layer once plus requests and manifests, no small blob.
         assert big_size <= proxy.sent < big_size + min(small_bytes, 1 << 20)
+        for d in small:
+            assert len(registry.requests("PUT", f"digest={d.replace(':', '%3A')}")) == 1, d
     finally:
         proxy.close()
     m = image.manifests[0]
@@ -296,15 +298,22 @@ def test_resume_after_cut_connection(registry, big_layout, tmp_path, no_docker_c
 def test_retry_within_a_run(registry, big_layout, tmp_path, no_docker_config):
     layout, big = big_layout
     archive = open_archive(layout)
+    image = archive.roots[0]
+    small = [d for d in [image.config.descriptor.digest, *(l.digest for l in image.layers)] if d != big]
+    small_bytes = sum(archive.blobs[d].size for d in small)
     proxy = CuttingProxy(registry.port)
     try:
-        proxy.reset(cut_after=archive.blobs[big].size // 3)
-        r = push(layout, f"127.0.0.1:{proxy.port}", "--chunk-size", "8M", docker_config=no_docker_config)
+        proxy.reset(cut_after=small_bytes + archive.blobs[big].size // 3)
+        r = push(layout, f"127.0.0.1:{proxy.port}", "--jobs", "1", "--chunk-size", "8M",
+                 docker_config=no_docker_config)
         assert proxy.cuts == 1
         assert r.returncode == 0, r.stderr
-        assert "retry 1:" in r.stderr
+        assert f"retry 1: uploading blob {big[:19]}" in r.stderr
     finally:
         proxy.close()
+    # The broken chunked upload was recovered; no completed blob went up twice.
+    for d in small + [big]:
+        assert len(registry.requests("PUT", f"digest={d.replace(':', '%3A')}")) == 1, d
     m = archive.roots[0].manifests[0]
     assert manifest_digests(registry, "registry", "2.8.1", m.media_type) == m.digest
     pull_and_rehash(f"{registry.host}/registry@{m.digest}", tmp_path / "pulled", tls_args=PLAIN)
