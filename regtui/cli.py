@@ -57,8 +57,10 @@ def main() -> None:
 
 @main.command()
 @click.argument("archives", nargs=-1, type=click.Path())
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the registry listens on (s starts it).")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535), help="Port it listens on.")
 @expect_options
-def tui(archives, expect, expect_file, expect_manifest) -> None:
+def tui(archives, host, port, expect, expect_file, expect_manifest) -> None:
     """Open the interactive inspector on ARCHIVES (the bundled demo image when none is given)."""
     from regtui.forensics_cli import load_expectations, tui_kwargs
 
@@ -72,7 +74,7 @@ def tui(archives, expect, expect_file, expect_manifest) -> None:
 
             render_inspect(a)
         return
-    run_tui(paths, **tui_kwargs(run_tui, expectations))
+    run_tui(paths, host=host, port=port, **tui_kwargs(run_tui, expectations))
 
 
 @main.command()

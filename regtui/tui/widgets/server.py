@@ -80,8 +80,9 @@ class ServerView(Vertical):
         for rec in logs:
             stamp = time.strftime("%H:%M:%S", time.localtime(rec.time)) if rec.time else "--:--:--"
             level = rec.level.lower()
+            message = rec.message.replace(" (CTRL + C to quit)", "")  # Hypercorn's hint; here q or s stops it
             style = "red" if level in ("error", "critical") else "yellow" if level == "warning" else ""
-            log.write(Text(f"{stamp} {level:<7} {rec.message}", style=style))
+            log.write(Text(f"{stamp} {level:<7} {message}", style=style))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

@@ -1,0 +1,160 @@
+"""Drive the real regtui app headless and save a picture of each main view (see scripts/screenshots).
+
+SVGs come from Textual's own screenshot; PNGs from rsvg-convert after pointing the SVG's web font at an
+installed monospace font (and keeping its spaces), since rsvg cannot fetch web fonts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from regtui.tui.app import RegtuiApp  # noqa: E402
+from tests.support import build_multiarch_layout  # noqa: E402
+
+SIZE = (150, 42)
+SEED = Path(os.environ.get("REGTUI_SEED", ROOT.parent / "shared" / "fixtures" / "seed-image.tar"))
+
+
+def free_port(preferred: int = 5000) -> int:
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise SystemExit("no free port")
+
+
+async def until(pilot, cond, timeout: float = 60.0, what: str = "") -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        await pilot.pause(0.05)
+    raise SystemExit(f"screenshots: timed out waiting for {what}")
+
+
+def to_png(svg: Path, font: str) -> Path:
+    text = svg.read_text()
+    text = text.replace('"Fira Code"', f'"{font}"').replace("Fira Code, monospace", f"{font}, monospace")
+    text = re.sub(r"<svg ", '<svg xml:space="preserve" ', text, count=1)
+    fixed = svg.with_suffix(".font.svg")
+    fixed.write_text(text)
+    png = svg.with_suffix(".png")
+    try:
+        subprocess.run(["rsvg-convert", "-o", str(png), str(fixed)], check=True)
+    finally:
+        fixed.unlink()
+    return png
+
+
+async def main_views(out: Path, archive: str, skopeo: str, work: Path) -> list[Path]:
+    port = free_port()
+    app = RegtuiApp([archive], "127.0.0.1", port)
+    shots: list[Path] = []
+
+    def shot(name: str) -> None:
+        shots.append(Path(app.save_screenshot(filename=f"{name}.svg", path=str(out))))
+
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.selection is not None, what="the archive to open")
+        await until(pilot, lambda: all(v is not None for v in app.layer_facts.values()), what="layer sizes")
+        await pilot.pause(0.3)
+        shot("layers")
+        await pilot.press("2")
+        await pilot.pause(0.2)
+        shot("config")
+        await pilot.press("3")
+        await pilot.pause(0.2)
+        shot("manifests")
+        await pilot.press("v")
+        await until(pilot, lambda: app.verify_reports or app.verify_errors, what="verification")
+        await pilot.pause(0.3)
+        shot("verify")
+
+        await pilot.press("s")
+        await until(pilot, lambda: app.live.server.state == "serving", what="the server")
+        ref = f"127.0.0.1:{port}/registry:2.8.1"
+        pull = await asyncio.create_subprocess_exec(
+            skopeo, "copy", "-q", "--src-tls-verify=false", f"docker://{ref}", f"oci:{work / 'pulled'}:x",
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        await pull.wait()
+        missing = await asyncio.create_subprocess_exec(
+            skopeo, "inspect", "--tls-verify=false", f"docker://127.0.0.1:{port}/registry:2.8.2",
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        await missing.wait()
+        await until(pilot, lambda: any(p.finished for p in app.live.pulls.values()), what="the pull")
+        await pilot.pause(0.5)
+        await pilot.press("5")
+        await pilot.pause(0.2)
+        shot("server")
+        await pilot.press("6")
+        await pilot.pause(0.2)
+        shot("requests")
+        await pilot.press("7")
+        await pilot.pause(0.2)
+        shot("pulls")
+        await pilot.press("question_mark")
+        await pilot.pause(0.3)
+        shot("help")
+        await pilot.press("escape", "q")
+    return shots
+
+
+async def multiarch_view(out: Path, layout: Path) -> Path:
+    app = RegtuiApp([str(layout)], "127.0.0.1", 5000, measure=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.selection is not None, what="the layout to open")
+        tree = app.query_one("#images")
+        arm = next(n for n in tree._walk() if str(n.label).startswith("linux/arm64"))
+        tree.move_cursor(arm)
+        await pilot.pause(0.2)
+        await pilot.press("3")
+        await pilot.pause(0.3)
+        return Path(app.save_screenshot(filename="multiarch.svg", path=str(out)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", default=str(ROOT / "screenshots"))
+    ap.add_argument("archive", nargs="?", default=str(SEED))
+    args = ap.parse_args()
+    skopeo = shutil.which("skopeo")
+    if not skopeo or not shutil.which("rsvg-convert"):
+        raise SystemExit("screenshots: needs skopeo and rsvg-convert (./scripts/setup installs them)")
+    if not Path(args.archive).exists():
+        raise SystemExit(f"screenshots: {args.archive} not found")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    font = subprocess.run(["fc-match", "-f", "%{family[0]}", "monospace"], capture_output=True,
+                          text=True).stdout.strip() or "DejaVu Sans Mono"
+    os.environ.setdefault("TZ", "UTC")
+    time.tzset()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        layout = work / "multiarch"
+        subprocess.run([skopeo, "copy", "-q", f"docker-archive:{args.archive}", f"oci:{layout}:registry:2.8.1"],
+                       check=True)
+        build_multiarch_layout(layout, tag="registry:2.8.1")
+        shots = asyncio.run(main_views(out, args.archive, skopeo, work))
+        shots.append(asyncio.run(multiarch_view(out, layout)))
+    for svg in shots:
+        print(f"{svg}  {to_png(svg, font)}")
+
+
+if __name__ == "__main__":
+    main()
