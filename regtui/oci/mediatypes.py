@@ -75,3 +75,26 @@ def oci_layer_type(compression: str | None) -> str:
 
 def is_docker(media_type: str) -> bool:
     return media_type.startswith("application/vnd.docker.")
+
+
+_SHORT = {
+    DOCKER_LAYER: "docker tar+gzip",
+    DOCKER_FOREIGN_LAYER: "docker foreign tar+gzip",
+    OCI_LAYER: "oci tar",
+    OCI_LAYER_GZIP: "oci tar+gzip",
+    OCI_LAYER_ZSTD: "oci tar+zstd",
+    OCI_LAYER_ND: "oci nondistributable tar",
+    OCI_LAYER_ND_GZIP: "oci nondistributable tar+gzip",
+    OCI_LAYER_ND_ZSTD: "oci nondistributable tar+zstd",
+    DOCKER_MANIFEST: "docker manifest v2",
+    DOCKER_LIST: "docker manifest list",
+    OCI_MANIFEST: "oci manifest",
+    OCI_INDEX: "oci index",
+    DOCKER_CONFIG: "docker config",
+    OCI_CONFIG: "oci config",
+}
+
+
+def short_name(media_type: str) -> str:
+    """A readable name for tables; the full type stays in detail views."""
+    return _SHORT.get(media_type, media_type)

@@ -1,0 +1,146 @@
+"""What `regtui inspect` shows: a plain dict for --json, and a rich rendering for people."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from regtui.oci.digests import short
+from regtui.oci.mediatypes import short_name
+from regtui.oci.model import Archive, Image, ImageIndex, Root
+
+
+def human_size(n: int | None) -> str:
+    if n is None or n < 0:
+        return "—"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def config_summary(img: Image) -> dict:
+    j = img.config.json
+    c = j.get("config") if isinstance(j.get("config"), dict) else {}
+    return {
+        "digest": img.config.descriptor.digest,
+        "media_type": img.config.descriptor.media_type,
+        "size": img.config.descriptor.size,
+        "os": j.get("os", ""),
+        "architecture": j.get("architecture", ""),
+        "variant": j.get("variant", ""),
+        "created": j.get("created", ""),
+        "author": j.get("author", ""),
+        "user": c.get("User", ""),
+        "entrypoint": c.get("Entrypoint"),
+        "cmd": c.get("Cmd"),
+        "working_dir": c.get("WorkingDir", ""),
+        "env": c.get("Env") or [],
+        "labels": c.get("Labels") or {},
+        "exposed_ports": sorted((c.get("ExposedPorts") or {}).keys()),
+        "volumes": sorted((c.get("Volumes") or {}).keys()),
+    }
+
+
+def image_dict(img: Image) -> dict:
+    return {
+        "repository": img.repository,
+        "tags": list(img.tags),
+        "platform": str(img.platform) if img.platform else None,
+        "source": img.source,
+        "manifests": [
+            {"media_type": m.media_type, "digest": m.digest, "size": m.size, "origin": m.origin, "default": i == 0}
+            for i, m in enumerate(img.manifests)
+        ],
+        "config": config_summary(img),
+        "layers": [
+            {
+                "index": i,
+                "digest": l.digest,
+                "media_type": l.descriptor.media_type,
+                "size": l.descriptor.size,
+                "compression": l.compression,
+                "diff_id": l.diff_id,
+                "created_by": l.history.created_by if l.history else None,
+                "member": l.location.member if l.location else None,
+            }
+            for i, l in enumerate(img.layers)
+        ],
+        "history": [
+            {"created": h.created, "created_by": h.created_by, "comment": h.comment, "empty_layer": h.empty_layer}
+            for h in img.history
+        ],
+    }
+
+
+def root_dict(root: Root) -> dict:
+    if isinstance(root, ImageIndex):
+        return {
+            "kind": "index",
+            "repository": root.repository,
+            "tags": list(root.tags),
+            "manifest": {"media_type": root.manifest.media_type, "digest": root.manifest.digest,
+                         "size": root.manifest.size, "origin": root.manifest.origin},
+            "children": [root_dict(c) for c in root.children],
+        }
+    return {"kind": "image", **image_dict(root)}
+
+
+def inspect_dict(archive: Archive) -> dict:
+    return {
+        "path": archive.path,
+        "format": archive.format,
+        "format_name": archive.format_name,
+        "blob_bytes": archive.total_size(),
+        "roots": [root_dict(r) for r in archive.roots],
+        "warnings": [p.__dict__ for p in archive.warnings],
+    }
+
+
+def _image_block(console: Console, img: Image, title: str) -> None:
+    cfg = config_summary(img)
+    console.print(Text.assemble((title, "bold cyan"), "  ", (str(img.platform or "?"), "magenta"),
+                                f"  created {cfg['created'] or '—'}"))
+    for key in ("entrypoint", "cmd", "working_dir", "user"):
+        if cfg[key]:
+            console.print(Text(f"  {key}: {cfg[key]}"))
+    if cfg["env"]:
+        console.print(Text("  env: " + ", ".join(cfg["env"])))
+    if cfg["labels"]:
+        console.print(Text("  labels: " + ", ".join(f"{k}={v}" for k, v in cfg["labels"].items())))
+    if cfg["exposed_ports"]:
+        console.print(Text("  ports: " + ", ".join(cfg["exposed_ports"])))
+    console.print(Text(f"  config {cfg['digest']} ({cfg['size']} B, {cfg['media_type']})"))
+    t = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    for col in ("#", "digest", "media type", "size", "diff_id", "created_by"):
+        t.add_column(col, overflow="fold" if col == "created_by" else "ellipsis", no_wrap=col != "created_by")
+    for i, l in enumerate(img.layers):
+        cells = (str(i), short(l.digest), short_name(l.descriptor.media_type), human_size(l.descriptor.size),
+                 short(l.diff_id) if l.diff_id else "—", (l.history.created_by if l.history else "") or "")
+        t.add_row(*(Text(c) for c in cells))  # data, never markup
+    console.print(t)
+    for i, m in enumerate(img.manifests):
+        mark = "default" if i == 0 else "on request"
+        console.print(Text(f"  manifest {m.digest}  {m.media_type}  {m.size} B  ({m.origin}, {mark})"))
+
+
+def render_inspect(archive: Archive, console: Console | None = None) -> None:
+    console = console or Console(soft_wrap=not sys.stdout.isatty())
+    console.rule(Text(archive.path, style="bold"))
+    console.print(Text(f"format: {archive.format_name}   blobs: {len(archive.blobs)} ({human_size(archive.total_size())})"))
+    for root in archive.roots:
+        name = root.repository + (":" + ",".join(root.tags) if root.tags else "")
+        if isinstance(root, ImageIndex):
+            console.print(Text.assemble(("index ", "bold"), (name, "bold cyan"),
+                                        f"  {root.manifest.digest}  {root.manifest.media_type}"))
+            for child in root.images():
+                _image_block(console, child, f"  └ {short(child.manifest.digest)}")
+        else:
+            _image_block(console, root, name)
+    for p in archive.warnings:
+        console.print(Text.assemble(("warning: ", "yellow"), p.line()))
