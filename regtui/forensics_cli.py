@@ -403,7 +403,14 @@ def diff(archive, reference, insecure, ca, as_json) -> None:
     via = f" (the {image.platform or 'linux/amd64'} child of index {short(up.index_digest)})" if up.index else ""
     click.echo(f"upstream  {ref}: {up.digest}{via}")
     click.echo("")
-    if result.matched or shown is None:
+    if result.status == "matched-by-variant":
+        name = result.image.repository if result.image else familiar(ref.path)
+        click.echo(f"match: reproduced as {result.variant_description or result.variant}; "
+                   f"`regtui serve {archive} --expect {name}@{up.digest}` serves it for the tag and by digest")
+        if up.index_digest:
+            click.echo(f"       to serve index {short(up.index_digest)} too, save its bytes and add "
+                       f"--expect {name}@{up.index_digest} --expect-manifest INDEX.json")
+    elif result.matched or shown is None:
         click.echo(("match: " if result.matched else "no match: ") + result.explanation)
     if shown is not None:
         if result.matched:
