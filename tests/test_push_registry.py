@@ -354,3 +354,24 @@ def test_connection_refused_and_bad_arguments(seed_tar, tmp_path, no_docker_conf
     r = push(seed_tar, "127.0.0.1:1", "--insecure", "--ca", seed_tar, docker_config=no_docker_config)
     assert_one_line_error(r, "exclude each other")
     assert r.returncode == 2
+
+
+def test_push_recovered_digest(registry, seed_tar, tmp_path, no_docker_config):
+    """With --expect, the serialization digest forensics recovers (docker push's 3-space indent) is what lands."""
+    from regtui.oci.serializations import Variant, serialize
+
+    image = open_archive(seed_tar).roots[0]
+    data = serialize(image, Variant("docker", indent="   "))
+    upstream = "sha256:" + hashlib.sha256(data).hexdigest()
+    assert upstream != image.manifests[0].digest
+    r = push(seed_tar, registry.host, "--expect", f"registry:2.8.1@{upstream}", docker_config=no_docker_config)
+    assert r.returncode == 0, r.stderr
+    assert manifest_digests(registry, "registry", "2.8.1", image.manifests[0].media_type) == upstream
+    got = pull_and_rehash(f"{registry.host}/registry@{upstream}", tmp_path / "pulled", tls_args=PLAIN)
+    assert got == data
+
+    unknown = "sha256:" + "ab" * 32
+    r = push(seed_tar, f"{registry.host}/other", "--expect", f"registry:2.8.1@{unknown}",
+             docker_config=no_docker_config)
+    assert_one_line_error(r, unknown, "nothing was pushed")
+    assert registry.requests("POST", "/v2/other/") == []

@@ -103,6 +103,7 @@ class RegistryClient:
         chunk_size: int = DEFAULT_CHUNK,
         timeout: float = 60.0,
         on_event: Callable[[object], None] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ):
         self.target = target
         self.ca = ca
@@ -113,6 +114,7 @@ class RegistryClient:
         self.chunk_size = chunk_size
         self.timeout = timeout
         self.on_event = on_event or (lambda e: None)
+        self.transport = transport  # for fault injection in tests; None = httpx's own
         self.base: httpx.URL | None = None
         self._client: httpx.AsyncClient | None = None
 
@@ -157,6 +159,7 @@ class RegistryClient:
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
             headers={"User-Agent": "regtui-push"},
             follow_redirects=False,
+            transport=self.transport,
         )
         last: PushError | None = None
         for s in schemes:

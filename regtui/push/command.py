@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from regtui.forensics_cli import expect_options
 from regtui.push.errors import PushError
 
 EXIT_FAILED = 1
@@ -44,14 +45,16 @@ def _parse_size(text: str) -> int:
 @click.option("--retries", type=click.IntRange(1, 20), default=5, show_default=True,
               help="Attempts per request on broken connections, 429 and 5xx (with backoff).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display; only errors and the summary line.")
+@expect_options
 def push(archive, registry, tag_map, insecure, ca, username, password_stdin, dry_run, jobs, chunk_size,
-         retries, quiet) -> None:
+         retries, quiet, expect, expect_file, expect_manifest) -> None:
     """Copy every image of ARCHIVE into REGISTRY[/PREFIX] through the OCI distribution push API.
 
     Images keep their names (without docker.io/ and library/) under PREFIX and their manifest digests.
     Loopback registries are spoken to over plain HTTP, others over HTTPS. Credentials come from
     --username/--password-stdin or from docker's config.json. Running it again after an interruption
-    sends only what the registry is missing.
+    sends only what the registry is missing. With --expect, the manifest bytes digest forensics recovers
+    are the ones pushed (nothing is pushed when an expected digest cannot be reproduced).
     """
     if insecure and ca:
         _die("--insecure and --ca exclude each other (--ca verifies the registry, --insecure does not)", EXIT_USAGE)
@@ -71,8 +74,9 @@ def push(archive, registry, tag_map, insecure, ca, username, password_stdin, dry
             _die("--password-stdin: standard input was empty", EXIT_USAGE)
         credentials = Credentials(username, password, source="--username/--password-stdin")
     try:
+        expectations = (expect, expect_file, expect_manifest)
         summary = asyncio.run(_main(archive, registry, tag_map, insecure, ca, credentials, dry_run, jobs, size,
-                                    retries, quiet))
+                                    retries, quiet, expectations))
     except PushError as e:
         _die(e.line())
     except KeyboardInterrupt:
@@ -85,7 +89,7 @@ def push(archive, registry, tag_map, insecure, ca, username, password_stdin, dry
 
 
 async def _main(archive_path, registry, tag_map, insecure, ca, credentials, dry_run, jobs, chunk_size, retries,
-                quiet):
+                quiet, expectations):
     from rich.console import Console
 
     from regtui.oci import open_archive
@@ -102,6 +106,7 @@ async def _main(archive_path, registry, tag_map, insecure, ca, credentials, dry_
         archive = await asyncio.to_thread(open_archive, archive_path)
     except ArchiveError as e:
         raise PushError(e.line()) from None
+    _apply_expectations(archive, *expectations)
     plan = build_plan(archive, target, rules)
     out, err = Console(), Console(stderr=True)
     if dry_run or quiet or not out.is_terminal:
@@ -112,3 +117,18 @@ async def _main(archive_path, registry, tag_map, insecure, ca, credentials, dry_
                               retries=retries, on_event=view) as client:
         with view:
             return await run_push(plan, client, jobs=jobs, dry_run=dry_run, on_event=view)
+
+
+def _apply_expectations(archive, expect, expect_file, expect_manifest) -> None:
+    """Digest forensics first: a recovered serialization becomes each image's default form, the one pushed."""
+    if not (expect or expect_file or expect_manifest):
+        return
+    from regtui.forensics_cli import all_matched, apply_cli_expectations, render_results
+
+    results = apply_cli_expectations([archive], expect, expect_file, expect_manifest)
+    render_results(results, err=True)
+    if not all_matched(results):
+        missed = [r.expectation for r in results if not r.matched][0]
+        raise PushError(f"expected digest {missed.digest} ({missed.source}) is not reproduced by the archive; "
+                        "nothing was pushed",
+                        hint="see the explanation above; drop that --expect to push what the archive holds")

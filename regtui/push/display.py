@@ -104,6 +104,7 @@ class ProgressView(LineView):
             self._advance(key, e.size)
             if key in self.tasks:
                 self.progress.remove_task(self.tasks.pop(key))
+                self.progress.refresh()
             self.progress.console.print(_blob_line(e, False), highlight=False, soft_wrap=True)
         elif isinstance(e, ManifestDone):
             self.progress.console.print(_manifest_line(e, False), highlight=False, soft_wrap=True)
