@@ -123,14 +123,19 @@ def test_push_multiarch_index(registry, multiarch_tar, tmp_path, no_docker_confi
     assert by_digest == index.manifest.data
 
 
-def test_cross_repository_mount(registry, oci_dir, tmp_path, no_docker_config):
-    layout = tmp_path / "two-names"
+def two_names(oci_dir: Path, layout: Path) -> Path:
+    """The same image under two names (registry:2.8.1, mirror/registry:2.8.1): blobs shared across repos."""
     shutil.copytree(oci_dir, layout)
     index = json.loads((layout / "index.json").read_text())
     second = json.loads(json.dumps(index["manifests"][0]))
     second["annotations"]["org.opencontainers.image.ref.name"] = "mirror/registry:2.8.1"
     index["manifests"].append(second)
     (layout / "index.json").write_text(json.dumps(index))
+    return layout
+
+
+def test_cross_repository_mount(registry, oci_dir, tmp_path, no_docker_config):
+    layout = two_names(oci_dir, tmp_path / "two-names")
     archive = open_archive(layout)
     assert sorted(archive.repositories()) == ["mirror/registry", "registry"]
 
@@ -224,7 +229,7 @@ def _cert_dir(ca, tmp_path: Path) -> Path:
     return d
 
 
-def test_bearer_token_flow(tmp_path, seed_tar, no_docker_config):
+def test_bearer_token_flow(tmp_path, seed_tar, oci_dir, no_docker_config):
     tokens = TokenServer(tmp_path / "token", {"bob": "hunter2"})
     reg = Registry(tmp_path / "reg", token=tokens.registry_config()).start()
     try:
@@ -244,6 +249,16 @@ def test_bearer_token_flow(tmp_path, seed_tar, no_docker_config):
         r = httpx.head(f"{reg.url}/v2/tok/registry/manifests/2.8.1",
                        headers={"Accept": m.media_type, "Authorization": f"Bearer {token}"})
         assert r.headers["docker-content-digest"] == m.digest
+
+        # Mounts ask for pull on the source repository in the same token.
+        layout = two_names(oci_dir, tmp_path / "two-names")
+        mounted = push(layout, f"{reg.host}/m", "--jobs", "1", "--username", "bob", "--password-stdin",
+                       stdin="hunter2", docker_config=no_docker_config)
+        assert mounted.returncode == 0, mounted.stderr
+        image = open_archive(layout).roots[0]
+        assert sum(l.startswith("mounted") for l in mounted.stdout.splitlines()) == 1 + len(image.layers)
+        assert any({"repository:m/mirror/registry:pull,push", "repository:m/registry:pull"} <= set(r["scopes"])
+                   for r in tokens.requests if r.get("scopes"))
     finally:
         reg.stop()
         tokens.close()

@@ -285,7 +285,7 @@ class RegistryClient:
     async def blob_exists(self, repo: str, digest: str) -> bool:
         resp = await self.request("HEAD", self.url(f"/v2/{repo}/blobs/{digest}"), (scope(repo),), repo,
                                   f"checking blob {short(digest)}")
-        if resp.status_code == 200:
+        if resp.status_code == 200 or resp.is_redirect:  # registries on object storage redirect to it
             return True
         if resp.status_code == 404:
             return False
