@@ -25,14 +25,18 @@ def registry(tmp_path):
 
 
 class FlakyTransport(httpx.AsyncBaseTransport):
-    """The real transport, except that the first blob uploads (PUT with ?digest=) are answered 429 / 503."""
+    """The real transport, except that the first blob uploads (PUT with ?digest=) and pings are answered with
+    the given statuses (429 / 503)."""
 
-    def __init__(self, faults: list[int]):
+    def __init__(self, faults: list[int], ping_faults: list[int] = ()):
         self.real = httpx.AsyncHTTPTransport()
         self.faults = list(faults)
+        self.ping_faults = list(ping_faults)
         self.injected: list[tuple[int, str]] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v2/" and self.ping_faults:
+            return httpx.Response(self.ping_faults.pop(0), headers={"Retry-After": "0"})
         if request.method == "PUT" and "digest" in request.url.params and self.faults:
             status = self.faults.pop(0)
             self.injected.append((status, request.url.params["digest"]))
@@ -62,14 +66,15 @@ async def test_events_parallelism_and_retries(registry, seed_tar):
         elif isinstance(e, BlobDone):
             active.discard(e.digest)
 
-    flaky = FlakyTransport([429, 503])
+    flaky = FlakyTransport([429, 503], ping_faults=[503])
     async with RegistryClient(plan.target, on_event=on_event, transport=flaky, backoff=0.01) as client:
         summary = await run_push(plan, client, jobs=2, on_event=on_event)
 
     assert 1 <= peak <= 2
     assert [s for s, _ in flaky.injected] == [429, 503]
     retries = [e for e in events if isinstance(e, Retry)]
-    assert len(retries) == 2 and all(r.delay < 0.1 for r in retries)  # Retry-After: 0 honoured
+    assert len(retries) == 3 and all(r.delay < 0.1 for r in retries)  # Retry-After: 0 honoured
+    assert retries[0].what == f"contacting {registry.host}" and retries[0].reason.endswith("503")
     done = {e.digest: e for e in events if isinstance(e, BlobDone)}
     assert set(done) == set(plan.repos[0].blobs) and all(e.action == "uploaded" for e in done.values())
     for d, item in plan.repos[0].blobs.items():

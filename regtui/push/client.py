@@ -138,7 +138,11 @@ class RegistryClient:
         return not self.insecure
 
     async def __aenter__(self) -> RegistryClient:
-        await self.connect()
+        try:
+            await self.connect()
+        except BaseException:
+            await self.close()
+            raise
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -165,7 +169,7 @@ class RegistryClient:
         for s in schemes:
             base = httpx.URL(f"{s}://{self.target.host}")
             try:
-                resp = await self._client.get(base.join("/v2/"))
+                resp = await self._ping(base)
             except httpx.HTTPError as e:
                 last = self._connect_error(e, s)
                 if s == "https" and "http" in schemes and _ssl_cause(e) is not None:
@@ -176,6 +180,24 @@ class RegistryClient:
             return
         assert last is not None
         raise last
+
+    async def _ping(self, base: httpx.URL) -> httpx.Response:
+        """GET /v2/, retried on 429/5xx and on connections that break after connecting (not on refusals)."""
+        attempt = 0
+        while True:
+            try:
+                resp = await self._client.get(base.join("/v2/"))
+                if resp.status_code not in TRANSIENT_STATUS:
+                    return resp
+                err = Transient(f"GET /v2/ answered {resp.status_code}", _retry_after(resp))
+            except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as e:
+                if _ssl_cause(e) is not None or attempt + 1 >= self.retries:
+                    raise
+                err = Transient(f"{e.__class__.__name__}: {e}")
+            if attempt + 1 >= self.retries:
+                return resp
+            await self._pause(attempt, f"contacting {self.target.host}", err)
+            attempt += 1
 
     async def _check_ping(self, resp: httpx.Response) -> None:
         host = self.target.host
