@@ -390,3 +390,29 @@ def test_push_recovered_digest(registry, seed_tar, tmp_path, no_docker_config):
              docker_config=no_docker_config)
     assert_one_line_error(r, unknown, "nothing was pushed")
     assert registry.requests("POST", "/v2/other/") == []
+
+
+def test_progress_bars_on_a_terminal(registry, seed_tar, no_docker_config):
+    """On a TTY: rich progress bars (per blob and total); piped output (the other tests) has none."""
+    import pty
+
+    main_fd, child_fd = pty.openpty()
+    env = {**os.environ, "DOCKER_CONFIG": str(no_docker_config), "COLUMNS": "120", "TERM": "xterm-256color"}
+    proc = subprocess.Popen([sys.executable, "-m", "regtui", "push", str(seed_tar), registry.host, "--chunk-size",
+                             "1M"], stdout=child_fd, stderr=child_fd, stdin=subprocess.DEVNULL, env=env)
+    os.close(child_fd)
+    out = b""
+    while True:
+        try:
+            data = os.read(main_fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        out += data
+    os.close(main_fd)
+    assert proc.wait(60) == 0
+    text = out.decode(errors="replace")
+    assert "total" in text and "━" in text and "MiB" in text
+    assert "\x1b[" in text  # live redraws
+    assert "pushed 6 blobs" in text
