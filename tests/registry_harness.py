@@ -125,3 +125,19 @@ def wait_for(predicate, timeout: float = 10.0):
         if value or time.time() > deadline:
             return value
         time.sleep(0.02)
+
+
+def stop_process(proc, timeout: float = 10.0) -> None:
+    """Stop a service we started, by its PID: SIGTERM, then SIGKILL if it does not go in time."""
+    import os
+    import signal
+    import subprocess
+
+    if proc.poll() is not None:
+        return
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import ssl
 import socket
 import time
-from pathlib import Path
 
 import bcrypt
 import httpx

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -17,7 +15,7 @@ import pytest
 
 from regtui.oci.model import ImageIndex
 from regtui.oci.negotiate import DEFAULT_PLATFORM, select_platform
-from tests.registry_harness import running_registry, wait_for
+from tests.registry_harness import running_registry, stop_process, wait_for
 from tests.support import require_tool
 
 REPO, TAG = "registry", "2.8.1"
@@ -181,12 +179,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     else:
         pytest.fail("containerd did not start: " + (base / "containerd.log").read_text()[-2000:])
     yield str(sock)
-    os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+    stop_process(proc, 15)
     log.close()
 
 

@@ -27,8 +27,6 @@ clients rely on must match, except where regtui deliberately differs:
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import time
 
@@ -37,7 +35,7 @@ import pytest
 
 from regtui.oci import open_archive
 from regtui.oci import mediatypes as mt
-from tests.registry_harness import running_registry
+from tests.registry_harness import running_registry, stop_process
 from tests.support import free_port, require_tool
 
 SKOPEO_ACCEPT = [mt.OCI_MANIFEST, mt.OCI_INDEX, mt.DOCKER_MANIFEST, mt.DOCKER_LIST,
@@ -75,17 +73,8 @@ http:
             pass
         assert proc.poll() is None, "docker-registry exited"
         time.sleep(0.1)
-    _stop(proc)
+    stop_process(proc)
     pytest.fail("docker-registry did not start")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -105,12 +94,12 @@ def pair(seed_tar, multiarch_tar, tmp_path_factory):
                                 "--dest-tls-verify=false", f"docker://{reg.host}/{src}",
                                 f"docker://127.0.0.1:{port}/{src}"], check=True, timeout=120)
         finally:
-            _stop(proc)
+            stop_process(proc)
         proc = _start_distribution(base, port, readonly=True)
         try:
             yield reg, f"http://127.0.0.1:{port}"
         finally:
-            _stop(proc)
+            stop_process(proc)
 
 
 def fetch(base: str, method: str, path: str, headers: list[tuple[str, str]]) -> dict:

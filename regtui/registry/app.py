@@ -123,8 +123,10 @@ def create_app(archives: list[Archive], *, bus: EventBus | None = None, names=()
         if e.code == 405:
             err = RegistryError("UNSUPPORTED", f"method {request.method} is not supported",
                                 headers={"Allow": "GET, HEAD"})
-        else:
-            err = RegistryError("NOT_FOUND", e.description, status=e.code or 404)
+        elif e.code == 404:
+            err = RegistryError("NOT_FOUND", e.description)
+        else:  # 500 for a bug of ours (logged on the bus by Quart), or another HTTP error
+            err = RegistryError("UNKNOWN", e.description, status=e.code or 500)
         return _error(err, info)
 
     @app.after_request

@@ -19,6 +19,7 @@ CODES: dict[str, tuple[int, str]] = {
     "UNSUPPORTED": (405, "The operation is unsupported."),
     "NOT_FOUND": (404, "endpoint not found"),
     "UNAVAILABLE": (503, "service unavailable"),
+    "UNKNOWN": (500, "unknown error"),
 }
 
 
