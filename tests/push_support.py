@@ -298,6 +298,7 @@ class TokenServer:
         self.bundle.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
         self.der = self.cert.public_bytes(serialization.Encoding.DER)
         self.requests: list[dict] = []
+        self.refresh_tokens: dict[str, str] = {}  # identity token -> user
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -323,6 +324,22 @@ class TokenServer:
                     if typ == "repository" and user:  # anonymous users get a token with no access
                         access.append({"type": typ, "name": name, "actions": actions.split(",")})
                 self._send(200, {"token": server.token(user or "", access), "expires_in": 300})
+
+            def do_POST(self):  # OAuth2 refresh-token grant (docker's `identitytoken`)
+                length = int(self.headers.get("Content-Length", "0"))
+                form = parse_qs(self.rfile.read(length).decode())
+                refresh = form.get("refresh_token", [""])[0]
+                user = server.refresh_tokens.get(refresh)
+                server.requests.append({"user": user, "grant": form.get("grant_type", [""])[0],
+                                        "scopes": form.get("scope", [""])[0].split()})
+                if user is None:
+                    return self._send(401, {"details": "bad refresh token"})
+                access = []
+                for s in form.get("scope", [""])[0].split():
+                    typ, _, rest = s.partition(":")
+                    name, _, actions = rest.rpartition(":")
+                    access.append({"type": typ, "name": name, "actions": actions.split(",")})
+                self._send(200, {"access_token": server.token(user, access), "expires_in": 300})
 
             def _send(self, status, obj):
                 body = json.dumps(obj).encode()

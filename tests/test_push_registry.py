@@ -250,6 +250,16 @@ def test_bearer_token_flow(tmp_path, seed_tar, oci_dir, no_docker_config):
                        headers={"Accept": m.media_type, "Authorization": f"Bearer {token}"})
         assert r.headers["docker-content-digest"] == m.digest
 
+        # docker's `identitytoken` in config.json: an OAuth2 refresh-token grant (POST to the realm).
+        tokens.refresh_tokens["rt-123"] = "bob"
+        cfg = tmp_path / "docker"
+        cfg.mkdir()
+        (cfg / "config.json").write_text(json.dumps({"auths": {reg.host: {"identitytoken": "rt-123"}}}))
+        refreshed = push(seed_tar, f"{reg.host}/refresh", "-q", docker_config=cfg)
+        assert refreshed.returncode == 0, refreshed.stderr
+        assert any(r.get("grant") == "refresh_token" and "repository:refresh/registry:pull,push" in r["scopes"]
+                   for r in tokens.requests)
+
         # Mounts ask for pull on the source repository in the same token.
         layout = two_names(oci_dir, tmp_path / "two-names")
         mounted = push(layout, f"{reg.host}/m", "--jobs", "1", "--username", "bob", "--password-stdin",
