@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from regtui.tui.app import RegtuiApp  # noqa: E402
 from tests.support import build_multiarch_layout  # noqa: E402
+from tests.tui_support import flip_byte_in_layer  # noqa: E402
 
 SIZE = (150, 42)
 SEED = Path(os.environ.get("REGTUI_SEED", ROOT.parent / "shared" / "fixtures" / "seed-image.tar"))
@@ -81,11 +82,6 @@ async def main_views(out: Path, archive: str, skopeo: str, work: Path) -> list[P
         await pilot.press("3")
         await pilot.pause(0.2)
         shot("manifests")
-        await pilot.press("v")
-        await until(pilot, lambda: app.verify_reports or app.verify_errors, what="verification")
-        await pilot.pause(0.3)
-        shot("verify")
-
         await pilot.press("s")
         await until(pilot, lambda: app.live.server.state == "serving", what="the server")
         ref = f"127.0.0.1:{port}/registry:2.8.1"
@@ -113,6 +109,17 @@ async def main_views(out: Path, archive: str, skopeo: str, work: Path) -> list[P
         shot("help")
         await pilot.press("escape", "q")
     return shots
+
+
+async def verify_view(out: Path, corrupted: Path) -> Path:
+    """Verification of a copy with one flipped byte: the mismatch, in red, with its likely cause."""
+    app = RegtuiApp([str(corrupted)], "127.0.0.1", 5000, measure=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.selection is not None, what="the archive to open")
+        await pilot.press("v")
+        await until(pilot, lambda: app.verify_reports or app.verify_errors, what="verification")
+        await pilot.pause(0.3)
+        return Path(app.save_screenshot(filename="verify.svg", path=str(out)))
 
 
 async def multiarch_view(out: Path, layout: Path) -> Path:
@@ -152,6 +159,9 @@ def main() -> None:
         build_multiarch_layout(layout, tag="registry:2.8.1")
         shots = asyncio.run(main_views(out, args.archive, skopeo, work))
         shots.append(asyncio.run(multiarch_view(out, layout)))
+        corrupted = work / "seed-image-corrupted.tar"
+        flip_byte_in_layer(args.archive, corrupted)
+        shots.append(asyncio.run(verify_view(out, corrupted)))
     for svg in shots:
         print(f"{svg}  {to_png(svg, font)}")
 

@@ -16,7 +16,7 @@ from regtui.tui.app import RegtuiApp
 from regtui.tui.widgets.common import VimTable
 from regtui.tui.widgets.images import ImagesTree
 from tests.support import free_port, require_tool
-from tests.tui_support import table_rows, text_of, until
+from tests.tui_support import flip_byte_in_layer, table_rows, text_of, until
 
 SIZE = (160, 45)
 
@@ -152,22 +152,9 @@ async def test_busy_port_is_an_error_message(seed_tar):
             assert app.is_running
 
 
-def _flip_byte_in_layer(src, dst) -> str:
-    shutil.copy(src, dst)
-    archive = open_archive(str(dst))
-    layer = max(archive.images()[0].layers, key=lambda l: l.descriptor.size)
-    pos = layer.location.offset + layer.location.size // 2
-    with open(dst, "r+b") as f:
-        f.seek(pos)
-        b = f.read(1)
-        f.seek(pos)
-        f.write(bytes([b[0] ^ 0xFF]))
-    return layer.digest
-
-
 async def test_verify_shows_the_mismatch_of_a_corrupted_layer(seed_tar, tmp_path):
     bad = tmp_path / "corrupt.tar"
-    digest = _flip_byte_in_layer(seed_tar, bad)
+    digest = flip_byte_in_layer(seed_tar, bad)
     app = RegtuiApp([str(bad)], port=free_port(), measure=False)
     async with app.run_test(size=SIZE) as pilot:
         await _opened(pilot, app)
@@ -183,7 +170,7 @@ async def test_verify_shows_the_mismatch_of_a_corrupted_layer(seed_tar, tmp_path
         bad_rows = [r for r in rows if r[0].startswith("✗")]
         assert bad_rows and any(digest[:20] in " ".join(r) for r in bad_rows)
         detail = text_of(app.query_one("#verify-detail-text"))
-        assert "expected" in detail and "found" in detail
+        assert "expected" in detail and "found" in detail and "likely cause" in detail
         await pilot.press("1")
         layers = table_rows(app.query_one("#layers-table", VimTable))
         assert [r[6] for r in layers if digest.startswith(r[1])] == ["✗"]

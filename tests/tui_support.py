@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 
 from rich.console import Console
+
+
+def flip_byte_in_layer(src, dst) -> str:
+    """Copy an archive and corrupt one byte in the middle of its largest layer; returns that layer's digest."""
+    from regtui.oci import open_archive
+
+    shutil.copy(src, dst)
+    archive = open_archive(str(dst))
+    layer = max(archive.images()[0].layers, key=lambda l: l.descriptor.size)
+    pos = layer.location.offset + layer.location.size // 2
+    with open(dst, "r+b") as f:
+        f.seek(pos)
+        b = f.read(1)
+        f.seek(pos)
+        f.write(bytes([b[0] ^ 0xFF]))
+    return layer.digest
 
 
 async def until(pilot, condition, timeout: float = 20.0, what: str = "condition") -> None:

@@ -27,7 +27,7 @@ from regtui.oci.model import Archive
 from regtui.registry.events import EventBus, ServerState
 from regtui.tui.facts import Selection
 from regtui.tui.live import LiveState
-from regtui.tui.measure import measure_layer
+from regtui.tui.measure import LayerFacts, measure_layer
 from regtui.tui.messages import LayerMeasured, RegistryEvents, SelectionChanged, VerifyDone, VerifyProgress
 from regtui.tui.screens.help import HelpScreen
 from regtui.tui.widgets.common import VimTable
@@ -250,6 +250,9 @@ class RegtuiApp(App):
 
     @work(thread=True, exclusive=True, group="verify")
     def verify_worker(self, archive: Archive, cancel: threading.Event) -> None:
+        from regtui.oci.hashing import Cancelled
+        from regtui.oci.verify import verify_archive
+
         last = [0.0]
 
         def progress(done: int, total: int, label: str = "") -> None:
@@ -257,24 +260,15 @@ class RegtuiApp(App):
             if now - last[0] >= 0.1 or done >= total:  # at most 10 redraws a second
                 last[0] = now
                 self.post_message(VerifyProgress(done, total, label))
-            if cancel.is_set():
-                raise _Stop()
 
         t0 = self.clock()
         try:
-            from regtui.oci.verify import verify_archive
-        except ImportError:
-            self.post_message(VerifyDone(archive.path, None, "verification is not available in this build"))
-            return
-        try:
             report = verify_archive(archive, progress=progress, cancel=cancel)
-        except _Stop:
-            report = None
+        except Cancelled:
+            self.post_message(VerifyDone(archive.path, None, "verification cancelled"))
+            return
         except Exception as e:  # a bug in verification must not take the UI down
             self.post_message(VerifyDone(archive.path, None, f"verification failed: {type(e).__name__}: {e}"))
-            return
-        if cancel.is_set():
-            self.post_message(VerifyDone(archive.path, None, "verification cancelled"))
             return
         self.post_message(VerifyDone(archive.path, report, None, self.clock() - t0))
 
@@ -293,7 +287,24 @@ class RegtuiApp(App):
             for key in [k for k in self.blob_problems if k[0] == message.archive_path]:
                 del self.blob_problems[key]
             self.blob_problems.update(problems_by_blob(message.archive_path, message.report))
+            self._facts_from_report(message.archive_path, message.report)
             self.query_one(LayersView).refresh_rows()
+
+    def _facts_from_report(self, archive_path: str, report) -> None:
+        """Verification hashed every layer: its sizes and results fill the Layers view without another read."""
+        archive = next((a for a in self.archives if a.path == archive_path), None)
+        if archive is None:
+            return
+        for image in archive.images():
+            for layer in image.layers:
+                status = report.status_of(layer.digest)
+                usize = report.uncompressed_sizes.get(layer.digest)
+                if status is None and usize is None:
+                    continue
+                computed = report.computed_diff_ids.get(layer.digest)
+                diff_ok = None if not layer.diff_id or computed is None else computed == layer.diff_id
+                self.layer_facts[(archive_path, layer.digest)] = LayerFacts(
+                    layer.digest, usize, status is not False, diff_ok)
 
     # -- the embedded registry (async worker on this loop) ----------------------------------------------
     def _hostport(self) -> str:
@@ -457,10 +468,6 @@ class RegtuiApp(App):
         for ev in (self._verify_cancel, self._measure_cancel):
             if ev is not None:
                 ev.set()
-
-
-class _Stop(Exception):
-    """Raised from the progress callback to stop a verification that does not poll `cancel` itself."""
 
 
 def run_tui(paths: list[str], host: str = "127.0.0.1", port: int = 5000, expectations: list | None = None) -> None:

@@ -16,24 +16,10 @@ from regtui.tui.facts import Selection, human_size
 from regtui.tui.widgets.common import VimTable
 
 
-def _get(obj, *names, default=""):
-    for n in names:
-        v = getattr(obj, n, None)
-        if v not in (None, ""):
-            return v
-    return default
-
-
 def result_rows(report) -> list[tuple[str, str, str, str, str, str]]:
-    """(status, check, subject, expected, found, cause) for every problem, then every passed check."""
-    rows = []
-    for p in getattr(report, "problems", []) or []:
-        rows.append((p.severity, p.check, p.subject, p.expected, p.found, p.cause))
-    for c in getattr(report, "checks", []) or []:
-        status = str(_get(c, "status", default="ok"))
-        if status in ("ok", "pass", "passed"):
-            rows.append(("ok", str(_get(c, "check", "name", "kind")), str(_get(c, "subject", "digest", "what")),
-                         str(_get(c, "expected")), str(_get(c, "found", "actual")), ""))
+    """(status, check, subject, expected, found, cause): every problem first, then every check that passed."""
+    rows = [(p.severity, p.check, p.subject, p.expected, p.found, p.cause) for p in report.problems]
+    rows += [("ok", c.check, c.subject, "", c.detail, "") for c in report.checks if c.ok]
     return rows
 
 
@@ -50,7 +36,7 @@ class VerifyView(Vertical):
         with Horizontal(id="verify-bar"):
             yield Button("Verify archive (v)", id="verify-run", variant="primary")
             yield Button("Cancel", id="verify-cancel", disabled=True)
-            yield ProgressBar(id="verify-progress", show_eta=True)
+            yield ProgressBar(id="verify-progress", show_eta=True, total=None)
         yield Static("Verification reads every blob: digests, sizes, diff_ids, layer order, index descriptors. "
                      "Press v to start; the server keeps serving meanwhile.", id="verify-status")
         yield VimTable(id="verify-table")
@@ -59,9 +45,10 @@ class VerifyView(Vertical):
 
     def on_mount(self) -> None:
         t = self.query_one(VimTable)
-        for label, key in (("status", "status"), ("check", "check"), ("subject", "subject"),
-                           ("expected", "expected"), ("found", "found")):
-            t.add_column(label, key=key)
+        # Fixed widths keep every column on screen; the detail pane below shows each value in full.
+        for label, key, width in (("status", "status", 10), ("check", "check", 10), ("subject", "subject", 34),
+                                  ("expected", "expected", 26), ("found", "found", None)):
+            t.add_column(label, key=key, width=width)
 
     def show(self, selection: Selection) -> None:
         self.selection = selection
@@ -97,11 +84,11 @@ class VerifyView(Vertical):
             status.update(Text(f"{name}: {error or 'verification did not finish'}", style="bold red"))
             return
         bar.update(total=bar.total or 1, progress=bar.total or 1)
-        problems = [p for p in getattr(report, "problems", []) or []]
+        problems = list(report.problems)
         errors = [p for p in problems if p.severity == "error"]
         warnings = [p for p in problems if p.severity != "error"]
         self.rows = result_rows(report)
-        checked = len(getattr(report, "checks", []) or [])
+        checked = len(report.checks)
         if errors:
             status.update(Text(f"✗ {name}: {len(errors)} mismatch{'es' * (len(errors) != 1)}, {len(warnings)} "
                                f"warning(s), {checked} checks in {elapsed:.1f} s", style="bold red"))
@@ -150,7 +137,7 @@ def _short(value: str) -> str:
 def problems_by_blob(archive_path: str, report) -> dict[tuple[str, str], list[Problem]]:
     """Problems keyed by (archive, digest) for the digests they name, so other views can mark them."""
     out: dict[tuple[str, str], list[Problem]] = {}
-    for p in getattr(report, "problems", []) or []:
+    for p in report.problems:
         if p.severity != "error":
             continue
         for word in f"{p.subject} {p.expected}".replace(",", " ").split():
