@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 
+from tests.registry_harness import stop_process
 from tests.support import free_port, require_tool
 
 
@@ -144,13 +145,8 @@ class Registry:
         raise RuntimeError(f"docker-registry did not answer /v2/: {self.log.read_text()[-2000:]}")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            stop_process(self.proc)
         self.proc = None
 
     def requests(self, method: str, needle: str = "") -> list[str]:
