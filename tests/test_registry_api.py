@@ -16,9 +16,18 @@ import pytest
 from regtui.oci import mediatypes as mt
 from regtui.oci import open_archive
 from regtui.registry.auth import HtpasswdError, load_htpasswd
-from regtui.registry.events import PullProgress, RequestFinished, RequestProgress, RequestStarted, ServerLog
+from regtui.registry.events import (
+    EventBus,
+    PullProgress,
+    RequestFinished,
+    RequestProgress,
+    RequestStarted,
+    ServerLog,
+    ServerState,
+)
 from regtui.registry.tls import self_signed
-from regtui.registry.server import TLS
+from regtui.registry.app import create_app
+from regtui.registry.server import TLS, BindError, serve
 from tests.registry_harness import build_layout, running_registry, wait_for
 
 MISSING = "sha256:" + "0" * 64
@@ -500,3 +509,32 @@ def test_pull_of_an_index_follows_the_platform_child(multi_reg):
     assert {p.key for p in pulls} == {pulls[0].key}, "one pull, not one per manifest"
     assert pulls[0].manifest_digest == index.manifest.digest
     assert pulls[-1].finished and pulls[-1].blobs_done == pulls[-1].blobs_total == 1 + len(amd.layers)
+
+
+# -- embedding (the TUI runs the same app and server on its own loop) -------------------------------------
+def test_embedded_server_writes_nothing_to_stderr(seed_tar, capfd):
+    with running_registry([seed_tar]) as reg:
+        layer = big_layer(reg.archives[0].roots[0])
+        with httpx.Client(base_url=reg.url) as c:
+            c.get("/v2/registry/manifests/2.8.1")
+            c.get(f"/v2/registry/blobs/{MISSING}")
+            with c.stream("GET", f"/v2/registry/blobs/{layer.digest}") as r:
+                next(r.iter_bytes(1024))
+    out, err = capfd.readouterr()
+    assert err == "" and out == ""
+    assert any("Running on" in e.message for e in reg.of(ServerLog)), "Hypercorn's log goes to the bus"
+    assert [e.state for e in reg.of(ServerState)] == ["starting", "serving", "stopping", "stopped"]
+
+
+async def test_busy_port_is_a_failed_state_not_a_crash(seed_tar):
+    bus = EventBus()
+    events = []
+    bus.subscribe(events.append)
+    app = create_app([open_archive(str(seed_tar))], bus=bus)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(BindError, match="already in use"):
+            await serve(app, host="127.0.0.1", port=port, bus=bus)
+    assert events[-1].state == "failed" and f"port {port}" in events[-1].error

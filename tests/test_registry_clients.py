@@ -225,3 +225,10 @@ def test_ctr_image_pull(served, containerd, by):
     heads = [e for e in served.events if type(e).__name__ == "RequestStarted" and e.method == "HEAD"
              and e.user_agent.startswith("containerd")]
     assert heads
+    # ...and that HEAD + GET-by-digest + blob GETs are grouped as one pull of this reference, to completion.
+    reference = ref.rsplit("@", 1)[1] if by == "digest" else TAG
+    done = wait_for(lambda: [p for p in served.of_pulls() if p.user_agent.startswith("containerd")
+                             and p.reference == reference and p.finished and p.blobs_total
+                             and p.blobs_done == p.blobs_total])
+    assert done and done[-1].bytes_done == done[-1].bytes_total == sum(
+        max(0, d.size) for d in [image.config.descriptor, *(l.descriptor for l in image.layers)])

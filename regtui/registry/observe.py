@@ -48,10 +48,21 @@ class PullTracker:
         self.active: dict[str, _Pull] = {}
         self._keys = itertools.count(1)
         self._sweeper: asyncio.TimerHandle | None = None
+        self._tags: dict[tuple[str, str], tuple[str, float]] = {}
+
+    def resolved(self, host: str, tag: str, digest: str) -> None:
+        """A HEAD of a manifest: containerd resolves a tag (or digest) so, then GETs the manifest by digest."""
+        self._tags[(host, digest)] = (tag, time.time())
+        if len(self._tags) > 256:
+            oldest = min(self._tags, key=lambda k: self._tags[k][1])
+            del self._tags[oldest]
 
     def manifest(self, host: str, user_agent: str, repository: str, reference: str, digest: str,
                  blobs: dict[str, int], children: set[str]) -> None:
         now = time.time()
+        tagged = self._tags.get((host, digest))
+        if reference == digest and tagged and now - tagged[1] < PULL_IDLE:
+            reference = tagged[0]  # report the pull by the tag the client asked for
         for pull in self._of(host):
             if digest in pull.children:  # a platform manifest of an index this client is pulling
                 pull.expected.update(blobs)
@@ -187,8 +198,11 @@ class RequestEvents:
                 pulls.blob_bytes(host, info.blob, state["sent"] - state["counted"])
             if info.blob is not None and status == 200 and state["sent"] == state["total"] and scope["method"] == "GET":
                 pulls.blob_bytes(host, info.blob, 0, complete=True)
-            if info.pull is not None and scope["method"] == "GET" and status == 200:
-                pulls.manifest(host, ua, *info.pull)
+            if info.pull is not None and status == 200:
+                if scope["method"] == "GET":
+                    pulls.manifest(host, ua, *info.pull)
+                elif scope["method"] == "HEAD":
+                    pulls.resolved(host, info.pull[1], info.pull[2])
             detail = info.detail
             if status in (200, 206) and info.blob is not None and state["sent"] < state["total"]:
                 detail = f"client went away after {state['sent']} of {state['total']} bytes"
