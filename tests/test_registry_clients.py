@@ -232,3 +232,28 @@ def test_ctr_image_pull(served, containerd, by):
                              and p.blobs_done == p.blobs_total])
     assert done and done[-1].bytes_done == done[-1].bytes_total == sum(
         max(0, d.size) for d in [image.config.descriptor, *(l.descriptor for l in image.layers)])
+
+
+# -- TLS and auth with a real client ----------------------------------------------------------------------
+def test_skopeo_over_tls_with_auth(seed_tar, tmp_path):
+    import bcrypt
+
+    from regtui.registry.server import TLS
+    from regtui.registry.tls import self_signed
+
+    skopeo = require_tool("skopeo")
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    certfile, keyfile, _ = self_signed("127.0.0.1", str(tmp_path))
+    (certs / "ca.crt").write_bytes(Path(certfile).read_bytes())
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("puller:" + bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=5)).decode() + "\n")
+    with running_registry([seed_tar], tls=TLS(certfile, keyfile), htpasswd=str(htpasswd)) as reg:
+        ref = f"docker://{reg.host}/{REPO}:{TAG}"
+        # Certificate verified against the generated CA; no credentials -> refused.
+        r = subprocess.run([skopeo, "inspect", "--cert-dir", str(certs), ref], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode != 0 and ("401" in r.stderr or "authentication" in r.stderr.lower())
+        out = tmp_path / "out"
+        run([skopeo, "copy", "-q", "--src-cert-dir", str(certs), "--src-creds", "puller:pw", ref, f"dir:{out}"])
+        assert _check_dir(out) == _image_blobs(_root(reg))
