@@ -363,7 +363,8 @@ def htpasswd_file(tmp_path_factory):
 def test_htpasswd(seed_tar, htpasswd_file):
     with running_registry([seed_tar], htpasswd=str(htpasswd_file)) as reg, httpx.Client(base_url=reg.url) as c:
         for method, path in [("GET", "/v2/"), ("HEAD", "/v2/"), ("GET", "/v2/registry/manifests/2.8.1"),
-                             ("GET", "/v2/_catalog"), ("PUT", "/v2/registry/manifests/x"), ("GET", "/v2/nothere/tags/list")]:
+                             ("GET", "/v2/_catalog"), ("PUT", "/v2/registry/manifests/x"), ("GET", "/v2/nothere/tags/list"),
+                             ("PROPFIND", "/v2/"), ("GET", "/elsewhere")]:
             for auth in (None, ("alice", "wrong"), ("bob", "s3cret")):
                 r = c.request(method, path, auth=auth)
                 assert r.status_code == 401, (method, path, auth)

@@ -120,6 +120,10 @@ def create_app(archives: list[Archive], *, bus: EventBus | None = None, names=()
     @app.errorhandler(HTTPException)
     async def http_error(e: HTTPException) -> Response:  # e.g. a method we do not route
         info = request.scope.get(SCOPE_KEY)
+        try:
+            await _authorize(state)
+        except RegistryError as denied:
+            return _error(denied, info)
         if e.code == 405:
             err = RegistryError("UNSUPPORTED", f"method {request.method} is not supported",
                                 headers={"Allow": "GET, HEAD"})
@@ -148,10 +152,14 @@ def _error(e: RegistryError, info: RequestInfo | None) -> Response:
     return resp
 
 
-async def _handle(state: RegistryState, route: Route, info: RequestInfo) -> Response:
+async def _authorize(state: RegistryState) -> None:
     if state.auth is not None and await state.auth.check(request.headers.get("Authorization")) is None:
         raise RegistryError("UNAUTHORIZED", "valid credentials for this registry are required",
                             headers={"WWW-Authenticate": f'Basic realm="{REALM}"'})
+
+
+async def _handle(state: RegistryState, route: Route, info: RequestInfo) -> Response:
+    await _authorize(state)
     if route.kind == "other":
         raise RegistryError("NOT_FOUND", f"no API endpoint at {request.path}")
     if request.method not in READ_METHODS:
