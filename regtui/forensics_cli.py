@@ -6,7 +6,6 @@ upstream manifest (anonymous, with the Bearer token flow registries like Docker 
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import sys
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from regtui.oci.forensics import (
     read_expect_file,
     read_manifest_file,
 )
-from regtui.oci.refs import DOCKER_HUB_HOSTS, ImageRef, familiar, is_name, is_tag
+from regtui.oci.refs import DOCKER_HUB_HOSTS, ImageRef, familiar, is_loopback_host, is_name, is_tag
 
 ACCEPT = ", ".join([mt.OCI_INDEX, mt.DOCKER_LIST, mt.OCI_MANIFEST, mt.DOCKER_MANIFEST])
 MAX_MANIFEST = 4 << 20  # distribution's own limit for manifest bodies
@@ -175,20 +174,6 @@ def parse_remote(text: str) -> RemoteRef:
     return RemoteRef(host, path, tag, digest)
 
 
-def is_loopback(host: str) -> bool:
-    name = host
-    if name.startswith("["):
-        name = name[1:name.find("]")]
-    elif name.count(":") == 1:
-        name = name.split(":")[0]
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
 class FetchError(Exception):
     pass
 
@@ -200,7 +185,7 @@ class RegistryClient:
         import httpx
 
         self.host = host
-        self.plain_ok = insecure or is_loopback(host)
+        self.plain_ok = insecure or is_loopback_host(host)
         verify: object = ca if ca else (not self.plain_ok)
         self.client = httpx.Client(verify=verify, timeout=TIMEOUT, follow_redirects=True)
         self.base: str | None = None

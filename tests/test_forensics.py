@@ -265,7 +265,8 @@ def test_cli_rejects_bad_expectations(seed_tar, tmp_path):
 
 
 def test_remote_references_and_loopback():
-    from regtui.forensics_cli import is_loopback, parse_remote
+    from regtui.forensics_cli import parse_remote
+    from regtui.oci.refs import is_loopback_host as is_loopback
 
     r = parse_remote("127.0.0.1:5000/registry:2.8.1")
     assert (r.host, r.path, r.tag, r.digest) == ("127.0.0.1:5000", "registry", "2.8.1", None)

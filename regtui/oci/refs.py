@@ -98,3 +98,23 @@ def parse_ref(text: str, *, default_tag: str | None = None) -> ImageRef:
     if tag is None and digest is None:
         tag = default_tag
     return ImageRef(familiar(text), tag, digest)
+
+
+def host_name(host: str) -> str:
+    """The name part of `host[:port]` or `[v6]:port`."""
+    if host.startswith("["):
+        return host[1 : host.find("]")]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def is_loopback_host(host: str) -> bool:
+    """Docker speaks plain HTTP to loopback registries without being told; so do we."""
+    import ipaddress
+
+    name = host_name(host)
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

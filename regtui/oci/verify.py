@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from regtui.oci.digests import short
 from regtui.oci.formats.common import diff_ids, digest_from_name
-from regtui.oci.hashing import Cancelled, HashResult, hash_blob
+from regtui.oci.hashing import HashResult, hash_blob
 from regtui.oci.model import Archive, Image, ImageIndex, Location, Problem, Root
 
 Progress = Callable[[int, int, str], None]  # (bytes done, bytes total, what is being hashed)

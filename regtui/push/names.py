@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
-from regtui.oci.refs import DOCKER_HUB_HOSTS, familiar, is_name, is_tag
+from regtui.oci.refs import DOCKER_HUB_HOSTS, familiar, host_name, is_loopback_host, is_name, is_tag
 from regtui.push.errors import PushError
 
 
@@ -19,20 +18,11 @@ class Target:
 
     @property
     def hostname(self) -> str:
-        h = self.host
-        if h.startswith("["):
-            return h[1 : h.index("]")]
-        return h.rsplit(":", 1)[0] if h.count(":") == 1 else h
+        return host_name(self.host)
 
     @property
     def is_loopback(self) -> bool:
-        name = self.hostname
-        if name == "localhost" or name.endswith(".localhost"):
-            return True
-        try:
-            return ipaddress.ip_address(name).is_loopback
-        except ValueError:
-            return False
+        return is_loopback_host(self.host)
 
     def repository(self, name: str) -> str:
         return f"{self.prefix}/{name}" if self.prefix else name
