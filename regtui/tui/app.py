@@ -73,6 +73,7 @@ class RegtuiApp(App):
         capacity: int = 500,
         measure: bool = True,
         expectations: list | None = None,
+        server_thread: bool = True,
     ):
         super().__init__()
         items = list(archives)
@@ -97,6 +98,8 @@ class RegtuiApp(App):
         self._unsubscribe = None
         self._server_worker: Worker | None = None
         self._server_stop: asyncio.Event | None = None
+        self._server_loop: asyncio.AbstractEventLoop | None = None
+        self.server_thread = server_thread  # False: serve on the app's own loop (simpler, less responsive)
         self._verify_cancel: threading.Event | None = None
         self._measure_cancel: threading.Event | None = None
 
@@ -210,7 +213,7 @@ class RegtuiApp(App):
                 break
             facts = measure_layer(layer, cancel)
             if facts is not None:
-                self.post_message(LayerMeasured(facts))
+                self.post_message(LayerMeasured(archive_path, facts))
         # Layers left unmeasured (selection moved on) go back to "not checked".
         self.call_from_thread(self._unmark, archive_path, layers)
 
@@ -221,13 +224,8 @@ class RegtuiApp(App):
                 del self.layer_facts[key]
 
     def on_layer_measured(self, message: LayerMeasured) -> None:
-        sel = self.selection
-        if sel is None:
-            return
-        for a in self.archives:
-            key = (a.path, message.facts.digest)
-            if key in self.layer_facts and self.layer_facts[key] is None:
-                self.layer_facts[key] = message.facts
+        # Stored even if the worker's clean-up ran first: messages and call_from_thread are not ordered.
+        self.layer_facts[(message.archive_path, message.facts.digest)] = message.facts
         self.query_one(LayersView).refresh_rows()
 
     # -- verification (thread worker; the UI and the server keep running) -----------------------------
@@ -335,10 +333,13 @@ class RegtuiApp(App):
         self._server_stop = asyncio.Event()
         self.live.apply(ServerState("starting"))
         self._refresh_server()
-        self._server_worker = self.serve_worker(self.host, self.port, self._server_stop)
+        if self.server_thread:
+            self._server_worker = self.serve_in_thread(self.host, self.port, self._server_stop)
+        else:
+            self._server_worker = self.serve_on_loop(self.host, self.port, self._server_stop)
 
-    @work(group="server", exclusive=True, exit_on_error=False)
-    async def serve_worker(self, host: str, port: int, stop: asyncio.Event) -> None:
+    async def _serve(self, host: str, port: int, stop: asyncio.Event) -> str | None:
+        """Run the registry until `stop` is set; returns why it could not serve, or None."""
         from regtui.registry.app import create_app
         from regtui.registry.server import BindError, serve
 
@@ -346,17 +347,39 @@ class RegtuiApp(App):
             app = create_app(self.archives, bus=self.bus)
             await serve(app, host=host, port=port, shutdown_trigger=stop.wait, bus=self.bus, grace=STOP_GRACE)
         except BindError as e:  # a busy port is a message, not a crash
-            self._server_failed(str(e))
-            return
+            return str(e)
         except OSError as e:
-            self._server_failed(f"cannot listen on {host}:{port}: {e.strerror or e}")
-            return
+            return f"cannot listen on {host}:{port}: {e.strerror or e}"
         except asyncio.CancelledError:
             raise
         except Exception as e:  # the UI must survive whatever the server does
-            self._server_failed(f"{type(e).__name__}: {e}")
-            return
-        if self.live.server.state not in ("stopped", "failed"):
+            return f"{type(e).__name__}: {e}"
+        return None
+
+    @work(thread=True, group="server", exclusive=True, exit_on_error=False)
+    def serve_in_thread(self, host: str, port: int, stop: asyncio.Event) -> None:
+        """The server on its own event loop in a thread: 64 clients streaming blobs keep that loop busy, and
+        key presses must not queue behind them (measured in bench/tui_bench.py)."""
+        loop = asyncio.new_event_loop()
+        self._server_loop = loop
+        try:
+            error = loop.run_until_complete(self._serve(host, port, stop))
+        finally:
+            self._server_loop = None
+            loop.close()
+        try:
+            self.call_from_thread(self._serve_ended, error)
+        except RuntimeError:  # the app already closed
+            pass
+
+    @work(group="server", exclusive=True, exit_on_error=False)
+    async def serve_on_loop(self, host: str, port: int, stop: asyncio.Event) -> None:
+        self._serve_ended(await self._serve(host, port, stop))
+
+    def _serve_ended(self, error: str | None) -> None:
+        if error:
+            self._server_failed(error)
+        elif self.live.server.state not in ("stopped", "failed"):
             self.live.apply(ServerState("stopped"))
             self._refresh_server()
 
@@ -365,14 +388,25 @@ class RegtuiApp(App):
         self._refresh_server()
         self.notify(error, title="server", severity="error", timeout=10)
 
+    def _signal_stop(self) -> None:
+        stop, loop = self._server_stop, self._server_loop
+        if stop is None:
+            return
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(stop.set)
+                return
+            except RuntimeError:  # closed in the meantime
+                return
+        stop.set()
+
     async def stop_server(self, grace: float = STOP_GRACE) -> None:
         worker = self._server_worker
         if worker is None or worker.is_finished:
             return
         self.live.apply(ServerState("stopping", url=self.live.server.url))
         self._refresh_server()
-        if self._server_stop is not None:
-            self._server_stop.set()
+        self._signal_stop()
         try:
             await asyncio.wait_for(asyncio.shield(worker.wait()), timeout=grace + 3.0)
         except (asyncio.TimeoutError, Exception):
@@ -463,6 +497,7 @@ class RegtuiApp(App):
         self.exit()
 
     def on_unmount(self) -> None:
+        self._signal_stop()  # the server thread finishes its requests (short grace) and ends
         if self._unsubscribe is not None:
             self._unsubscribe()
         for ev in (self._verify_cancel, self._measure_cancel):

@@ -26,6 +26,7 @@ class RegistryEvents(Message):
 
 @dataclass
 class LayerMeasured(Message):
+    archive_path: str
     facts: LayerFacts
 
 
