@@ -68,20 +68,18 @@ async def main_views(out: Path, archive: str, skopeo: str, work: Path) -> list[P
     app = RegtuiApp([archive], "127.0.0.1", port)
     shots: list[Path] = []
 
-    def shot(name: str) -> None:
+    async def shot(name: str, key: str | None = None) -> None:
+        if key:
+            await pilot.press(key)
+        await pilot.pause(0.3)
         shots.append(Path(app.save_screenshot(filename=f"{name}.svg", path=str(out))))
 
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.selection is not None, what="the archive to open")
         await until(pilot, lambda: all(v is not None for v in app.layer_facts.values()), what="layer sizes")
-        await pilot.pause(0.3)
-        shot("layers")
-        await pilot.press("2")
-        await pilot.pause(0.2)
-        shot("config")
-        await pilot.press("3")
-        await pilot.pause(0.2)
-        shot("manifests")
+        await shot("layers")
+        await shot("config", "2")
+        await shot("manifests", "3")
         await pilot.press("s")
         await until(pilot, lambda: app.live.server.state == "serving", what="the server")
         ref = f"127.0.0.1:{port}/registry:2.8.1"
@@ -95,18 +93,10 @@ async def main_views(out: Path, archive: str, skopeo: str, work: Path) -> list[P
         await missing.wait()
         await until(pilot, lambda: any(p.finished for p in app.live.pulls.values()), what="the pull")
         await pilot.pause(0.5)
-        await pilot.press("5")
-        await pilot.pause(0.2)
-        shot("server")
-        await pilot.press("6")
-        await pilot.pause(0.2)
-        shot("requests")
-        await pilot.press("7")
-        await pilot.pause(0.2)
-        shot("pulls")
-        await pilot.press("question_mark")
-        await pilot.pause(0.3)
-        shot("help")
+        await shot("server", "5")
+        await shot("requests", "6")
+        await shot("pulls", "7")
+        await shot("help", "question_mark")
         await pilot.press("escape", "q")
     return shots
 

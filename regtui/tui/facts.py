@@ -6,19 +6,9 @@ import json
 from dataclasses import dataclass
 
 from regtui.oci import mediatypes as mt
+from regtui.oci.inspect import human_size  # noqa: F401  (the views' one size format)
 from regtui.oci.model import Archive, Image, ImageIndex, Manifest, Root
 from regtui.oci.negotiate import choose, default_form, parse_accept, select_platform, DEFAULT_PLATFORM
-
-
-def human_size(n: int | None) -> str:
-    if n is None or n < 0:
-        return "—"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 def media_label(media_type: str) -> str:
@@ -28,12 +18,7 @@ def media_label(media_type: str) -> str:
         mt.DOCKER_LIST: "Docker manifest list",
         mt.OCI_MANIFEST: "OCI manifest",
         mt.OCI_INDEX: "OCI index",
-        mt.DOCKER_LAYER: "docker tar+gzip",
-        mt.OCI_LAYER: "oci tar",
-        mt.OCI_LAYER_GZIP: "oci tar+gzip",
-        mt.OCI_LAYER_ZSTD: "oci tar+zstd",
-        "application/vnd.docker.image.rootfs.diff.tar": "docker tar",
-    }.get(media_type, media_type)
+    }.get(media_type) or mt.short_name(media_type)
 
 
 def root_image(root: Root) -> Image | None:
