@@ -271,3 +271,31 @@ async def test_expected_digests_show_in_the_manifests_view(seed_tar):
         # The expected OCI form is now what a client gets by tag.
         forms = table_rows(app.query_one("#forms-table", VimTable))
         assert [r[4] for r in forms if oci.digest.startswith(r[1])] == ["✓ served by tag"]
+
+
+async def test_requests_ring_is_bounded_and_follow_toggles(seed_tar):
+    from regtui.registry.events import RequestFinished, RequestStarted
+
+    app = RegtuiApp([str(seed_tar)], port=free_port(), measure=False, capacity=10)
+    async with app.run_test(size=SIZE) as pilot:
+        await _opened(pilot, app)
+        await pilot.press("6")
+        table = app.query_one("#requests-table", VimTable)
+
+        def burst(start: int, n: int) -> None:
+            for i in range(start, start + n):
+                app.bus.publish(RequestStarted(i, 1000.0 + i, "127.0.0.1:1", "GET", f"/v2/r/manifests/t{i}", "r",
+                                               f"t{i}", "manifest", "test"))
+                app.bus.publish(RequestFinished(i, 1000.0 + i, 404 if i % 2 else 200, 10, 0.001))
+
+        burst(0, 30)
+        await until(pilot, lambda: table.row_count == 10 and table_rows(table)[-1][6].endswith("t29"),
+                    what="last 10 requests")
+        assert [r[6].rsplit("t", 1)[1] for r in table_rows(table)] == [str(i) for i in range(20, 30)]
+        assert table.cursor_row == 9  # following the newest
+        assert app.live.requests_total == 30
+        await pilot.press("f", "g")  # follow off, cursor to the top
+        burst(30, 3)
+        await until(pilot, lambda: table_rows(table)[-1][6].endswith("t32"), what="new requests")
+        assert table.cursor_row == 0
+        assert "follow ○" in text_of(app.query_one("#requests-info"))

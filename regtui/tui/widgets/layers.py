@@ -90,7 +90,7 @@ class LayersView(Vertical):
                 str(i + 1), short(layer.digest), media_label(layer.descriptor.media_type),
                 Text(human_size(layer.descriptor.size), justify="right"), Text(self._usize(layer), justify="right"),
                 short(layer.diff_id) if layer.diff_id else "—", self._mark(layer),
-                Text(by.replace("\n", " ")[:80], no_wrap=True, overflow="ellipsis"), key=str(i),
+                Text(by.replace("\n", " ")[:50], no_wrap=True, overflow="ellipsis"), key=str(i),
             )
         if t.row_count:
             t.move_cursor(row=min(max(cursor, 0), t.row_count - 1))
