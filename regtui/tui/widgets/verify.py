@@ -36,7 +36,7 @@ class VerifyView(Vertical):
         with Horizontal(id="verify-bar"):
             yield Button("Verify archive (v)", id="verify-run", variant="primary")
             yield Button("Cancel", id="verify-cancel", disabled=True)
-            yield ProgressBar(id="verify-progress", show_eta=True, total=None)
+            yield ProgressBar(id="verify-progress", show_eta=False, total=None)
         yield Static("Verification reads every blob: digests, sizes, diff_ids, layer order, index descriptors. "
                      "Press v to start; the server keeps serving meanwhile.", id="verify-status")
         yield VimTable(id="verify-table")
