@@ -61,14 +61,19 @@ class Descriptor:
 
     @classmethod
     def from_json(cls, obj: dict) -> Descriptor:
+        """Raises ValueError (with a printable reason) when the size is not an integer."""
+        size = obj.get("size", -1)
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise ValueError(f"descriptor size must be an integer, found {size!r:.40}")
+        urls = obj.get("urls")
         return cls(
             media_type=str(obj.get("mediaType", "")),
             digest=str(obj.get("digest", "")),
-            size=int(obj.get("size", -1)),
+            size=size,
             annotations=obj.get("annotations") if isinstance(obj.get("annotations"), dict) else None,
             platform=Platform.from_json(obj.get("platform")),
             artifact_type=obj.get("artifactType") if isinstance(obj.get("artifactType"), str) else None,
-            urls=tuple(u for u in obj.get("urls") or () if isinstance(u, str)),
+            urls=tuple(u for u in urls if isinstance(u, str)) if isinstance(urls, list) else (),
         )
 
 
@@ -96,6 +101,12 @@ class History:
     created_by: str = ""
     comment: str = ""
     empty_layer: bool = False
+
+
+def history_list(config_json: dict) -> list:
+    """The config's history, or [] when it is not a list (hostile or broken configs)."""
+    h = config_json.get("history")
+    return h if isinstance(h, list) else []
 
 
 @dataclass
@@ -141,7 +152,7 @@ class Image:
     @property
     def history(self) -> list[History]:
         out = []
-        for h in self.config.json.get("history") or []:
+        for h in history_list(self.config.json):
             if isinstance(h, dict):
                 out.append(
                     History(

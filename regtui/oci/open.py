@@ -34,8 +34,11 @@ def open_archive(path: str) -> Archive:
         blobs = _tarball_blobs(roots)
     else:
         what = "folder" if isinstance(store, DirStore) else "tar archive"
+        hint = "give a docker save / crane / OCI archive, or an OCI layout folder"
+        if getattr(store, "terminated", True) is False:
+            hint = "the tar lacks its end marker, so it was probably cut short; copy it again"
         raise ArchiveError(f"is a {what} but not an image archive: it has neither manifest.json nor index.json",
-                           path=path, hint="give a docker save / crane / OCI archive, or an OCI layout folder")
+                           path=path, hint=hint)
     if not roots:
         raise ArchiveError("holds no image that can be served", path=path,
                            hint=problems[0].line() if problems else "the archive lists no images")

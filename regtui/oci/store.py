@@ -144,6 +144,7 @@ class TarStore(Store):
                     if name in self._members and not self._members[name].isdir():
                         self.duplicates.append(name)
                     self._members[name] = info
+                end = tf.offset
         except ArchiveError:
             raise
         except tarfile.ReadError as e:
@@ -154,6 +155,17 @@ class TarStore(Store):
                                hint="the archive is truncated or corrupt") from None
         except (tarfile.TarError, EOFError, OSError, ValueError, UnicodeError) as e:
             raise ArchiveError(f"cannot be read as tar: {e}", path=self.path) from None
+        # tarfile silently stops at a damaged or cut header after the first member; only zeros (tar's end
+        # marker) or nothing may follow the last member.
+        with open(self.path, "rb") as f:
+            f.seek(end)
+            block = f.read(512)
+        self.terminated = bool(block)
+        if block.strip(b"\0"):
+            last = list(self._members)[-1] if self._members else None
+            after = f" after member {last!r}" if last else ""
+            raise ArchiveError(f"has a damaged or cut tar header at byte {end}{after}", path=self.path,
+                               hint="the archive is truncated or corrupt; copy it again")
 
     def _resolve(self, name: str) -> tarfile.TarInfo:
         seen = 0
@@ -218,10 +230,12 @@ class DirStore(Store):
         return out
 
     def has(self, name: str) -> bool:
-        try:
-            return os.path.isfile(self._full(name))
-        except ArchiveError:
+        # Present as any kind of entry: locate() then says why it cannot be read (a folder, a link that
+        # leaves the layout) instead of the name looking merely absent.
+        if not os.path.lexists(os.path.join(self._root, _clean(name, path=self.path))):
             return False
+        self._full(name)
+        return True
 
     def locate(self, name: str) -> Location:
         full = self._full(name)

@@ -9,7 +9,7 @@ import re
 from regtui.oci import mediatypes as mt
 from regtui.oci.digests import HEX64, is_digest, sha256_digest
 from regtui.oci.errors import ArchiveError
-from regtui.oci.model import Config, Descriptor, History, Layer, Location, Platform, Problem
+from regtui.oci.model import Config, Descriptor, History, Layer, Location, Platform, Problem, history_list
 from regtui.oci.refs import ImageRef, is_name, is_tag, parse_ref
 from regtui.oci.store import Store, parse_json
 
@@ -34,7 +34,7 @@ def diff_ids(config: Config) -> list[str]:
 def layer_history(config: Config) -> list[History | None]:
     """History entries of the non-empty layers, in order (one per layer the config describes)."""
     out: list[History | None] = []
-    for h in config.json.get("history") or []:
+    for h in history_list(config.json):
         if isinstance(h, dict) and not h.get("empty_layer"):
             out.append(History(str(h.get("created", "")), str(h.get("created_by", "")), str(h.get("comment", ""))))
     return out

@@ -5,6 +5,8 @@ Manifests here are stored: we serve their exact bytes, keyed by the digest of th
 
 from __future__ import annotations
 
+import copy
+
 from regtui.oci import mediatypes as mt
 from regtui.oci.digests import is_digest, sha256_digest
 from regtui.oci.errors import ArchiveError
@@ -20,6 +22,7 @@ from regtui.oci.model import Descriptor, Image, ImageIndex, Location, Manifest, 
 from regtui.oci.store import Store, parse_json
 
 MAX_DEPTH = 8
+MAX_NODES = 2_000  # manifests read, counting repeats: nested indexes may list the same child many times
 REF_NAME = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME = "io.containerd.image.name"
 
@@ -34,6 +37,14 @@ class LayoutReader:
         self.store = store
         self.problems = problems
         self.blobs: dict[str, Location] = {}
+        self.nodes = 0
+        self.done: dict[str, tuple[Root, int]] = {}  # digest -> (node, manifests it reaches)
+
+    def descriptor(self, obj: dict, member: str) -> Descriptor:
+        try:
+            return Descriptor.from_json(obj)
+        except ValueError as e:
+            raise ArchiveError(str(e), member=member, path=self.store.path) from None
 
     # -- blobs ---------------------------------------------------------------------------------------
     def locate(self, d: Descriptor, what: str) -> Location | None:
@@ -54,6 +65,21 @@ class LayoutReader:
     def read_node(self, d: Descriptor, depth: int, where: str) -> Root | None:
         if depth > MAX_DEPTH:
             raise ArchiveError(f"indexes nest deeper than {MAX_DEPTH} levels", member=where, path=self.store.path)
+        done = self.done.get(d.digest)
+        # Count every manifest reachable, repeats included: the model (and everything walking it) sees each.
+        before = self.nodes
+        self.nodes += done[1] if done else 1
+        if self.nodes > MAX_NODES:
+            raise ArchiveError(f"indexes reach more than {MAX_NODES} manifests (counting repeats); refused",
+                               member=where, path=self.store.path, hint="the archive is malformed or hostile")
+        if done is not None:  # listed again: a shallow copy, so a platform set on it stays local
+            return copy.copy(done[0])
+        node = self._read_node(d, depth, where)
+        if node is not None:
+            self.done[d.digest] = (node, self.nodes - before)
+        return node
+
+    def _read_node(self, d: Descriptor, depth: int, where: str) -> Root | None:
         loc = self.locate(d, where)
         if loc is None:
             return None
@@ -80,7 +106,8 @@ class LayoutReader:
         return None
 
     def read_index(self, manifest: Manifest, obj: dict, depth: int, member: str) -> ImageIndex:
-        descs = [Descriptor.from_json(m) for m in obj.get("manifests") or [] if isinstance(m, dict)]
+        listed = obj.get("manifests")
+        descs = [self.descriptor(m, member) for m in listed if isinstance(m, dict)] if isinstance(listed, list) else []
         children: list[Root] = []
         for i, cd in enumerate(descs):
             child = self.read_node(cd, depth + 1, f"{member} manifests[{i}]")
@@ -98,21 +125,29 @@ class LayoutReader:
         cfg = obj.get("config")
         if not isinstance(cfg, dict):
             raise ArchiveError("manifest has no config descriptor", member=member, path=self.store.path)
-        cdesc = Descriptor.from_json(cfg)
+        cdesc = self.descriptor(cfg, member)
         if self.locate(cdesc, f"config of {member}") is None:
             raise ArchiveError(f"config blob {cdesc.digest} is missing", member=member, path=self.store.path,
                                hint="the layout is incomplete")
         config = load_config(self.store, blob_member(cdesc.digest), cdesc.media_type, claimed=cdesc.digest)
         config.descriptor = cdesc
         descs, locs = [], []
-        for i, l in enumerate(obj.get("layers") or []):
+        layers = obj.get("layers") or []
+        if not isinstance(layers, list):
+            raise ArchiveError("layers is not a list of descriptors", member=member, path=self.store.path)
+        for i, l in enumerate(layers):
             if not isinstance(l, dict):
                 raise ArchiveError(f"layers[{i}] is not a descriptor", member=member, path=self.store.path)
-            ld = Descriptor.from_json(l)
+            ld = self.descriptor(l, member)
             loc = self.locate(ld, f"layer {i} of {member}")
             if loc is None and not ld.urls:
                 self.problems.append(Problem("blob", f"layer {i} of {member}", f"{ld.digest} in the archive",
                                              "not present", "the archive is incomplete; pulls of this image will fail"))
+            if ld.media_type not in mt.KNOWN_LAYERS and cdesc.media_type in (mt.OCI_CONFIG, mt.DOCKER_CONFIG):
+                self.problems.append(Problem("media type", f"layer {i} of {member}", "a known layer media type",
+                                             repr(ld.media_type), "runtimes may refuse it; its diff_id is checked as "
+                                             "compressed by the type's suffix (+gzip, +zstd) or else as plain tar",
+                                             "warning"))
             descs.append(ld)
             locs.append(loc)
         subject = obj.get("subject")
@@ -147,7 +182,7 @@ class LayoutReader:
         for i, m in enumerate(index["manifests"]):
             if not isinstance(m, dict):
                 raise ArchiveError(f"manifests[{i}] is not a descriptor", member="index.json", path=store.path)
-            d = Descriptor.from_json(m)
+            d = self.descriptor(m, "index.json")
             where = f"index.json manifests[{i}]"
             repo, tag = self._names(d, where)
             node = by_digest.get(d.digest)

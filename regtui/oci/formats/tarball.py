@@ -61,9 +61,14 @@ def image_from_entry(store: Store, entry: dict, i: int, problems: list[Problem])
         compression = sniff(store, loc)
         diff_id = ids[n] if n < len(ids) else None
         source = sources.get(diff_id) if diff_id else None
+        desc = None
         if isinstance(source, dict) and is_digest(str(source.get("digest", ""))):
-            desc = Descriptor.from_json(source)
-        else:
+            try:
+                desc = Descriptor.from_json(source)
+            except ValueError as e:
+                problems.append(Problem("layer source", f"manifest.json entry {i} LayerSources", "a descriptor",
+                                        str(e), "ignored; the layer is described from the archive", "warning"))
+        if desc is None:
             digest = digest_from_name(member)
             if compression is None and diff_id and is_digest(diff_id) and digest is None:
                 digest = diff_id  # an uncompressed layer's digest is its diff_id; verify re-hashes it
