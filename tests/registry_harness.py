@@ -11,6 +11,7 @@ from regtui.oci import open_archive
 from regtui.registry.app import create_app
 from regtui.registry.events import EventBus, PullProgress, ServerState
 from regtui.registry.server import bind_socket, serve
+from tests.support import stop_process  # noqa: F401 (tests import it from here too)
 
 
 class RunningRegistry:
@@ -126,18 +127,3 @@ def wait_for(predicate, timeout: float = 10.0):
             return value
         time.sleep(0.02)
 
-
-def stop_process(proc, timeout: float = 10.0) -> None:
-    """Stop a service we started, by its PID: SIGTERM, then SIGKILL if it does not go in time."""
-    import os
-    import signal
-    import subprocess
-
-    if proc.poll() is not None:
-        return
-    os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()

@@ -1,4 +1,5 @@
-"""Test helpers: tool lookup that fails in CI, and fixture builders for what no tool here makes."""
+"""Test helpers: tool lookup that fails in CI, loopback ports, stopping services by PID, and fixture builders
+for what no tool here makes."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -32,6 +35,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Stop a service we started, by its PID: SIGTERM, then SIGKILL if it does not go in time."""
+    if proc.poll() is not None:
+        return
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def _write_blob(layout: Path, data: bytes) -> str:

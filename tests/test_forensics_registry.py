@@ -7,9 +7,9 @@ archive that lacks those bytes, must recover each digest, serve it to skopeo, or
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
-import signal
 import subprocess
 import sys
 import tarfile
@@ -31,7 +31,8 @@ from regtui.oci.forensics import (
     parse_expectation,
 )
 from regtui.oci.serializations import Variant, serialize
-from tests.support import free_port, require_tool
+from tests.distribution import DistributionRegistry, TokenServer
+from tests.support import free_port, require_tool, stop_process
 
 REGTUI = [sys.executable, "-m", "regtui"]
 
@@ -47,96 +48,32 @@ STYLES = {
 }
 
 
-class DistributionRegistry:
-    """`docker-registry serve` with filesystem storage in a temp folder, on 127.0.0.1:<free port>."""
+def pull_crane_tarball(registry: DistributionRegistry, repo: str, tag: str, out: Path) -> None:
+    """What `crane pull` writes: config and compressed layers as the registry has them, no manifest bytes."""
+    data, _ = registry.get_manifest(repo, tag)
+    m = json.loads(data)
+    cfg = m["config"]["digest"]
+    layers = [l["digest"] for l in m["layers"]]
+    with tarfile.open(out, "w") as tf:
+        def add(name: str, body: bytes) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tf.addfile(info, io.BytesIO(body))
 
-    def __init__(self, folder: Path, data: Path | None = None, extra_config: str = ""):
-        self.folder = folder
-        self.data = data or folder / "data"
-        self.extra_config = extra_config
-        self.port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
-        self.url = f"http://{self.host}"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> DistributionRegistry:
-        binary = require_tool("docker-registry")
-        config = self.folder / "config.yml"
-        config.write_text(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
-            f"    rootdirectory: {self.data}\nhttp:\n  addr: {self.host}\n{self.extra_config}")
-        self.proc = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL,
-                                     stderr=open(self.folder / "registry.log", "wb"))
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/v2/", timeout=1).status_code in (200, 401):
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise AssertionError("docker-registry did not start: " + (self.folder / "registry.log").read_text())
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(10)
-
-    def push_blob(self, repo: str, data: bytes) -> str:
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        if httpx.head(f"{self.url}/v2/{repo}/blobs/{digest}").status_code == 200:
-            return digest
-        r = httpx.post(f"{self.url}/v2/{repo}/blobs/uploads/")
-        assert r.status_code == 202, r.text
-        loc = r.headers["Location"]
-        url = loc if loc.startswith("http") else self.url + loc
-        url += ("&" if "?" in url else "?") + f"digest={digest}"  # keep distribution's _state parameter
-        r = httpx.put(url, content=data,
-                      headers={"Content-Type": "application/octet-stream"})
-        assert r.status_code == 201, r.text
-        return digest
-
-    def put_manifest(self, repo: str, tag: str, data: bytes, media_type: str) -> str:
-        r = httpx.put(f"{self.url}/v2/{repo}/manifests/{tag}", content=data, headers={"Content-Type": media_type})
-        assert r.status_code == 201, r.text
-        return r.headers["Docker-Content-Digest"]
-
-    def get_manifest(self, repo: str, ref: str) -> tuple[bytes, str]:
-        r = httpx.get(f"{self.url}/v2/{repo}/manifests/{ref}",
-                      headers={"Accept": ", ".join(sorted(mt.ALL_MANIFESTS))})
-        assert r.status_code == 200, r.text
-        return r.content, r.headers["Docker-Content-Digest"]
-
-    def pull_crane_tarball(self, repo: str, tag: str, out: Path) -> None:
-        """What `crane pull` writes: config and compressed layers as the registry has them, no manifest bytes."""
-        data, _ = self.get_manifest(repo, tag)
-        m = json.loads(data)
-        cfg = m["config"]["digest"]
-        layers = [l["digest"] for l in m["layers"]]
-        with tarfile.open(out, "w") as tf:
-            def add(name: str, body: bytes) -> None:
-                info = tarfile.TarInfo(name)
-                info.size = len(body)
-                import io
-
-                tf.addfile(info, io.BytesIO(body))
-
-            add(cfg, httpx.get(f"{self.url}/v2/{repo}/blobs/{cfg}").content)
-            names = []
-            for d in layers:
-                name = d.split(":")[1] + ".tar.gz"
-                add(name, httpx.get(f"{self.url}/v2/{repo}/blobs/{d}", follow_redirects=True).content)
-                names.append(name)
-            add("manifest.json", json.dumps([{"Config": cfg, "RepoTags": [f"{repo}:{tag}"],
-                                              "Layers": names}]).encode())
+        add(cfg, registry.get_blob(repo, cfg))
+        names = []
+        for d in layers:
+            name = d.split(":")[1] + ".tar.gz"
+            add(name, registry.get_blob(repo, d))
+            names.append(name)
+        add("manifest.json", json.dumps([{"Config": cfg, "RepoTags": [f"{repo}:{tag}"],
+                                          "Layers": names}]).encode())
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    reg = DistributionRegistry(tmp_path_factory.mktemp("distribution")).start()
-    try:
+    with DistributionRegistry(tmp_path_factory.mktemp("distribution")) as reg:
         yield reg
-    finally:
-        reg.stop()
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +145,7 @@ def skopeo_pushed(registry, seed_tar):
 def test_skopeo_digests_recovered_from_a_tarball_without_manifest_bytes(registry, skopeo_pushed, tmp_path):
     for tag, (data, digest) in skopeo_pushed.items():
         tarball = tmp_path / f"{tag}.tar"
-        registry.pull_crane_tarball("skopeo", tag, tarball)
+        pull_crane_tarball(registry, "skopeo", tag, tarball)
         archive = open_archive(str(tarball))
         assert archive.format == "crane-tarball"
         [r] = apply_expectations(archive, [parse_expectation(f"skopeo:{tag}@{digest}")])
@@ -296,9 +233,7 @@ class RegtuiServe:
         raise AssertionError("regtui serve did not start: " + log.read_text())
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(15)
+        stop_process(self.proc, 15)
 
 
 def _skopeo_pull(ref: str, dest: Path) -> bytes:
@@ -382,94 +317,15 @@ def test_regtui_diff_against_another_regtui_over_tls(seed_tar, pushed, tmp_path)
         server.stop()
 
 
-class TokenService:
-    """A Docker token service (as Docker Hub runs one) on loopback: anonymous pull tokens for docker-registry's
-    `auth: token` mode, signed RS256 with a self-signed certificate the registry trusts (x5c header)."""
-
-    def __init__(self, folder: Path, service: str = "regtui-test", issuer: str = "regtui-test-issuer"):
-        import base64
-        import datetime
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        from urllib.parse import parse_qs, urlparse
-
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import padding, rsa
-        from cryptography.x509.oid import NameOID
-
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "regtui test token signer")])
-        now = datetime.datetime.now(datetime.timezone.utc)
-        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-                .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
-                .not_valid_after(now + datetime.timedelta(days=1))
-                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-                .sign(key, hashes.SHA256()))
-        self.cert_path = folder / "token-signer.pem"
-        self.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        x5c = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
-        self.service, self.issuer = service, issuer
-        self.requests: list[dict] = []
-
-        def b64(data: bytes) -> str:
-            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's naming)
-                q = parse_qs(urlparse(self.path).query)
-                outer.requests.append(q)
-                access = []
-                for scope in q.get("scope", []):
-                    kind, _, rest = scope.partition(":")
-                    repo, _, actions = rest.rpartition(":")
-                    access.append({"type": kind, "name": repo, "actions": [a for a in actions.split(",")
-                                                                           if a == "pull"]})
-                t = int(time.time())
-                claims = {"iss": outer.issuer, "sub": "", "aud": q.get("service", [""])[0], "exp": t + 300,
-                          "nbf": t - 10, "iat": t, "jti": str(t), "access": access}
-                head = b64(json.dumps({"typ": "JWT", "alg": "RS256", "x5c": [x5c]}).encode())
-                body = b64(json.dumps(claims).encode())
-                sig = key.sign(f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256())
-                data = json.dumps({"token": f"{head}.{body}.{b64(sig)}"}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def registry_config(self) -> str:
-        return (f"auth:\n  token:\n    realm: {self.realm}\n    service: {self.service}\n"
-                f"    issuer: {self.issuer}\n    rootcertbundle: {self.cert_path}\n")
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_regtui_diff_follows_the_bearer_token_flow(registry, pushed, seed_tar, tmp_path):
     """docker-registry in token mode (as Docker Hub works): 401 + WWW-Authenticate, token, then the manifest."""
-    tokens = TokenService(tmp_path)
-    guarded = DistributionRegistry(tmp_path, data=registry.data, extra_config=tokens.registry_config())
-    try:
-        guarded.start()
+    with (TokenServer(tmp_path / "token", anonymous=("pull",)) as tokens,
+          DistributionRegistry(tmp_path / "guarded", storage=registry.storage,
+                               token=tokens.registry_config()) as guarded):
         assert httpx.get(f"{guarded.url}/v2/registry/manifests/docker-indent3").status_code == 401
         p = subprocess.run([*REGTUI, "diff", str(seed_tar), f"{guarded.host}/registry:docker-indent3"],
                            capture_output=True, text=True, timeout=60)
         assert p.returncode == 0, p.stdout + p.stderr
         assert pushed["docker-indent3"] in p.stdout and "verdict: identical" in p.stdout
-        assert any(q.get("scope") == ["repository:registry:pull"] and q.get("service") == ["regtui-test"]
-                   for q in tokens.requests)
-    finally:
-        guarded.stop()
-        tokens.stop()
+        assert any(r["scopes"] == ["repository:registry:pull"] and r["service"] == "regtui-test"
+                   for r in tokens.requests)

@@ -14,14 +14,13 @@ from regtui.push.events import BlobDone, BlobProgress, BlobStarted, Finished, Ma
 from regtui.push.names import parse_target
 from regtui.push.plan import build_plan
 from regtui.push.run import run_push
-from tests.push_support import Registry
+from tests.distribution import DistributionRegistry
 
 
 @pytest.fixture
 def registry(tmp_path):
-    reg = Registry(tmp_path / "registry").start()
-    yield reg
-    reg.stop()
+    with DistributionRegistry(tmp_path / "registry") as reg:
+        yield reg
 
 
 class FlakyTransport(httpx.AsyncBaseTransport):

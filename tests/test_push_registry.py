@@ -18,16 +18,13 @@ import pytest
 
 from regtui.oci import open_archive
 from regtui.oci.model import ImageIndex
-from tests.push_support import (
-    CuttingProxy,
-    Registry,
+from tests.distribution import (
+    DistributionRegistry,
     TokenServer,
-    add_big_layer,
     make_ca,
-    pull_and_rehash,
-    skopeo,
     write_htpasswd,
 )
+from tests.push_support import CuttingProxy, add_big_layer, pull_and_rehash, skopeo
 
 PLAIN = ["--src-tls-verify=false"]
 
@@ -60,12 +57,11 @@ def no_docker_config(tmp_path) -> Path:
 
 @pytest.fixture
 def registry(tmp_path):
-    reg = Registry(tmp_path / "registry").start()
-    yield reg
-    reg.stop()
+    with DistributionRegistry(tmp_path / "registry") as reg:
+        yield reg
 
 
-def manifest_digests(reg: Registry, repo: str, ref: str, media_type: str, verify=False) -> str:
+def manifest_digests(reg: DistributionRegistry, repo: str, ref: str, media_type: str, verify=False) -> str:
     r = httpx.head(f"{reg.url}/v2/{repo}/manifests/{ref}", headers={"Accept": media_type}, verify=verify)
     assert r.status_code == 200, (repo, ref, r.status_code)
     return r.headers["docker-content-digest"]
@@ -172,8 +168,7 @@ def test_dry_run_lists_and_sends_nothing(registry, seed_tar, no_docker_config):
 
 def test_htpasswd_basic_auth(tmp_path, seed_tar, no_docker_config):
     htpasswd = write_htpasswd(tmp_path / "htpasswd", {"alice": "correct horse"})
-    reg = Registry(tmp_path / "reg", htpasswd=htpasswd).start()
-    try:
+    with DistributionRegistry(tmp_path / "reg", htpasswd=htpasswd) as reg:
         wrong = push(seed_tar, reg.host, "--username", "alice", "--password-stdin", stdin="wrong\n",
                      docker_config=no_docker_config)
         assert_one_line_error(wrong, "authentication failed", "'alice'", reg.host)
@@ -197,14 +192,11 @@ def test_htpasswd_basic_auth(tmp_path, seed_tar, no_docker_config):
         again = push(seed_tar, f"{reg.host}/viaconfig", docker_config=cfg)
         assert again.returncode == 0, again.stderr
         assert "pushed 6 blobs" in again.stdout
-    finally:
-        reg.stop()
 
 
 def test_tls_with_test_ca(tmp_path, seed_tar, no_docker_config):
     ca = make_ca(tmp_path / "pki")
-    reg = Registry(tmp_path / "reg", tls=ca).start()
-    try:
+    with DistributionRegistry(tmp_path / "reg", tls=ca) as reg:
         untrusted = push(seed_tar, f"https://{reg.host}", docker_config=no_docker_config)
         assert_one_line_error(untrusted, "TLS certificate verification failed", "--ca", "--insecure")
         plain = push(seed_tar, reg.host, docker_config=no_docker_config)  # loopback means http by default
@@ -218,8 +210,6 @@ def test_tls_with_test_ca(tmp_path, seed_tar, no_docker_config):
         assert got == m.data
         insecure = push(seed_tar, f"https://{reg.host}/other", "--insecure", "-q", docker_config=no_docker_config)
         assert insecure.returncode == 0, insecure.stderr
-    finally:
-        reg.stop()
 
 
 def _cert_dir(ca, tmp_path: Path) -> Path:
@@ -230,9 +220,8 @@ def _cert_dir(ca, tmp_path: Path) -> Path:
 
 
 def test_bearer_token_flow(tmp_path, seed_tar, oci_dir, no_docker_config):
-    tokens = TokenServer(tmp_path / "token", {"bob": "hunter2"})
-    reg = Registry(tmp_path / "reg", token=tokens.registry_config()).start()
-    try:
+    with (TokenServer(tmp_path / "token", {"bob": "hunter2"}) as tokens,
+          DistributionRegistry(tmp_path / "reg", token=tokens.registry_config()) as reg):
         wrong = push(seed_tar, reg.host, "--username", "bob", "--password-stdin", stdin="nope",
                      docker_config=no_docker_config)
         assert_one_line_error(wrong, "authentication failed", "'bob'")
@@ -269,9 +258,6 @@ def test_bearer_token_flow(tmp_path, seed_tar, oci_dir, no_docker_config):
         assert sum(l.startswith("mounted") for l in mounted.stdout.splitlines()) == 1 + len(image.layers)
         assert any({"repository:m/mirror/registry:pull,push", "repository:m/registry:pull"} <= set(r["scopes"])
                    for r in tokens.requests if r.get("scopes"))
-    finally:
-        reg.stop()
-        tokens.close()
 
 
 @pytest.fixture

@@ -28,15 +28,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 
 import httpx
 import pytest
 
 from regtui.oci import open_archive
 from regtui.oci import mediatypes as mt
-from tests.registry_harness import running_registry, stop_process
-from tests.support import free_port, require_tool
+from tests.distribution import DistributionRegistry
+from tests.registry_harness import running_registry
+from tests.support import require_tool
 
 SKOPEO_ACCEPT = [mt.OCI_MANIFEST, mt.OCI_INDEX, mt.DOCKER_MANIFEST, mt.DOCKER_LIST,
                  "application/vnd.docker.distribution.manifest.v1+prettyjws",
@@ -44,37 +44,6 @@ SKOPEO_ACCEPT = [mt.OCI_MANIFEST, mt.OCI_INDEX, mt.DOCKER_MANIFEST, mt.DOCKER_LI
 CONTAINERD_ACCEPT = ", ".join([mt.DOCKER_MANIFEST, mt.DOCKER_LIST, mt.OCI_MANIFEST, mt.OCI_INDEX, "*/*"])
 COMPARED = ["content-type", "content-length", "docker-content-digest", "etag", "accept-ranges", "cache-control",
             "content-range", "location", "link", "docker-distribution-api-version"]
-
-
-def _start_distribution(base, port: int, readonly: bool) -> subprocess.Popen:
-    binary = require_tool("docker-registry")
-    cfg = base / f"config-{'ro' if readonly else 'rw'}.yml"
-    cfg.write_text(f"""version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: {base / 'data'}
-  maintenance:
-    uploadpurging:
-      enabled: false
-    readonly:
-      enabled: {'true' if readonly else 'false'}
-http:
-  addr: 127.0.0.1:{port}
-""")
-    proc = subprocess.Popen([binary, "serve", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 15
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None, "docker-registry exited"
-        time.sleep(0.1)
-    stop_process(proc)
-    pytest.fail("docker-registry did not start")
 
 
 @pytest.fixture(scope="module")
@@ -85,21 +54,14 @@ def pair(seed_tar, multiarch_tar, tmp_path_factory):
     for root in multi.roots:
         root.repository = "multi"  # a second repository, so blob scoping and pagination have something to show
     base = tmp_path_factory.mktemp("distribution")
-    port = free_port()
     with running_registry([seed_tar, multi]) as reg:
-        proc = _start_distribution(base, port, readonly=False)
-        try:
+        with DistributionRegistry(base / "rw", storage=base / "data") as dist:
             for src, extra in (("registry:2.8.1", []), ("multi:2.8.1", ["--all"])):
                 subprocess.run([skopeo, "copy", "-q", "--preserve-digests", *extra, "--src-tls-verify=false",
                                 "--dest-tls-verify=false", f"docker://{reg.host}/{src}",
-                                f"docker://127.0.0.1:{port}/{src}"], check=True, timeout=120)
-        finally:
-            stop_process(proc)
-        proc = _start_distribution(base, port, readonly=True)
-        try:
-            yield reg, f"http://127.0.0.1:{port}"
-        finally:
-            stop_process(proc)
+                                f"docker://{dist.host}/{src}"], check=True, timeout=120)
+        with DistributionRegistry(base / "ro", storage=base / "data", readonly=True) as dist:
+            yield reg, dist.url
 
 
 def fetch(base: str, method: str, path: str, headers: list[tuple[str, str]]) -> dict:
