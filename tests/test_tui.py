@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 
+import httpx
 import pytest
 from textual.widgets import Input, OptionList, TabbedContent
 
@@ -242,17 +243,20 @@ async def test_serve_and_watch_a_real_skopeo_pull(seed_tar, tmp_path):
         await until(pilot, lambda: app.live.server.state == "serving", what="server to serve again")
 
 
-async def test_quit_stops_the_server(seed_tar):
+@pytest.mark.parametrize("server_thread", [True, False], ids=["own-thread", "app-loop"])
+async def test_quit_stops_the_server(seed_tar, server_thread):
     port = free_port()
-    app = RegtuiApp([str(seed_tar)], port=port, measure=False)
+    app = RegtuiApp([str(seed_tar)], port=port, measure=False, server_thread=server_thread)
     async with app.run_test(size=SIZE) as pilot:
         await _opened(pilot, app)
         await pilot.press("s")
         await until(pilot, lambda: app.live.server.state == "serving", what="server to serve")
+        got = await asyncio.to_thread(httpx.get, f"http://127.0.0.1:{port}/v2/")
+        assert got.status_code == 200
         await pilot.press("q")
         await until(pilot, lambda: not app.is_running, what="app to exit")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", port))
+    with pytest.raises(OSError):  # nothing listens any more
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
 async def test_expected_digests_show_in_the_manifests_view(seed_tar):

@@ -8,6 +8,7 @@ Views (in `widgets/`) only render what they are handed.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 import os
 import sys
 import threading
@@ -93,7 +94,7 @@ class RegtuiApp(App):
         self.verify_reports: dict = {}  # archive path -> VerifyReport
         self.verify_errors: dict = {}  # archive path -> why the last verification did not finish
         self.loading: str | None = None
-        self._pending: list = []
+        self._pending: deque = deque()  # filled by the server's thread, drained here (deque ops are atomic)
         self._flush_posted = False
         self._unsubscribe = None
         self._server_worker: Worker | None = None
@@ -429,9 +430,10 @@ class RegtuiApp(App):
 
     def on_registry_events(self, message: RegistryEvents) -> None:
         self._flush_posted = False
-        events, self._pending = self._pending, []
-        for e in [*message.events, *events]:
+        for e in message.events:
             self.live.apply(e)
+        while self._pending:
+            self.live.apply(self._pending.popleft())
 
     def _redraw_live(self) -> None:
         changes = self.live.take_changes()

@@ -11,6 +11,8 @@ from textual.widgets import Markdown
 HELP = """\
 # regtui
 
+*Esc, `q` or `?` closes this help.*
+
 regtui opens container image archives **without extracting them**, shows what is inside, verifies every
 digest and serves the archives **read-only** as an OCI registry so real clients (docker, containerd, skopeo,
 crane) can pull from it.

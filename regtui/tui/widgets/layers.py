@@ -7,6 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Input, Static
+from textual.widgets.data_table import ColumnKey
 
 from regtui.oci.digests import short
 from regtui.oci.model import Image, Layer
@@ -72,6 +73,7 @@ class LayersView(Vertical):
         t = self.query_one(VimTable)
         cursor = t.cursor_row
         t.clear()
+        t.columns[ColumnKey("size")].label = Text("size ▼" if self.sort_by_size else "size")
         image = self._image()
         if image is None:
             self.query_one("#layer-detail-text", Static).update("Select an image in the tree.")
