@@ -303,3 +303,21 @@ async def test_requests_ring_is_bounded_and_follow_toggles(seed_tar):
         await until(pilot, lambda: table_rows(table)[-1][6].endswith("t32"), what="new requests")
         assert table.cursor_row == 0
         assert "follow ○" in text_of(app.query_one("#requests-info"))
+
+
+async def test_nothing_openable_exits_with_the_reason(tmp_path):
+    bad = tmp_path / "broken.tar"
+    bad.write_bytes(b"\0" * 100)
+    app = RegtuiApp([str(bad)], port=free_port(), measure=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.failures, what="the failure")
+    assert app.return_code == 2 and "broken.tar" in app.failures[0]
+
+
+def test_cli_refuses_a_missing_archive_before_starting(tmp_path):
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "regtui", str(tmp_path / "nope.tar")], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2
+    assert "nope.tar: no such file or directory" in r.stderr and "Traceback" not in r.stderr

@@ -171,6 +171,9 @@ class RegtuiApp(App):
         self.archives.extend(opened)
         self.failures = failures
         self.loading = None
+        if failures and not opened and not self.archives:
+            self.exit(return_code=2)  # nothing to show: run_tui prints why, like the other commands
+            return
         for f in failures:
             self.notify(f, title="cannot open archive", severity="error", timeout=15)
         self._archives_ready()
@@ -508,6 +511,12 @@ class RegtuiApp(App):
 
 
 def run_tui(paths: list[str], host: str = "127.0.0.1", port: int = 5000, expectations: list | None = None) -> None:
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        for p in missing:
+            print(f"regtui: error: {p}: no such file or directory (give a .tar archive or an OCI layout folder)",
+                  file=sys.stderr)
+        sys.exit(2)
     app = RegtuiApp(paths, host, port, expectations=expectations)
     app.run()
     if app.failures and not app.archives:
