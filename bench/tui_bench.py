@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -116,8 +117,18 @@ async def measure(pilot, seconds: float) -> dict[str, float]:
 def start_clients(url: str, n: int, seconds: float) -> list[subprocess.Popen]:
     # Each client pulls the blob again and again until the time is up (curl's own loop via --max-time).
     return [subprocess.Popen(["bash", "-c", f"end=$((SECONDS+{int(seconds) + 2})); while [ $SECONDS -lt $end ]; "
-                              f"do curl -s -o /dev/null --max-time {int(seconds) + 2} {url}; done"])
+                              f"do curl -s -o /dev/null --max-time {int(seconds) + 2} {url}; done"],
+                             start_new_session=True)
             for _ in range(n)]
+
+
+def stop_clients(procs: list[subprocess.Popen]) -> None:
+    for p in procs:  # bash and its curl: the whole process group
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        p.wait()
 
 
 async def run(layout: Path, digests: list[str], clients: int, seconds: float) -> dict[str, dict[str, float]]:
@@ -147,9 +158,7 @@ async def run(layout: Path, digests: list[str], clients: int, seconds: float) ->
         await pilot.press("v", "1")
         procs = start_clients(url, clients, seconds)
         out["verifying + pulling"] = await measure(pilot, min(seconds, 4))
-        for p in procs:
-            p.terminate()
-            p.wait()
+        stop_clients(procs)
         await pilot.press("q")
     return out
 

@@ -364,13 +364,15 @@ class RegtuiApp(App):
     def serve_in_thread(self, host: str, port: int, stop: asyncio.Event) -> None:
         """The server on its own event loop in a thread: 64 clients streaming blobs keep that loop busy, and
         key presses must not queue behind them (measured in bench/tui_bench.py)."""
-        loop = asyncio.new_event_loop()
-        self._server_loop = loop
+        async def main() -> str | None:
+            self._server_loop = asyncio.get_running_loop()
+            return await self._serve(host, port, stop)
+
         try:
-            error = loop.run_until_complete(self._serve(host, port, stop))
+            # asyncio.run also cancels what the grace period left running (pulls cut at quit).
+            error = asyncio.run(main())
         finally:
             self._server_loop = None
-            loop.close()
         try:
             self.call_from_thread(self._serve_ended, error)
         except RuntimeError:  # the app already closed
