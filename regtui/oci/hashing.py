@@ -21,6 +21,9 @@ from regtui.oci.model import Location
 CHUNK = 1 << 20
 MIN_BOMB_LIMIT = 1 << 30
 MAX_RATIO = 1100  # gzip cannot exceed ~1032:1; anything beyond is a crafted (zstd) bomb
+# Real gzip layers inflate 2-10:1; a few MiB of deflated zeros reach deflate's ~1030:1 ceiling and would make
+# verification inflate gigabytes, so past MIN_BOMB_LIMIT a gzip layer may not exceed this ratio either.
+GZIP_MAX_RATIO = 256
 
 
 class Cancelled(Exception):
@@ -64,9 +67,10 @@ class _QueueReader:
 class _Inflater:
     """Inflates what the reader queues and hashes the output, refusing to go past `limit` bytes."""
 
-    def __init__(self, compression: str | None, limit: int):
+    def __init__(self, compression: str | None, limit: int, cancel: threading.Event | None = None):
         self.compression = compression
         self.limit = limit
+        self.cancel = cancel
         self.total = 0
         self.hasher = hashlib.sha256()
         self.ended = False  # the reader's end mark was taken from the queue
@@ -105,10 +109,13 @@ class _Inflater:
             raise InflateError("gzip stream ends early; the layer is truncated")
 
     def _emit(self, out: bytes) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled()  # the reader may be done already; do not inflate what is queued
         if out:
             self.total += len(out)
             if self.total > self.limit:
-                raise InflateError(f"inflates past {self.limit} bytes (over {MAX_RATIO}:1); a decompression bomb")
+                ratio = GZIP_MAX_RATIO if self.compression == "gzip" else MAX_RATIO
+                raise InflateError(f"inflates past {self.limit} bytes (over {ratio}:1); a decompression bomb")
             self.hasher.update(out)
 
 
@@ -123,7 +130,9 @@ def hash_blob(
     """Hash `loc`; with `want_diff_id`, also inflate (`compression`) and hash the result."""
     hasher = hashlib.sha256()
     plain = want_diff_id and compression is None  # an uncompressed layer is its own diff_id: hash once
-    inflater = _Inflater(compression, max(MIN_BOMB_LIMIT, MAX_RATIO * loc.size)) if want_diff_id and not plain else None
+    ratio = GZIP_MAX_RATIO if compression == "gzip" else MAX_RATIO
+    limit = max(MIN_BOMB_LIMIT, ratio * loc.size)
+    inflater = _Inflater(compression, limit, cancel) if want_diff_id and not plain else None
     q: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
     failure: list[BaseException] = []
     stop = threading.Event()
@@ -164,6 +173,8 @@ def hash_blob(
     if plain:
         result.diff_id, result.uncompressed_size = result.digest, read
     if inflater:
+        if failure and isinstance(failure[0], Cancelled):
+            raise Cancelled()
         if failure:
             e = failure[0]
             result.inflate_error = str(e) if isinstance(e, InflateError) else f"does not decompress as {compression}: {e}"

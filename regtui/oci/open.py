@@ -6,7 +6,7 @@ from __future__ import annotations
 from regtui.oci.errors import ArchiveError
 from regtui.oci.formats.common import digest_from_name, parse_tag_ref
 from regtui.oci.formats.layout import read_layout
-from regtui.oci.formats.tarball import image_from_entry, is_legacy_docker, read_manifest_json
+from regtui.oci.formats.tarball import as_list, image_from_entry, is_legacy_docker, read_manifest_json
 from regtui.oci.model import Archive, Image, ImageIndex, Location, Problem, Root
 from regtui.oci.store import DirStore, Store, TarStore, open_store
 
@@ -85,7 +85,7 @@ def _cross_check_docker(store: Store, roots: list[Root], blobs: dict[str, Locati
             if img.config.location:
                 blobs.setdefault(img.config.descriptor.digest, img.config.location)
             continue
-        listed = [digest_from_name(l) for l in entry.get("Layers") or [] if isinstance(l, str)]
+        listed = [digest_from_name(l) for l in as_list(entry.get("Layers")) if isinstance(l, str)]
         actual = [l.digest for l in match.layers]
         if listed != actual:
             if len(listed) != len(actual):
@@ -97,7 +97,7 @@ def _cross_check_docker(store: Store, roots: list[Root], blobs: dict[str, Locati
             problems.append(Problem("cross-check", where, "the same layers as the OCI manifest",
                                     cause, "Docker 25.0.x wrote inconsistent descriptions; the OCI manifest is served",
                                     "warning"))
-        for text in entry.get("RepoTags") or []:
+        for text in as_list(entry.get("RepoTags")):
             ref = parse_tag_ref(str(text), problems, where)
             if ref is None or not ref.tag:
                 continue

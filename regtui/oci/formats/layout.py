@@ -93,6 +93,9 @@ class LayoutReader:
             self.problems.append(Problem("digest", member, d.digest, digest,
                                          "the manifest bytes do not hash to the descriptor's digest; the file was altered"))
         media_type = obj.get("mediaType") or d.media_type
+        if not isinstance(media_type, str):
+            raise ArchiveError(f"mediaType must be a string, found {media_type!r:.40}", member=member,
+                               path=self.store.path)
         if not media_type:
             # umoci and some tools omit it; the shape tells us what the document is.
             media_type = mt.OCI_INDEX if "manifests" in obj else mt.OCI_MANIFEST

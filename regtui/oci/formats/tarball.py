@@ -25,6 +25,11 @@ from regtui.oci.store import Store
 from regtui.oci.synth import synthesize
 
 
+def as_list(value) -> list:
+    """A manifest.json field that should be a list, or [] when it is anything else."""
+    return value if isinstance(value, list) else []
+
+
 def read_manifest_json(store: Store) -> list[dict]:
     entries = store.read_json("manifest.json")
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
@@ -120,5 +125,5 @@ def read_tarball(store: Store, problems: list[Problem]) -> list[Image]:
 def is_legacy_docker(store: Store, entries: list[dict]) -> bool:
     if store.has("repositories"):
         return True
-    layers = [l for e in entries for l in (e.get("Layers") or []) if isinstance(l, str)]
+    layers = [l for e in entries for l in as_list(e.get("Layers")) if isinstance(l, str)]
     return any(l.endswith("/layer.tar") for l in layers)
