@@ -383,6 +383,11 @@ class RegtuiApp(App):
         self._serve_ended(await self._serve(host, port, stop))
 
     def _serve_ended(self, error: str | None) -> None:
+        try:
+            if not self.is_running or not self.query("#status"):  # the server outlived the screen (quitting)
+                return
+        except Exception:  # no screen any more
+            return
         if error:
             self._server_failed(error)
         elif self.live.server.state not in ("stopped", "failed"):
