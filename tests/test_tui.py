@@ -124,6 +124,8 @@ async def test_help_and_command_palette(seed_tar):
         await pilot.pause(0.5)
         await pilot.press("enter")
         await until(pilot, lambda: app.query_one(TabbedContent).active == "pulls", what="palette command")
+        await pilot.click("#--content-tab-config")  # the mouse works too
+        assert app.query_one(TabbedContent).active == "config"
 
 
 async def test_unopenable_archive_is_a_message_not_a_crash(tmp_path, seed_tar):
@@ -201,6 +203,8 @@ async def test_serve_and_watch_a_real_skopeo_pull(seed_tar, tmp_path):
         assert app.live.server.url == f"http://127.0.0.1:{port}"
         await pilot.pause(0.3)
         assert f"serving http://127.0.0.1:{port}" in text_of(app.query_one("#status"))
+        await pilot.press("u")
+        assert app.clipboard == f"http://127.0.0.1:{port}"
 
         proc = await asyncio.create_subprocess_exec(
             skopeo, "copy", "-q", "--src-tls-verify=false", f"docker://127.0.0.1:{port}/registry:2.8.1",
