@@ -186,7 +186,7 @@ class RegtuiApp(App):
     # -- selection ---------------------------------------------------------------------------------------
     def on_selection_changed(self, message: SelectionChanged) -> None:
         sel = message.selection
-        if sel == self.selection:
+        if sel.same(self.selection):
             return
         self.selection = sel
         self.query_one(LayersView).show(sel)

@@ -166,9 +166,14 @@ def archive_summary(archives: list[Archive]) -> tuple[str, str, int, int]:
     return names, formats, images, size
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Selection:
     """What the Images tree points at: an archive, one of its roots, and the image the views show."""
+
+    def same(self, other: Selection | None) -> bool:
+        """Identity, not equality: comparing archives field by field would walk all their metadata."""
+        return (other is not None and self.archive is other.archive and self.root is other.root
+                and self.image is other.image)
 
     archive: Archive
     root: Root | None = None
