@@ -325,3 +325,50 @@ def test_cli_refuses_a_missing_archive_before_starting(tmp_path):
                        text=True, timeout=60)
     assert r.returncode == 2
     assert "nope.tar: no such file or directory" in r.stderr and "Traceback" not in r.stderr
+
+
+async def test_push_into_a_real_registry(seed_tar, tmp_path, monkeypatch):
+    from textual.widgets import Button, Input, RichLog
+
+    from tests.distribution import DistributionRegistry
+
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
+    with DistributionRegistry(tmp_path / "registry") as reg:
+        app = RegtuiApp([str(seed_tar)], port=free_port(), measure=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await _opened(pilot, app)
+            await pilot.press("P")
+            screen = app.screen
+            assert type(screen).__name__ == "PushScreen"
+            screen.query_one("#push-target", Input).value = f"{reg.host}/team"
+            await pilot.click("#push-start")
+            status = screen.query_one("#push-status")
+            await until(pilot, lambda: not screen.running and "…" not in text_of(status), timeout=60,
+                        what="the push")
+            assert text_of(status).startswith("✓ pushed 6 blobs"), text_of(status)
+            log = "\n".join(str(line.text) for line in screen.query_one(RichLog).lines)
+            assert "team/registry:2.8.1" in log
+            assert screen.query_one("#push-start", Button).disabled is False
+        digest = app.selection.image.manifests[0].digest
+        r = await asyncio.to_thread(httpx.head, f"{reg.url}/v2/team/registry/manifests/2.8.1",
+                                    headers={"Accept": app.selection.image.manifests[0].media_type})
+        assert r.status_code == 200 and r.headers["docker-content-digest"] == digest
+
+
+async def test_push_to_nowhere_is_a_message(seed_tar):
+    from textual.widgets import Input
+
+    app = RegtuiApp([str(seed_tar)], port=free_port(), measure=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await _opened(pilot, app)
+        await pilot.press("P")
+        screen = app.screen
+        screen.query_one("#push-target", Input).value = "Not A Registry!"
+        await pilot.press("enter")
+        assert "not" in text_of(screen.query_one("#push-status")).lower() and not screen.running
+        screen.query_one("#push-target", Input).value = f"127.0.0.1:{free_port()}"
+        await pilot.press("enter")
+        await until(pilot, lambda: not screen.running, timeout=60, what="the failed push")
+        assert text_of(screen.query_one("#push-status")).startswith("push failed: ")
+        await pilot.press("escape")
+        assert type(app.screen).__name__ != "PushScreen" and app.is_running

@@ -56,6 +56,7 @@ class RegtuiApp(App):
         Binding("v", "verify", "Verify"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("u", "copy_url", "Copy URL", show=False),
+        Binding("P", "push", "Push", show=False),
         Binding("slash", "view('action_filter')", "Filter", key_display="/"),
         Binding("o", "view('action_sort_size')", "Sort by size", show=False),
         Binding("f", "view('action_toggle_follow')", "Follow", show=False),
@@ -489,6 +490,14 @@ class RegtuiApp(App):
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
+    def action_push(self) -> None:
+        if self.selection is None:
+            self.notify("nothing to push yet", severity="warning")
+            return
+        from regtui.tui.screens.push import PushScreen
+
+        self.push_screen(PushScreen(self.selection.archive))
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         running = self.live.server.state in ("serving", "starting")
@@ -496,6 +505,8 @@ class RegtuiApp(App):
                             "Serve the open archives read-only over HTTP (s)", self.action_toggle_server)
         yield SystemCommand("Verify archive", "Re-hash every blob of the selected archive (v)", self.action_verify)
         yield SystemCommand("Copy server URL", "Put the registry URL on the clipboard (u)", self.action_copy_url)
+        yield SystemCommand("Push to a registry", "Copy the selected archive's images into a registry (P)",
+                            self.action_push)
         yield SystemCommand("Help", "Every view and key (?)", self.action_help)
         for i, tab in enumerate(TABS):
             yield SystemCommand(f"Show {tab.title()}", f"Switch to the {tab} view ({i + 1})",

@@ -36,6 +36,7 @@ crane) can pull from it.
 | `s` | start or stop the registry server |
 | `v` | verify the selected archive |
 | `u` | copy the server URL |
+| `P` | push the selected archive into a registry |
 | `y` | copy the selected manifest digest (Manifests) |
 | `enter` | copy the highlighted pull command (Manifests) |
 | `tab` / `shift+tab` | move focus between the tree and the views |
