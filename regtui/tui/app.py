@@ -1,7 +1,8 @@
 """RegtuiApp: the archive inspector with an embedded registry, and `run_tui` for the command line.
 
-The app owns the work: opening archives and verifying them run in thread workers, the registry server runs
-in an async worker on the app's own loop, and the registry's events arrive through the shared `EventBus`.
+The app owns the work: opening, measuring and verifying archives run in thread workers; the registry server
+runs on an event loop of its own in a worker thread (`serving`; `server_thread=False` puts it on the app's
+loop instead), and its events arrive through the shared `EventBus`, coalesced and drawn a few times a second.
 Views (in `widgets/`) only render what they are handed.
 """
 
@@ -31,6 +32,7 @@ from regtui.tui.live import LiveState
 from regtui.tui.measure import LayerFacts, measure_layer
 from regtui.tui.messages import LayerMeasured, RegistryEvents, SelectionChanged, VerifyDone, VerifyProgress
 from regtui.tui.screens.help import HelpScreen
+from regtui.tui.serving import serve_archives, serve_on_own_loop, signal_stop
 from regtui.tui.widgets.common import VimTable
 from regtui.tui.widgets.config import ConfigView
 from regtui.tui.widgets.header import StatusLine
@@ -343,37 +345,15 @@ class RegtuiApp(App):
         else:
             self._server_worker = self.serve_on_loop(self.host, self.port, self._server_stop)
 
-    async def _serve(self, host: str, port: int, stop: asyncio.Event) -> str | None:
-        """Run the registry until `stop` is set; returns why it could not serve, or None."""
-        from regtui.registry.app import create_app
-        from regtui.registry.server import BindError, serve
-
-        try:
-            app = create_app(self.archives, bus=self.bus)
-            await serve(app, host=host, port=port, shutdown_trigger=stop.wait, bus=self.bus, grace=STOP_GRACE)
-        except BindError as e:  # a busy port is a message, not a crash
-            return str(e)
-        except OSError as e:
-            return f"cannot listen on {host}:{port}: {e.strerror or e}"
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # the UI must survive whatever the server does
-            return f"{type(e).__name__}: {e}"
-        return None
-
     @work(thread=True, group="server", exclusive=True, exit_on_error=False)
     def serve_in_thread(self, host: str, port: int, stop: asyncio.Event) -> None:
         """The server on its own event loop in a thread: 64 clients streaming blobs keep that loop busy, and
         key presses must not queue behind them (measured in bench/tui_bench.py)."""
-        async def main() -> str | None:
-            self._server_loop = asyncio.get_running_loop()
-            return await self._serve(host, port, stop)
 
-        try:
-            # asyncio.run also cancels what the grace period left running (pulls cut at quit).
-            error = asyncio.run(main())
-        finally:
-            self._server_loop = None
+        def on_loop(loop) -> None:
+            self._server_loop = loop
+
+        error = serve_on_own_loop(self.archives, host, port, stop, self.bus, STOP_GRACE, on_loop)
         try:
             self.call_from_thread(self._serve_ended, error)
         except RuntimeError:  # the app already closed
@@ -381,7 +361,7 @@ class RegtuiApp(App):
 
     @work(group="server", exclusive=True, exit_on_error=False)
     async def serve_on_loop(self, host: str, port: int, stop: asyncio.Event) -> None:
-        self._serve_ended(await self._serve(host, port, stop))
+        self._serve_ended(await serve_archives(self.archives, host, port, stop, self.bus, STOP_GRACE))
 
     def _serve_ended(self, error: str | None) -> None:
         try:
@@ -401,16 +381,7 @@ class RegtuiApp(App):
         self.notify(error, title="server", severity="error", timeout=10)
 
     def _signal_stop(self) -> None:
-        stop, loop = self._server_stop, self._server_loop
-        if stop is None:
-            return
-        if loop is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(stop.set)
-                return
-            except RuntimeError:  # closed in the meantime
-                return
-        stop.set()
+        signal_stop(self._server_stop, self._server_loop)
 
     async def stop_server(self, grace: float = STOP_GRACE) -> None:
         worker = self._server_worker
