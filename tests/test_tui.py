@@ -372,3 +372,20 @@ async def test_push_to_nowhere_is_a_message(seed_tar):
         assert text_of(screen.query_one("#push-status")).startswith("push failed: ")
         await pilot.press("escape")
         assert type(app.screen).__name__ != "PushScreen" and app.is_running
+
+
+async def test_several_archives_in_one_window(seed_tar, multiarch_dir):
+    app = RegtuiApp([str(seed_tar), str(multiarch_dir)], port=free_port(), measure=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await _opened(pilot, app)
+        status = text_of(app.query_one("#status"))
+        assert "seed-image.tar, multiarch-layout" in status and "3 images" in status
+        tree = app.query_one(ImagesTree)
+        archives = [n for n in tree.root.children]
+        assert len(archives) == 2
+        tree.move_cursor(archives[1].children[0].children[1])  # multiarch: the arm64 child
+        await until(pilot, lambda: app.selection.archive.path == str(multiarch_dir)
+                    and str(app.selection.image.platform) == "linux/arm64/v8", what="second archive")
+        await pilot.press("v")
+        await until(pilot, lambda: str(multiarch_dir) in app.verify_reports, timeout=60, what="verification")
+        assert str(seed_tar) not in app.verify_reports  # verify works on the selected archive
