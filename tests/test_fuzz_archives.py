@@ -24,11 +24,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rich.console import Console
 
 from regtui.oci import open_archive
 from regtui.oci.errors import ArchiveError
-from regtui.oci.inspect import inspect_dict
+from regtui.oci.inspect import inspect_dict, render_inspect
 from regtui.oci.verify import verify_archive
+from regtui.oci.verify_cli import print_report, report_dict
 from tests import tarkit as tk
 from tests.support import require_tool
 
@@ -87,10 +89,28 @@ def bases(tmp_path_factory) -> dict[str, list[tk.Entry]]:
         subprocess.run([skopeo, "copy", "-q", f"docker-archive:{crane}", f"{transport}:{out}:fuzz/mini:1"],
                        check=True, timeout=120)
     out = {name: tk.read_entries(d / f"{name}.tar") for name in ("crane", "docker", "oci")}
-    for name, p in (("crane", crane), ("docker", d / "docker.tar"), ("oci", d / "oci.tar")):
-        assert verify_archive(open_archive(str(p))).ok, f"base {name} must be sound before we mutate it"
+    out["docker25"] = docker25(out["oci"])
+    tk.write_tar(d / "docker25.tar", out["docker25"])
+    for name in out:
+        archive = open_archive(str(d / f"{name}.tar"))
+        assert verify_archive(archive).ok, f"base {name} must be sound before we mutate it"
+    assert archive.format == "docker-save"
     assert any(e.kind == "sym" for e in out["docker"]), "skopeo's docker-archive should hold symlinks"
     return out
+
+
+def docker25(oci: list[tk.Entry]) -> list[tk.Entry]:
+    """Docker 25+ `docker save` layout: the OCI layout plus a manifest.json pointing into blobs/."""
+    by_name = {e.name: e for e in oci}
+    index = json.loads(by_name["index.json"].data)
+    desc = index["manifests"][0]
+    desc["annotations"] = {"io.containerd.image.name": "docker.io/fuzz/mini:1",
+                           "org.opencontainers.image.ref.name": "1"}
+    manifest = json.loads(by_name["blobs/sha256/" + desc["digest"].split(":")[1]].data)
+    entry = {"Config": "blobs/sha256/" + manifest["config"]["digest"].split(":")[1], "RepoTags": ["fuzz/mini:1"],
+             "Layers": ["blobs/sha256/" + l["digest"].split(":")[1] for l in manifest["layers"]]}
+    return [tk.file("index.json", json.dumps(index)) if e.name == "index.json" else e for e in oci] + [
+        tk.file("manifest.json", json.dumps([entry]))]
 
 
 # -- mutations -----------------------------------------------------------------------------------------
@@ -220,7 +240,11 @@ def check_archive(path: Path, tally: dict[str, int]) -> None:
     else:
         inspected = inspect_dict(archive)
         json.dumps(inspected)  # inspect --json must be able to print it
+        console = Console(file=io.StringIO(), width=100)
+        render_inspect(archive, console)  # what `regtui inspect` prints
         report = verify_archive(archive)
+        print_report(report, console)
+        json.dumps(report_dict(report))
         tally["verified ok" if report.ok else "verify found problems"] += 1
         for p in report.problems:
             assert p.line(), "a problem without a message"
@@ -246,7 +270,7 @@ FUZZ_SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None, de
                                                 HealthCheck.function_scoped_fixture])
 
 
-@pytest.mark.parametrize("base", ["crane", "docker", "oci"])
+@pytest.mark.parametrize("base", ["crane", "docker", "oci", "docker25"])
 def test_fuzz_member_mutations(base, bases, tmp_path, capsys):
     """Renames, duplicates, drops, link tricks, JSON edits and data damage, member by member."""
     path = tmp_path / f"{base}.tar"
@@ -265,7 +289,7 @@ def test_fuzz_member_mutations(base, bases, tmp_path, capsys):
     assert sorted(os.listdir(tmp_path)) == [path.name], "something wrote beside the archive"
 
 
-@pytest.mark.parametrize("base", ["crane", "docker", "oci"])
+@pytest.mark.parametrize("base", ["crane", "docker", "oci", "docker25"])
 def test_fuzz_raw_bytes(base, bases, tmp_path, capsys):
     """Bit flips in tar headers and anywhere, zeroed blocks, truncation."""
     clean = tk.tar_bytes(bases[base])

@@ -40,11 +40,16 @@ def config_summary(img: Image) -> dict:
         "entrypoint": c.get("Entrypoint"),
         "cmd": c.get("Cmd"),
         "working_dir": c.get("WorkingDir", ""),
-        "env": c.get("Env") or [],
-        "labels": c.get("Labels") or {},
-        "exposed_ports": sorted((c.get("ExposedPorts") or {}).keys()),
-        "volumes": sorted((c.get("Volumes") or {}).keys()),
+        "env": [str(e) for e in _typed(c.get("Env"), list)],
+        "labels": {k: str(v) for k, v in _typed(c.get("Labels"), dict).items()},
+        "exposed_ports": sorted(_typed(c.get("ExposedPorts"), dict)),
+        "volumes": sorted(_typed(c.get("Volumes"), dict)),
     }
+
+
+def _typed(value, kind: type):
+    """A config field of the type the spec gives it, else empty: configs come from untrusted archives."""
+    return value if isinstance(value, kind) else kind()
 
 
 def image_dict(img: Image) -> dict:
