@@ -22,6 +22,12 @@ from tests.tui_support import flip_byte_in_layer, table_rows, text_of, until
 SIZE = (160, 45)
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    """Verification results are cached per user; each test starts with an empty cache of its own."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
 async def _opened(pilot, app) -> None:
     await until(pilot, lambda: app.archives and app.selection is not None, what="archives to open")
 
@@ -389,3 +395,20 @@ async def test_several_archives_in_one_window(seed_tar, multiarch_dir):
         await pilot.press("v")
         await until(pilot, lambda: str(multiarch_dir) in app.verify_reports, timeout=60, what="verification")
         assert str(seed_tar) not in app.verify_reports  # verify works on the selected archive
+
+
+async def test_a_cached_verification_shows_at_once(seed_tar):
+    app = RegtuiApp([str(seed_tar)], port=free_port(), measure=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await _opened(pilot, app)
+        assert "Press v to start" in text_of(app.query_one("#verify-status"))
+        await pilot.press("v")
+        await until(pilot, lambda: str(seed_tar) in app.verify_reports, timeout=60, what="verification")
+    again = RegtuiApp([str(seed_tar)], port=free_port(), measure=False)
+    async with again.run_test(size=SIZE) as pilot:
+        await _opened(pilot, again)
+        assert again.verify_reports[str(seed_tar)].cached
+        status = text_of(again.query_one("#verify-status"))
+        assert "all" in status and "checks passed" in status and "earlier run" in status
+        layers = table_rows(again.query_one("#layers-table", VimTable))
+        assert all(r[6] == "✓" and r[4] != "—" for r in layers)  # marks and sizes without reading a layer

@@ -19,8 +19,9 @@ PORT = 5000
 
 
 @pytest.fixture(autouse=True)
-def utc(monkeypatch):
+def utc(monkeypatch, tmp_path):
     monkeypatch.setenv("TZ", "UTC")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no cached verification from elsewhere
     time.tzset()
     yield
     monkeypatch.undo()

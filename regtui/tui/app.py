@@ -164,14 +164,20 @@ class RegtuiApp(App):
             from regtui.oci.forensics import apply_to_archives
 
             self.expect_results = apply_to_archives(opened, self.expectations)
-        self.call_from_thread(self._opened, opened, failures)
+        from regtui.oci.cache import load_report
+
+        # An earlier `regtui verify` (or v here) of these very bytes: its marks and sizes show at once.
+        cached = {a.path: r for a in opened if (r := load_report(a)) is not None}
+        self.call_from_thread(self._opened, opened, failures, cached)
 
     def _set_loading(self, text: str) -> None:
         self.loading = text
         self._status()
 
-    def _opened(self, opened: list[Archive], failures: list[str]) -> None:
+    def _opened(self, opened: list[Archive], failures: list[str], cached: dict | None = None) -> None:
         self.archives.extend(opened)
+        for path, report in (cached or {}).items():
+            self._use_report(path, report)
         self.failures = failures
         self.loading = None
         if failures and not opened and not self.archives:
@@ -195,7 +201,7 @@ class RegtuiApp(App):
         self.query_one(LayersView).show(sel)
         self.query_one(ConfigView).show(sel)
         self.query_one(ManifestsView).show(sel, self._hostport(), self.expect_results)
-        self.query_one(VerifyView).show(sel)
+        self.query_one(VerifyView).show(sel, self.verify_reports.get(sel.archive.path))
         if self.measure_layers and sel.image is not None:
             self._measure(sel)
 
@@ -275,6 +281,9 @@ class RegtuiApp(App):
         except Exception as e:  # a bug in verification must not take the UI down
             self.post_message(VerifyDone(archive.path, None, f"verification failed: {type(e).__name__}: {e}"))
             return
+        from regtui.oci.cache import save_report
+
+        save_report(archive, report)  # the CLI's `regtui verify` and the next start reuse it
         self.post_message(VerifyDone(archive.path, report, None, self.clock() - t0))
 
     def on_verify_progress(self, message: VerifyProgress) -> None:
@@ -288,12 +297,15 @@ class RegtuiApp(App):
         if message.error:
             self.verify_errors[message.archive_path] = message.error
         if message.report is not None:
-            self.verify_reports[message.archive_path] = message.report
-            for key in [k for k in self.blob_problems if k[0] == message.archive_path]:
-                del self.blob_problems[key]
-            self.blob_problems.update(problems_by_blob(message.archive_path, message.report))
-            self._facts_from_report(message.archive_path, message.report)
+            self._use_report(message.archive_path, message.report)
             self.query_one(LayersView).refresh_rows()
+
+    def _use_report(self, archive_path: str, report) -> None:
+        self.verify_reports[archive_path] = report
+        for key in [k for k in self.blob_problems if k[0] == archive_path]:
+            del self.blob_problems[key]
+        self.blob_problems.update(problems_by_blob(archive_path, report))
+        self._facts_from_report(archive_path, report)
 
     def _facts_from_report(self, archive_path: str, report) -> None:
         """Verification hashed every layer: its sizes and results fill the Layers view without another read."""

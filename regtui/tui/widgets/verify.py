@@ -5,6 +5,8 @@ Every result shows what was expected and what was found; mismatches are red with
 
 from __future__ import annotations
 
+import os
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -23,6 +25,8 @@ def result_rows(report) -> list[tuple[str, str, str, str, str, str]]:
     return rows
 
 
+INTRO = ("Verification reads every blob: digests, sizes, diff_ids, layer order, index descriptors. "
+         "Press v to start; the server keeps serving meanwhile.")
 STYLE = {"error": "bold red", "warning": "yellow", "ok": "green"}
 
 
@@ -31,14 +35,14 @@ class VerifyView(Vertical):
         super().__init__(**kwargs)
         self.selection: Selection | None = None
         self.rows: list[tuple] = []
+        self.running = False
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="verify-bar"):
             yield Button("Verify archive (v)", id="verify-run", variant="primary")
             yield Button("Cancel", id="verify-cancel", disabled=True)
             yield ProgressBar(id="verify-progress", show_eta=False, total=None)
-        yield Static("Verification reads every blob: digests, sizes, diff_ids, layer order, index descriptors. "
-                     "Press v to start; the server keeps serving meanwhile.", id="verify-status")
+        yield Static(INTRO, id="verify-status")
         yield VimTable(id="verify-table")
         with VerticalScroll(id="verify-detail", classes="detail"):
             yield Static(id="verify-detail-text")
@@ -50,8 +54,21 @@ class VerifyView(Vertical):
                                   ("expected", "expected", 26), ("found", "found", None)):
             t.add_column(label, key=key, width=width)
 
-    def show(self, selection: Selection) -> None:
+    def show(self, selection: Selection, report=None) -> None:
+        """The selected archive's last result (from this session or the cache), unless a run is going on."""
+        changed = self.selection is None or selection.archive is not self.selection.archive
         self.selection = selection
+        if self.running or not changed:
+            return
+        name = os.path.basename(selection.archive.path.rstrip("/"))
+        if report is not None:
+            self.finished(name, report, None, report.seconds)
+        else:
+            self.rows = []
+            self.query_one(VimTable).clear()
+            self.query_one("#verify-detail-text", Static).update("")
+            self.query_one(ProgressBar).update(total=None, progress=0)
+            self.query_one("#verify-status", Static).update(INTRO)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
@@ -61,6 +78,7 @@ class VerifyView(Vertical):
             self.app.cancel_verify()
 
     def started(self, name: str) -> None:
+        self.running = True
         self.query_one("#verify-run", Button).disabled = True
         self.query_one("#verify-cancel", Button).disabled = False
         bar = self.query_one(ProgressBar)
@@ -76,6 +94,7 @@ class VerifyView(Vertical):
             Text(f"verifying: {human_size(done)} of {human_size(total)}  {label}", no_wrap=True, overflow="ellipsis"))
 
     def finished(self, name: str, report, error: str | None, elapsed: float) -> None:
+        self.running = False
         self.query_one("#verify-run", Button).disabled = False
         self.query_one("#verify-cancel", Button).disabled = True
         status = self.query_one("#verify-status", Static)
@@ -96,6 +115,9 @@ class VerifyView(Vertical):
             status.update(Text(f"✓ {name}: all {checked} checks passed"
                                + (f", {len(warnings)} warning(s)" if warnings else "") + f" in {elapsed:.1f} s",
                                style="bold green"))
+        if getattr(report, "cached", False):
+            status.update(Text.assemble(status.content, ("   (result of an earlier run on these same bytes; "
+                                                         "v verifies again)", "dim")))
         t = self.query_one(VimTable)
         t.clear()
         for i, (sev, check, subject, expected, found, _cause) in enumerate(self.rows):
