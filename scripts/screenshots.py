@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from regtui.tui.app import RegtuiApp  # noqa: E402
 from tests.support import build_multiarch_layout  # noqa: E402
-from tests.tui_support import flip_byte_in_layer  # noqa: E402
+from tests.tui_support import flip_byte_in_layer, until  # noqa: E402
 
 SIZE = (150, 42)
 SEED = Path(os.environ.get("REGTUI_SEED", ROOT.parent / "shared" / "fixtures" / "seed-image.tar"))
@@ -38,15 +38,6 @@ def free_port(preferred: int = 5000) -> int:
                 continue
             return s.getsockname()[1]
     raise SystemExit("no free port")
-
-
-async def until(pilot, cond, timeout: float = 60.0, what: str = "") -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        await pilot.pause(0.05)
-    raise SystemExit(f"screenshots: timed out waiting for {what}")
 
 
 def to_png(svg: Path, font: str) -> Path:

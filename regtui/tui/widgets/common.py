@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from textual.binding import Binding
-from textual.widgets import DataTable, Tree
+from textual.containers import Vertical
+from textual.widgets import DataTable, Input, Tree
 
 VIM_TABLE_KEYS = [
     Binding("j", "cursor_down", "Down", show=False),
@@ -50,3 +51,35 @@ class VimTree(Tree):
         if node is not None and node.children:
             node.expand()
             self.action_cursor_down()
+
+
+class FilteredView(Vertical):
+    """A view with a table and a filter box: `/` focuses the box, typing filters, enter returns to the table,
+    esc clears. Subclasses name the box (`filter_id`) and redraw in `refilter`."""
+
+    BINDINGS = [Binding("escape", "clear_filter", "Clear filter", show=False)]
+    filter_id = "filter"
+    query_text = ""
+
+    def refilter(self) -> None:
+        raise NotImplementedError
+
+    def action_filter(self) -> None:
+        box = self.query_one(f"#{self.filter_id}", Input)
+        box.add_class("shown")
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one(f"#{self.filter_id}", Input)
+        box.value = ""
+        box.remove_class("shown")
+        self.query_one(VimTable).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.query_text = event.value.strip()
+        self.refilter()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.query_one(VimTable).focus()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.widgets import Input, Static
 from textual.widgets.data_table import ColumnKey
 
@@ -13,15 +12,13 @@ from regtui.oci.digests import short
 from regtui.oci.model import Image, Layer
 from regtui.tui.facts import Selection, human_size, layer_history, media_label
 from regtui.tui.measure import LayerFacts
-from regtui.tui.widgets.common import VimTable
+from regtui.tui.widgets.common import FilteredView, VimTable
 
 MARKS = {True: Text("✓", style="green"), False: Text("✗", style="bold red"), None: Text("·", style="dim")}
 
 
-class LayersView(Vertical):
-    BINDINGS = [
-        Binding("escape", "clear_filter", "Clear filter", show=False),
-    ]
+class LayersView(FilteredView):
+    filter_id = "layers-filter"
 
     def __init__(self, facts: dict, problems: dict, **kwargs):
         super().__init__(**kwargs)
@@ -146,25 +143,8 @@ class LayersView(Vertical):
         detail.update(txt)
 
     # -- actions -------------------------------------------------------------------------------------------
-    def action_filter(self) -> None:
-        box = self.query_one("#layers-filter", Input)
-        box.add_class("shown")
-        box.focus()
-
-    def action_clear_filter(self) -> None:
-        box = self.query_one("#layers-filter", Input)
-        box.value = ""
-        box.remove_class("shown")
-        self.query_one(VimTable).focus()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        event.stop()
-        self.query_text = event.value.strip()
+    def refilter(self) -> None:
         self.refresh_rows()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.query_one(VimTable).focus()
 
     def action_sort_size(self) -> None:
         self.sort_by_size = not self.sort_by_size

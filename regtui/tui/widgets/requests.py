@@ -7,13 +7,12 @@ import time
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.widgets import Input, Static
 
 from regtui.tui.facts import human_size
 from regtui.tui.live import Changes, LiveState, RequestRow, row_matches
-from regtui.tui.widgets.common import VimTable
+from regtui.tui.widgets.common import FilteredView, VimTable
 
 COLUMNS = (("time", "time"), ("client", "client"), ("method", "method"), ("status", "status"), ("bytes", "bytes"),
            ("duration", "duration"), ("path", "path"), ("user agent", "ua"))
@@ -33,10 +32,8 @@ def status_cell(row: RequestRow) -> Text:
     return Text(label, style=style)
 
 
-class RequestsView(Vertical):
-    BINDINGS = [
-        Binding("escape", "clear_filter", "Clear filter", show=False),
-    ]
+class RequestsView(FilteredView):
+    filter_id = "requests-filter"
 
     def __init__(self, live: LiveState, clock, **kwargs):
         super().__init__(**kwargs)
@@ -122,18 +119,5 @@ class RequestsView(Vertical):
                 t.move_cursor(row=t.row_count - 1)
         self._info()
 
-    def action_filter(self) -> None:
-        self.query_one("#requests-filter", Input).focus()
-
-    def action_clear_filter(self) -> None:
-        self.query_one("#requests-filter", Input).value = ""
-        self.query_one(VimTable).focus()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        event.stop()
-        self.query_text = event.value.strip()
+    def refilter(self) -> None:
         self.rebuild()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.query_one(VimTable).focus()
