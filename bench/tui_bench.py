@@ -25,12 +25,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from isal import isal_zlib  # noqa: E402
+from isal import isal_zlib
+from textual import events
 
-from textual import events  # noqa: E402
-
-from regtui.tui.app import RegtuiApp  # noqa: E402
-from tests.support import free_port  # noqa: E402
+from regtui.tui.app import RegtuiApp
+from tests.support import free_port
 
 TARGETS = {"loop lag p99 ms": 100, "key press max ms": 200}
 LAYERS = 4

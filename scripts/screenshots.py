@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from regtui.tui.app import RegtuiApp  # noqa: E402
-from tests.support import build_multiarch_layout  # noqa: E402
-from tests.tui_support import flip_byte_in_layer, until  # noqa: E402
+from regtui.tui.app import RegtuiApp
+from tests.support import build_multiarch_layout
+from tests.tui_support import flip_byte_in_layer, until
 
 SIZE = (150, 42)
 SEED = Path(os.environ.get("REGTUI_SEED", ROOT.parent / "shared" / "fixtures" / "seed-image.tar"))

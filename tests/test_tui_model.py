@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
-from regtui.oci import open_archive
 from regtui.oci import mediatypes as mt
-from regtui.registry.events import PullProgress, RequestFinished, RequestProgress, RequestStarted, ServerState
-from regtui.tui.facts import (client_choices, config_summary, human_size, layer_history, manifest_forms,
-                              pull_commands, root_image)
+from regtui.oci import open_archive
+from regtui.registry.events import (
+    PullProgress,
+    RequestFinished,
+    RequestProgress,
+    RequestStarted,
+    ServerState,
+)
+from regtui.tui.facts import (
+    client_choices,
+    config_summary,
+    human_size,
+    layer_history,
+    manifest_forms,
+    pull_commands,
+    root_image,
+)
 from regtui.tui.live import LiveState, row_matches
 
 
@@ -44,7 +57,7 @@ def test_filters_by_status_class_code_words_and_errors():
         live.apply(RequestFinished(i, 0, status, 0, 0.0))
     live.apply(_start(9, "/v2/registry/blobs/sha256:bb"))
     rows = list(live.rows.values())
-    pick = lambda q: [r.id for r in rows if row_matches(r, q)]  # noqa: E731
+    pick = lambda q: [r.id for r in rows if row_matches(r, q)]
     assert pick("4xx") == [1]
     assert pick("status:5xx") == [2]
     assert pick("err") == [1, 2]
@@ -58,7 +71,7 @@ def test_filters_by_status_class_code_words_and_errors():
 def test_pulls_are_bounded_forgetting_finished_ones_first():
     live = LiveState()
     live.pull_capacity = 2
-    mk = lambda k, fin: PullProgress(k, "c", "ua", "registry", "2.8.1", "sha256:x", 5, 5 if fin else 1,  # noqa: E731
+    mk = lambda k, fin: PullProgress(k, "c", "ua", "registry", "2.8.1", "sha256:x", 5, 5 if fin else 1,
                                      100, 100 if fin else 10, 0.0, 1.0, fin)
     live.apply(mk("a", True))
     live.apply(mk("b", False))

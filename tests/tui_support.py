@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import time
 
@@ -35,7 +36,7 @@ async def until(pilot, condition, timeout: float = 20.0, what: str = "condition"
 
 def text_of(widget) -> str:
     """What a Static (or anything with `content`) shows, as plain text."""
-    console = Console(width=250, record=True, file=open("/dev/null", "w"), color_system=None)
+    console = Console(width=250, record=True, file=io.StringIO(), color_system=None)
     content = getattr(widget, "content", None)
     console.print(content if content is not None else widget.render())
     return console.export_text()
@@ -50,7 +51,13 @@ T0 = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC: a fixed clock for stable pictur
 
 def publish_demo_traffic(bus, image, port: int = 5000) -> None:
     """What a skopeo pull and a containerd pull of `image` look like on the event bus, at fixed times."""
-    from regtui.registry.events import PullProgress, RequestFinished, RequestProgress, RequestStarted, ServerState
+    from regtui.registry.events import (
+        PullProgress,
+        RequestFinished,
+        RequestProgress,
+        RequestStarted,
+        ServerState,
+    )
 
     bus.publish(ServerState("starting"))
     bus.publish(ServerState("serving", url=f"http://127.0.0.1:{port}"))

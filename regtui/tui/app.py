@@ -9,11 +9,11 @@ Views (in `widgets/`) only render what they are handed.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 import os
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 
 from textual import work
@@ -30,7 +30,13 @@ from regtui.registry.events import EventBus, ServerState
 from regtui.tui.facts import Selection
 from regtui.tui.live import LiveState
 from regtui.tui.measure import LayerFacts, measure_layer
-from regtui.tui.messages import LayerMeasured, RegistryEvents, SelectionChanged, VerifyDone, VerifyProgress
+from regtui.tui.messages import (
+    LayerMeasured,
+    RegistryEvents,
+    SelectionChanged,
+    VerifyDone,
+    VerifyProgress,
+)
 from regtui.tui.screens.help import HelpScreen
 from regtui.tui.serving import serve_archives, serve_on_own_loop, signal_stop
 from regtui.tui.widgets.common import VimTable
@@ -404,7 +410,7 @@ class RegtuiApp(App):
         self._signal_stop()
         try:
             await asyncio.wait_for(asyncio.shield(worker.wait()), timeout=grace + 3.0)
-        except (asyncio.TimeoutError, Exception):
+        except (TimeoutError, Exception):
             worker.cancel()
         if self.live.server.state != "failed":
             self.live.apply(ServerState("stopped"))

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from regtui.oci import mediatypes as mt
 from regtui.oci.inspect import human_size  # noqa: F401  (the views' one size format)
 from regtui.oci.model import Archive, Image, ImageIndex, Manifest, Root
-from regtui.oci.negotiate import choose, default_form, parse_accept, select_platform, DEFAULT_PLATFORM
+from regtui.oci.negotiate import (
+    DEFAULT_PLATFORM,
+    choose,
+    default_form,
+    parse_accept,
+    select_platform,
+)
 
 
 def media_label(media_type: str) -> str:

@@ -116,7 +116,7 @@ class LiveState:
         return ch
 
 
-_STATUS = re.compile(r"^(?:status:)?([1-5])(xx|\d\d)$", re.I)
+_STATUS = re.compile(r"^(?:status:)?([1-5])(xx|\d\d)$", re.IGNORECASE)
 
 
 def row_matches(row: RequestRow, query: str) -> bool:

@@ -13,7 +13,15 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from regtui.oci.digests import short
-from regtui.tui.facts import Form, Selection, client_choices, manifest_forms, pretty_json, pull_commands, ref_of
+from regtui.tui.facts import (
+    Form,
+    Selection,
+    client_choices,
+    manifest_forms,
+    pretty_json,
+    pull_commands,
+    ref_of,
+)
 from regtui.tui.widgets.common import VimTable
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.containers import Vertical
 from textual.app import ComposeResult
+from textual.containers import Vertical
 from textual.widgets import Static
 
 from regtui.registry.events import PullProgress
@@ -17,7 +17,7 @@ BAR = 20
 def bar(done: int, total: int, finished: bool) -> Text:
     frac = 1.0 if total <= 0 and finished else (done / total if total > 0 else 0.0)
     frac = max(0.0, min(1.0, frac))
-    filled = int(round(frac * BAR))
+    filled = round(frac * BAR)
     t = Text("━" * filled, style="green" if finished else "cyan")
     t.append("━" * (BAR - filled), style="grey30")
     t.append(f" {frac * 100:3.0f}%")

@@ -70,7 +70,7 @@ class ServerView(Vertical):
         t = Text()
         t.append("served images\n", style="bold")
         for a in archives:
-            for (repo, tag), _root in a.tags().items():
+            for repo, tag in a.tags():
                 t.append(f"  {repo}:{tag}", style="cyan")
                 t.append(f"   {pull_commands(hostport, f'{repo}:{tag}')[1][1]}\n", style="dim")
         self.query_one("#server-names", Static).update(t)
