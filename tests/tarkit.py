@@ -128,3 +128,44 @@ def replace_root_manifest(layout: Path, manifest: dict | bytes, **desc_changes) 
     idx["manifests"][0] = {**idx["manifests"][0], "digest": digest, "size": len(data), **desc_changes}
     (layout / "index.json").write_text(json.dumps(idx))
     return digest
+
+
+# -- crane tarballs from scratch ---------------------------------------------------------------------
+def layer_tar(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o755
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def pseudo_random(n: int, seed: bytes) -> bytes:
+    """Deterministic incompressible bytes."""
+    import random
+
+    return random.Random(seed).randbytes(n)
+
+
+def crane_tarball(path: Path, layers: list[bytes], compressed: list[bytes] | None = None, *,
+                  tag: str = "test/image:1") -> Path:
+    """A go-containerregistry style tarball: config `sha256:<hex>`, layers `<hex>.tar.gz`, manifest.json.
+    `compressed` defaults to gzip of each layer (mtime 0, so the bytes are deterministic)."""
+    import gzip
+
+    if compressed is None:
+        compressed = [gzip.compress(l, compresslevel=1, mtime=0) for l in layers]
+    config = {
+        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
+        "config": {"Cmd": ["/bin/tool"], "Env": ["PATH=/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [sha256(l) for l in layers]},
+        "history": [{"created": "2024-01-01T00:00:00Z", "created_by": f"COPY layer{i} /"} for i in range(len(layers))],
+    }
+    cfg = compact(config)
+    names = [sha256(c).split(":")[1] + ".tar.gz" for c in compressed]
+    manifest = [{"Config": sha256(cfg), "RepoTags": [tag], "Layers": names}]
+    entries = [file(sha256(cfg), cfg), *(file(n, c) for n, c in zip(names, compressed)),
+               file("manifest.json", json.dumps(manifest).encode())]
+    return write_tar(path, entries)

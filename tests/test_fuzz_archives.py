@@ -41,43 +41,10 @@ COUNTS: dict[str, dict[str, int]] = {}
 
 
 # -- a small real image, from scratch ------------------------------------------------------------------
-def _layer(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o755
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def _pseudo_random(n: int, seed: bytes) -> bytes:
-    out, block = bytearray(), seed
-    while len(out) < n:
-        block = tk.hashlib.sha256(block).digest()
-        out += block
-    return bytes(out[:n])
-
-
 def mini_crane(path: Path, layers: list[bytes] | None = None, compressed: list[bytes] | None = None) -> Path:
-    """A go-containerregistry style tarball: config `sha256:<hex>`, layers `<hex>.tar.gz`, manifest.json."""
     if layers is None:
-        layers = [_layer({"etc/hello": b"hello\n"}), _layer({"bin/tool": _pseudo_random(20_000, b"tool")})]
-    if compressed is None:
-        compressed = [gzip.compress(l, mtime=0) for l in layers]
-    config = {
-        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
-        "config": {"Cmd": ["/bin/tool"], "Env": ["PATH=/bin"]},
-        "rootfs": {"type": "layers", "diff_ids": [tk.sha256(l) for l in layers]},
-        "history": [{"created": "2024-01-01T00:00:00Z", "created_by": f"COPY layer{i} /"} for i in range(len(layers))],
-    }
-    cfg = tk.compact(config)
-    names = [tk.sha256(c).split(":")[1] + ".tar.gz" for c in compressed]
-    manifest = [{"Config": tk.sha256(cfg), "RepoTags": ["fuzz/mini:1"], "Layers": names}]
-    entries = [tk.file(tk.sha256(cfg), cfg), *(tk.file(n, c) for n, c in zip(names, compressed)),
-               tk.file("manifest.json", json.dumps(manifest).encode())]
-    return tk.write_tar(path, entries)
+        layers = [tk.layer_tar({"etc/hello": b"hello\n"}), tk.layer_tar({"bin/tool": tk.pseudo_random(20_000, b"tool")})]
+    return tk.crane_tarball(path, layers, compressed, tag="fuzz/mini:1")
 
 
 @pytest.fixture(scope="module")
@@ -378,7 +345,7 @@ def zstd_of_zeros(total: int) -> bytes:
 
 def bomb_archive(path: Path, compressed: bytes, suffix: str = ".tar.gz") -> Path:
     # The config claims some small diff_id; the bomb is what the layer member really holds.
-    layer_plain = _layer({"etc/hello": b"hello\n"})
+    layer_plain = tk.layer_tar({"etc/hello": b"hello\n"})
     p = mini_crane(path, layers=[layer_plain], compressed=[compressed])
     if suffix != ".tar.gz":
         entries = tk.read_entries(p)
