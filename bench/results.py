@@ -7,7 +7,6 @@ Usage: results.py SERVE_JSON SERVE_MD OPEN_VERIFY_MD [FUZZ_LOG]
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from pathlib import Path
