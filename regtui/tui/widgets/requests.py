@@ -107,8 +107,11 @@ class RequestsView(FilteredView):
         t = self.query_one(VimTable)
         info = Text()
         info.append("follow ● " if self.follow else "follow ○ ", style="bold green" if self.follow else "dim")
-        info.append(f"{t.row_count} shown · last {self.live.capacity} kept · {self.live.requests_total} total",
-                    style="dim")
+        if self.live.requests_total:
+            info.append(f"{t.row_count} shown · last {self.live.capacity} kept · {self.live.requests_total} total",
+                        style="dim")
+        else:
+            info.append("no requests yet: s starts the server, then pull (Manifests has the commands)", style="dim")
         self.query_one("#requests-info", Static).update(info)
 
     def action_toggle_follow(self) -> None:
