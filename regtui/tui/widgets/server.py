@@ -11,7 +11,7 @@ from textual.widgets import Button, Input, Label, RichLog, Static
 
 from regtui.oci.model import Archive
 from regtui.registry.events import ServerLog, ServerState
-from regtui.tui.facts import pull_commands
+from regtui.tui.facts import pull_commands, ref_of
 
 
 class ServerView(Vertical):
@@ -70,9 +70,10 @@ class ServerView(Vertical):
         t = Text()
         t.append("served images\n", style="bold")
         for a in archives:
-            for repo, tag in a.tags():
-                t.append(f"  {repo}:{tag}", style="cyan")
-                t.append(f"   {pull_commands(hostport, f'{repo}:{tag}')[1][1]}\n", style="dim")
+            for root in a.roots:  # untagged images are served by digest
+                for ref in [f"{root.repository}:{tag}" for tag in root.tags] or [ref_of(root)]:
+                    t.append(f"  {ref}", style="cyan")
+                    t.append(f"   {pull_commands(hostport, ref)[1][1]}\n", style="dim")
         self.query_one("#server-names", Static).update(t)
 
     def add_logs(self, logs: list[ServerLog]) -> None:
