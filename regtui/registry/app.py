@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import json
 import logging
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -313,12 +314,18 @@ async def _blob(state: RegistryState, repo: Repo, route: Route, info: RequestInf
         start, length, status = byte_range.start, byte_range.length, 206
         headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{blob.size}"
     body = await _open_body(state, blob, start, length, head=request.method == "HEAD")
+    info.body = body
     resp = Response(body, status=status, headers=headers, content_type="application/octet-stream")
     resp.content_length = length
     resp.timeout = None  # big layers take longer than Quart's 60 s default
     if request.method == "GET":
         info.blob = digest
     return resp
+
+
+def _close_opened(opening: asyncio.Future) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        os.close(opening.result())
 
 
 async def _open_body(state: RegistryState, blob: Blob, start: int, length: int, head: bool):
@@ -330,7 +337,14 @@ async def _open_body(state: RegistryState, blob: Blob, start: int, length: int, 
         if head:
             await asyncio.to_thread(check_fresh, loc.path, expected)
             return b""
-        fd = await asyncio.to_thread(open_fresh, loc.path, expected)
+        opening = asyncio.get_running_loop().run_in_executor(None, open_fresh, loc.path, expected)
+        try:
+            fd = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # The client left (Quart cancels the handler) while a thread was opening the file: the thread
+            # still returns a descriptor, which nobody else would ever close.
+            opening.add_done_callback(_close_opened)
+            raise
     except StaleArchive as e:
         state.bus.publish(ServerLog("error", f"refusing blob {blob.digest}: {e}", time.time()))
         raise RegistryError("UNAVAILABLE", f"{e}; refusing to serve possibly wrong bytes") from None
@@ -339,7 +353,10 @@ async def _open_body(state: RegistryState, blob: Blob, start: int, length: int, 
         state.bus.publish(ServerLog("error", f"{loc.path} ended {missing} bytes early while sending "
                                              f"{blob.digest}; the archive changed on disk", time.time()))
 
-    return BlobBody(fd, loc, start, length, on_short_read=short_read)
+    def changed(e: StaleArchive) -> None:
+        state.bus.publish(ServerLog("error", f"stopped sending {blob.digest}: {e}", time.time()))
+
+    return BlobBody(fd, loc, start, length, on_short_read=short_read, expected=expected, on_change=changed)
 
 
 # -- listings --------------------------------------------------------------------------------------------

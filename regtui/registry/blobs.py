@@ -119,11 +119,15 @@ class BlobBody:
     never sent at all.
     """
 
-    def __init__(self, fd: int, location: Location, start: int, length: int, on_short_read=None):
+    def __init__(self, fd: int, location: Location, start: int, length: int, on_short_read=None,
+                 expected: Fingerprint | None = None, on_change=None):
         self._fd: int | None = fd
         self._pos = location.offset + start
         self._left = length
         self._on_short_read = on_short_read
+        self._expected = expected
+        self._on_change = on_change
+        self._path = location.path
 
     def __aiter__(self) -> BlobBody:
         return self
@@ -134,7 +138,7 @@ class BlobBody:
             raise StopAsyncIteration
         n = min(CHUNK, self._left)
         fd = self._fd
-        read = asyncio.get_running_loop().run_in_executor(None, os.pread, fd, n, self._pos)
+        read = asyncio.get_running_loop().run_in_executor(None, self._read, fd, n, self._pos)
         try:
             data = await asyncio.shield(read)
         except asyncio.CancelledError:
@@ -142,6 +146,11 @@ class BlobBody:
             self._fd = None
             read.add_done_callback(lambda f: (f.cancelled() or f.exception(), os.close(fd)))
             raise
+        except StaleArchive as e:
+            self._close()
+            if self._on_change:
+                self._on_change(e)
+            raise OSError(str(e)) from None  # cut short of Content-Length: a failed transfer, not wrong bytes
         except BaseException:
             self._close()
             raise
@@ -154,6 +163,16 @@ class BlobBody:
             raise OSError(f"archive ended {self._left} bytes early")
         self._pos += len(data)
         self._left -= len(data)
+        return data
+
+    def _read(self, fd: int, n: int, pos: int) -> bytes:
+        data = os.pread(fd, n, pos)
+        # Written in place since we opened it (same inode, new mtime): these bytes may not be the blob's.
+        # Checked after the read, so a write that landed before it is always seen.
+        if self._expected is not None and data:
+            now = _fingerprint_fd(fd)
+            if now != self._expected:
+                raise StaleArchive(self._path, self._expected, now)
         return data
 
     async def aclose(self) -> None:

@@ -28,6 +28,7 @@ class RequestInfo:
     detail: str | None = None
     pull: tuple | None = None  # (repository, reference, manifest digest, blob sizes, child manifest digests)
     blob: str | None = None  # digest whose bytes this response carries
+    body: object | None = None  # the blob body: closed when the request ends, even if never sent
 
 
 @dataclass
@@ -193,6 +194,10 @@ class RequestEvents:
         try:
             await self.app(scope, receive, send_events)
         finally:
+            # A client gone before the body was sent leaves it unread; close its file now, not at GC time.
+            close = getattr(info.body, "aclose", None)
+            if close is not None:
+                await close()
             status = state["status"]
             if info.blob is not None and state["sent"] > state["counted"]:
                 pulls.blob_bytes(host, info.blob, state["sent"] - state["counted"])
