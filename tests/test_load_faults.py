@@ -38,7 +38,7 @@ from tests import tarkit as tk
 from tests.support import free_port
 
 DOCKER_ACCEPT = f"{mt.DOCKER_MANIFEST}, {mt.OCI_MANIFEST}, {mt.DOCKER_LIST}, {mt.OCI_INDEX}"
-FUZZ_EXAMPLES = int(os.environ.get("REGTUI_HTTP_FUZZ_EXAMPLES", "400"))
+FUZZ_EXAMPLES = int(os.environ.get("REGTUI_HTTP_FUZZ_EXAMPLES", "600"))
 # Hypercorn notices a client that closed an idle keep-alive connection only at keep_alive_timeout (30 s in
 # regtui); clients that count descriptors ask for the connection to be closed after the response instead.
 CLOSE = {"Connection": "close"}
@@ -474,7 +474,11 @@ def test_http_fuzz_never_a_5xx_always_a_spec_error(seed_tar, serve, capsys):
     names, refs, digests, noise = _segments(known)
     kinds = st.sampled_from(["manifests", "blobs", "tags/list", "referrers", "blobs/uploads/", "blobs/uploads/x",
                              "tags", ""])
+    real = st.builds(lambda n, k, r: f"/v2/{n}/{k}/{r}",
+                     st.sampled_from(["registry", "library/registry", "docker.io/library/registry"]),
+                     st.sampled_from(["blobs", "manifests"]), st.sampled_from(known + ["2.8.1"]))
     path = st.one_of(
+        real, real,  # requests that succeed, so served bytes and ranges get checked too
         st.builds(lambda n, k, r: f"/v2/{n}/{k}/{r}", names, kinds, refs),
         st.builds(lambda n: f"/v2/{n}/tags/list", names),
         st.builds(lambda n, d: f"/v2/{n}/referrers/{d}", names, digests),
