@@ -40,6 +40,11 @@ def _layer_tar(data: bytes, name: str) -> bytes:
     return info.tobuf(format=tarfile.PAX_FORMAT) + data + bytes(pad) + bytes(1024)
 
 
+def _random_bytes(seed: str, n: int) -> bytes:
+    rng = random.Random(seed)
+    return b"".join(rng.randbytes(min(64 * MiB, n - i)) for i in range(0, n, 64 * MiB))  # randbytes caps at 2 Gbit
+
+
 def build_archive(path: Path, size_mib: int, layer_mib: int = 128) -> Path:
     """Deterministic: the same parameters give the same bytes, so a kept file is reused."""
     stamp = path.with_suffix(".params")
@@ -51,7 +56,7 @@ def build_archive(path: Path, size_mib: int, layer_mib: int = 128) -> Path:
     tmp = path.with_suffix(".partial")
     with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tf:
         for i in range(n_layers):
-            plain = _layer_tar(random.Random(f"regtui-bench-{i}").randbytes(layer_mib * MiB), f"data/blob{i}.bin")
+            plain = _layer_tar(_random_bytes(f"regtui-bench-{i}", layer_mib * MiB), f"data/blob{i}.bin")
             gz = isal_zlib.compress(plain, 1, 31)  # random data: stored blocks, as gzip -6 writes for it too
             diff_ids.append("sha256:" + hashlib.sha256(plain).hexdigest())
             names.append(hashlib.sha256(gz).hexdigest() + ".tar.gz")
