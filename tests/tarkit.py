@@ -120,13 +120,18 @@ def root_manifest(layout: Path) -> tuple[dict, dict]:
     return desc, json.loads(blob_path(layout, desc["digest"]).read_bytes())
 
 
+def edit_first_descriptor(layout: Path, **changes) -> None:
+    """Change fields of index.json's first descriptor (digest, size, mediaType...)."""
+    idx = index(layout)
+    idx["manifests"][0] = {**idx["manifests"][0], **changes}
+    (layout / "index.json").write_text(json.dumps(idx))
+
+
 def replace_root_manifest(layout: Path, manifest: dict | bytes, **desc_changes) -> str:
     """Store a new root manifest and point index.json's first descriptor at it."""
     data = manifest if isinstance(manifest, bytes) else compact(manifest)
     digest = put_blob(layout, data)
-    idx = index(layout)
-    idx["manifests"][0] = {**idx["manifests"][0], "digest": digest, "size": len(data), **desc_changes}
-    (layout / "index.json").write_text(json.dumps(idx))
+    edit_first_descriptor(layout, digest=digest, size=len(data), **desc_changes)
     return digest
 
 

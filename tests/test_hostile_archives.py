@@ -1,8 +1,8 @@
 """Hostile-archive corpus (issue 2, "Bad input"): every case is built here, from the shared seed image or from
 scratch, and run through `regtui inspect` and `regtui verify` as a user would.
 
-Each case must end in a non-zero exit with ONE clear stderr line naming the member and the problem, or (for the
-legitimate link cases) work. Never a traceback, and nothing written anywhere but the cache.
+Each case must end in a non-zero exit with ONE clear stderr line naming the member and the problem (`serve`
+too, for archives that cannot be opened), or (for the legitimate link cases) work. Never a traceback, and nothing written anywhere but the cache.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from regtui.oci import open_archive
 from regtui.oci.errors import ArchiveError
 from tests import tarkit as tk
 from tests.conftest import SEED
+from tests.support import free_port
 
 CONFIG = "sha256:5583a8d908ca5bb3e6f9dc40948a2411040ea89c337cb700aeaacb72ca961196"
 BIG_LAYER = "d45bb24b366559f0725f7094ea70dfd6bee1df82b9d40224b0d39ba01fef9ec4.tar.gz"
@@ -442,9 +443,7 @@ def _(tmp, fx):
 @oci_case("oci-size-a-string", "index.json", "size")
 def _(tmp, fx):
     lay = layout(tmp, fx, "size-str")
-    idx = tk.index(lay)
-    idx["manifests"][0]["size"] = "large"
-    (lay / "index.json").write_text(json.dumps(idx))
+    tk.edit_first_descriptor(lay, size="large")
     return lay
 
 
@@ -460,9 +459,7 @@ def _(tmp, fx):
 @oci_case("oci-invalid-digest", "index.json", "digest")
 def _(tmp, fx):
     lay = layout(tmp, fx, "bad-digest")
-    idx = tk.index(lay)
-    idx["manifests"][0]["digest"] = "sha256:../../../etc/passwd"
-    (lay / "index.json").write_text(json.dumps(idx))
+    tk.edit_first_descriptor(lay, digest="sha256:../../../etc/passwd")
     return lay
 
 
@@ -552,9 +549,7 @@ def _(tmp, fx):
     doc = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
            "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json", "digest": fake, "size": 1}]}
     tk.blob_path(lay, fake).write_bytes(tk.compact(doc))
-    idx = tk.index(lay)
-    idx["manifests"][0] = {**idx["manifests"][0], "mediaType": doc["mediaType"], "digest": fake}
-    (lay / "index.json").write_text(json.dumps(idx))
+    tk.edit_first_descriptor(lay, mediaType=doc["mediaType"], digest=fake)
     return lay
 
 
@@ -569,9 +564,7 @@ def _(tmp, fx):
                           "manifests": [child] * 40})
         child = {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": tk.put_blob(lay, doc),
                  "size": len(doc)}
-    idx = tk.index(lay)
-    idx["manifests"][0] = {**child, "annotations": idx["manifests"][0]["annotations"]}
-    (lay / "index.json").write_text(json.dumps(idx))
+    tk.edit_first_descriptor(lay, **child)
     return lay
 
 
@@ -631,7 +624,10 @@ def test_hostile_archive(name, sandbox, request):
     else:
         open_archive(str(archive))
 
-    results = {cmd: run_cli([cmd, str(archive)], sandbox) for cmd in ("inspect", "verify")}
+    commands = {cmd: [cmd, str(archive)] for cmd in ("inspect", "verify")}
+    if c.outcome == "fatal":  # serve must refuse it up front too (a sound archive would serve until stopped)
+        commands["serve"] = ["serve", str(archive), "--port", str(free_port())]
+    results = {cmd: run_cli(args, sandbox) for cmd, args in commands.items()}
     for cmd, r in results.items():
         out = r.stdout + r.stderr
         assert "Traceback" not in out, f"{cmd} {name}: traceback\n{out}"
