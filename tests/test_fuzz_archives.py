@@ -401,3 +401,29 @@ def test_gzip_bomb_cancel_is_prompt(tmp_path):
         verify_archive(archive, cancel=cancel)
     timer.cancel()
     assert time.monotonic() - started < 5
+
+
+# -- the archive changes between open and verify -------------------------------------------------------
+@pytest.mark.parametrize("change", ["truncate", "overwrite", "remove"])
+def test_archive_changing_after_open_is_a_problem_not_a_crash(bases, tmp_path, change):
+    path = tk.write_tar(tmp_path / "crane.tar", bases["crane"])
+    archive = open_archive(str(path))
+    layer = max(archive.images()[0].layers, key=lambda l: l.descriptor.size)
+    if change == "truncate":
+        os.truncate(path, layer.location.offset + layer.location.size // 2)
+    elif change == "overwrite":
+        with open(path, "r+b") as f:
+            f.seek(layer.location.offset + 100)
+            f.write(b"\0" * 64)
+    else:
+        path.unlink()
+    if change == "remove":
+        # Nothing to read at all: an OSError naming the file, which `regtui verify` and the TUI both report.
+        with pytest.raises((ArchiveError, OSError)) as err:
+            verify_archive(archive)
+        assert str(path) in str(err.value)
+        return
+    report = verify_archive(archive)
+    assert not report.ok
+    assert any(layer.digest in p.subject or layer.digest in p.line() for p in report.errors()), \
+        [p.line() for p in report.problems]
