@@ -14,6 +14,7 @@ Bounded in count and time; figures (latencies, counts) are printed, speed target
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import os
@@ -35,6 +36,7 @@ from hypothesis import strategies as st
 from regtui.oci import mediatypes as mt
 from regtui.oci import open_archive
 from tests import tarkit as tk
+from tests.distribution import write_htpasswd
 from tests.support import free_port
 
 DOCKER_ACCEPT = f"{mt.DOCKER_MANIFEST}, {mt.OCI_MANIFEST}, {mt.DOCKER_LIST}, {mt.OCI_INDEX}"
@@ -59,7 +61,7 @@ class Served:
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, f"serve exited: {self.err.read_text()}"
             try:
-                if httpx.get(f"{self.url}/v2/", headers=CLOSE, timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/v2/", headers=CLOSE, timeout=1).status_code in (200, 401):
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
@@ -467,8 +469,11 @@ def _segments(archive_digests: list[str]):
     return names, refs, digests, noise
 
 
-def test_http_fuzz_never_a_5xx_always_a_spec_error(seed_tar, serve, capsys):
-    s = serve(seed_tar)
+@pytest.mark.parametrize("auth", [False, True], ids=["anonymous", "htpasswd"])
+def test_http_fuzz_never_a_5xx_always_a_spec_error(seed_tar, serve, capsys, tmp_path, auth):
+    good = "Basic " + base64.b64encode(b"fuzz:secret").decode()
+    s = serve(seed_tar, "--htpasswd", str(write_htpasswd(tmp_path / "htpasswd", {"fuzz": "secret"}))) if auth \
+        else serve(seed_tar)
     archive = open_archive(str(seed_tar))
     known = sorted(set(archive.blobs) | set(archive.manifests))
     names, refs, digests, noise = _segments(known)
@@ -498,8 +503,11 @@ def test_http_fuzz_never_a_5xx_always_a_spec_error(seed_tar, serve, capsys):
         st.tuples(st.just("Range"), range_values),
         st.tuples(st.just("If-None-Match"), st.sampled_from(['"sha256:00"', "*", '"' + known[0] + '"', "W/x"])),
         st.tuples(st.just("If-Range"), st.sampled_from(['"' + known[0] + '"', "Wed, 21 Oct 2015 07:28:00 GMT"])),
-        st.tuples(st.just("Authorization"), st.sampled_from(["Basic Og==", "Bearer x", "Basic ###"])),
+        st.tuples(st.just("Authorization"), st.sampled_from(["Basic Og==", "Bearer x", "Basic ###", "Basic", good,
+                                                             good.lower(), good + "=", "Basic " + "A" * 5000])),
     ), max_size=6)
+    if auth:  # mostly with the right credentials, so that what lies behind the login is fuzzed too
+        headers = st.one_of(headers.map(lambda h: [("Authorization", good), *h]), headers, headers)
     method = st.sampled_from(["GET", "GET", "GET", "HEAD", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
                               "TRACE", "FOO"])
     tally = {"examples": 0, "2xx": 0, "3xx": 0, "4xx": 0, "blobs/manifests served and re-hashed": 0}
@@ -513,6 +521,8 @@ def test_http_fuzz_never_a_5xx_always_a_spec_error(seed_tar, serve, capsys):
         tally["examples"] += 1
         assert status < 500, (m, p + q, h, status, body[:300])
         tally[f"{status // 100}xx"] = tally.get(f"{status // 100}xx", 0) + 1
+        if status == 401:
+            assert hdrs.get("www-authenticate", "").startswith("Basic realm="), hdrs
         if status >= 400 and m != "HEAD":
             doc = json.loads(body)
             errs = doc["errors"]
@@ -526,13 +536,14 @@ def test_http_fuzz_never_a_5xx_always_a_spec_error(seed_tar, serve, capsys):
             else:
                 start = int(hdrs["content-range"].split()[1].split("-")[0])
                 assert digest in archive.blobs or digest in archive.manifests
-                whole = httpx.get(f"{s.url}/v2/registry/blobs/{digest}", timeout=10).content
+                whole = httpx.get(f"{s.url}/v2/registry/blobs/{digest}", headers={"Authorization": good},
+                                  timeout=10).content
                 assert body == whole[start:start + len(body)], "a range that is not the blob's bytes"
 
     one()
-    assert httpx.get(f"{s.url}/v2/", timeout=5).status_code == 200
+    assert httpx.get(f"{s.url}/v2/", headers={"Authorization": good}, timeout=5).status_code == 200
     assert "Traceback" not in s.stderr()
     with capsys.disabled():
-        print(f"\nhttp fuzz: {tally}")
+        print(f"\nhttp fuzz ({'htpasswd' if auth else 'anonymous'}): {tally}")
     assert tally["examples"] >= min(FUZZ_EXAMPLES, 50)
     assert tally["2xx"] > 0 and tally["4xx"] > 0, tally
