@@ -37,14 +37,16 @@ class Case:
     needles: tuple[str, ...]  # what the error line must name (member, problem), case-insensitive
     outcome: str = "fatal"  # fatal: open refuses | flawed: opens, verify fails | fine: everything works
     uses: tuple[str, ...] = field(default_factory=tuple)  # session fixtures the builder needs
+    commands: tuple[str, ...] = ("inspect", "verify")  # (+ serve for fatal cases)
 
 
 CASES: dict[str, Case] = {}
 
 
-def case(name: str, *needles: str, outcome: str = "fatal", uses: tuple[str, ...] = ()):
+def case(name: str, *needles: str, outcome: str = "fatal", uses: tuple[str, ...] = (),
+         commands: tuple[str, ...] = ("inspect", "verify")):
     def deco(fn):
-        CASES[name] = Case(fn, needles, outcome, uses)
+        CASES[name] = Case(fn, needles, outcome, uses, commands)
         return fn
 
     return deco
@@ -160,6 +162,21 @@ def _(tmp, fx):
     # Every member complete, only tar's two zero end blocks missing: GNU tar reads it, so do we.
     _, data, size = offsets()["manifest.json"]
     return cut(tmp, "no-eof", data + (size + 511) // 512 * 512)
+
+
+@case("too-many-members", "100000 members", commands=("inspect",))  # the others open it the same way
+def _(tmp, fx):
+    # Empty members only: a small file whose index would grow memory with every header.
+    import tarfile
+
+    p = seed_with(tmp, "many-members", lambda es: es)
+    _, data, size = tk.member_offsets(p)["manifest.json"]
+    with open(p, "r+b") as f:
+        f.seek(data + (size + 511) // 512 * 512)  # over the end-of-archive blocks
+        for i in range(100_001):
+            f.write(tarfile.TarInfo(f"junk/{i}").tobuf(format=tarfile.USTAR_FORMAT))
+        f.write(bytes(1024))
+    return p
 
 
 # -- missing members -----------------------------------------------------------------------------------
@@ -624,8 +641,8 @@ def test_hostile_archive(name, sandbox, request):
     else:
         open_archive(str(archive))
 
-    commands = {cmd: [cmd, str(archive)] for cmd in ("inspect", "verify")}
-    if c.outcome == "fatal":  # serve must refuse it up front too (a sound archive would serve until stopped)
+    commands = {cmd: [cmd, str(archive)] for cmd in c.commands}
+    if c.outcome == "fatal" and "verify" in c.commands:  # serve must refuse it up front too (a sound archive would serve until stopped)
         commands["serve"] = ["serve", str(archive), "--port", str(free_port())]
     results = {cmd: run_cli(args, sandbox) for cmd, args in commands.items()}
     for cmd, r in results.items():

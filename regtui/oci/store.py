@@ -18,6 +18,9 @@ from regtui.oci.model import Fingerprint, Location
 MAX_JSON = 16 * 1024 * 1024  # manifests, indexes and configs are small; anything larger is hostile or broken
 MAX_JSON_DEPTH = 64
 MAX_LINK_HOPS = 16
+# Each member costs its index entry in memory; image archives hold hundreds to a few thousand. A tar of
+# millions of empty members would make memory grow with the file instead of with its images.
+MAX_MEMBERS = 100_000
 
 
 def _clean(name: str, *, path: str) -> str:
@@ -133,7 +136,10 @@ class TarStore(Store):
             raise ArchiveError("is not a tar archive (shorter than one tar header)", path=self.path)
         try:
             with tarfile.open(self.path, mode="r:") as tf:
-                for info in tf:
+                for count, info in enumerate(tf, 1):
+                    if count > MAX_MEMBERS:
+                        raise ArchiveError(f"holds more than {MAX_MEMBERS} members; refused", path=self.path,
+                                           hint="no image archive needs that many; it is malformed or hostile")
                     name = _clean(info.name, path=self.path)
                     if not name:
                         continue
