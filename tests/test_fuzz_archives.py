@@ -378,6 +378,23 @@ def test_zstd_bomb_stopped(tmp_path):
     print(f"\nzstd bomb: {len(bomb)} bytes claiming 8 GiB stopped in {elapsed:.1f}s: {lines}")
 
 
+def test_zstd_frame_asking_for_a_2_gib_window_is_refused(tmp_path):
+    """A frame may declare any window size; the decoder must not allocate it for a hostile layer."""
+    import zstandard
+
+    params = zstandard.ZstdCompressionParameters.from_level(3, window_log=31, enable_ldm=True,
+                                                            write_content_size=False)
+    out = io.BytesIO()
+    with zstandard.ZstdCompressor(compression_params=params).stream_writer(out, closefd=False) as w:
+        w.write(tk.pseudo_random(1 << 20, b"window"))
+    frame = out.getvalue()
+    assert zstandard.get_frame_parameters(frame).window_size == 2 << 30
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    report, _ = _verify_bounded(bomb_archive(tmp_path / "window.tar", frame, ".tar.zst"), 30)
+    assert any("memory" in p.line() for p in report.errors()), [p.line() for p in report.errors()]
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) < 512 * 1024  # KiB
+
+
 def test_gzip_bomb_stopped(tmp_path):
     bomb = gzip_of_zeros(4 << 30)  # 4 GiB of zeros in ~4 MiB: deflate's ~1030:1 ceiling
     assert len(bomb) < 5 << 20
