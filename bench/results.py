@@ -67,7 +67,13 @@ def main(argv: list[str]) -> int:
     fuzz = Path(argv[4]) if len(argv) > 4 else None
     data = json.loads(serve_json.read_text())
     notes = data["notes"]
-    table = "\n".join(l for l in serve_md.read_text().splitlines() if l.startswith("|"))
+    # The comparison table, and the worker experiment after it when there is one; not the machine lines.
+    tables = []
+    for line in serve_md.read_text().splitlines():
+        if line.startswith(notes["machine"][:20]):
+            break
+        tables.append(line)
+    table = "\n".join(tables).strip()
     load = f"load average {notes['load_before'][0]:.2f} before, {notes['load_after'][0]:.2f} after"
     out = [
         "# Benchmarks",

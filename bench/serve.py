@@ -168,6 +168,24 @@ def start_regtui(archive: Path, work: Path) -> Server:
     return srv
 
 
+def start_regtui_workers(archive: Path, work: Path, workers: int) -> Server:
+    """Experiment: regtui's app under `hypercorn -w N` (separate processes, one accept socket), which
+    `regtui serve` does not offer; shows what more workers give the small-request rate on this machine."""
+    module = work / "regtui_bench_app.py"
+    module.write_text(f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n"
+                      "from regtui.oci import open_archive\nfrom regtui.registry.app import create_app\n"
+                      f"app = create_app([open_archive({str(archive)!r})])\n")
+    port = free_port()
+    log = work / f"hypercorn-{workers}w.log"
+    with open(log, "wb") as f:
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "hypercorn"), "-w", str(workers), "-b",
+                                 f"127.0.0.1:{port}", "--keep-alive", "30", "regtui_bench_app:app"],
+                                stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=work)
+    srv = Server(f"regtui app, hypercorn -w {workers}", port, proc, log=log)
+    wait_ready(srv)
+    return srv
+
+
 def start_distribution(archive: Path, work: Path, source: Server | None = None) -> Server:
     port = free_port()
     folder = work / "distribution"
@@ -368,6 +386,15 @@ def table(servers: dict[str, Server]) -> str:
     return "\n".join(lines)
 
 
+def experiment_table(exp: Server, dist: Server | None) -> str:
+    lines = ["| measure | regtui app, more workers | distribution | ratio |", "| --- | --- | --- | --- |"]
+    for row in ROWS:
+        if row in exp.results:
+            d = dist.results.get(row) if dist else None
+            lines.append(f"| {row} | {cell(exp.results[row])} | {cell(d)} | {ratio(exp.results[row], d)} |")
+    return "\n".join(lines)
+
+
 def machine() -> str:
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
                 if l.startswith("model name")), platform.processor())
@@ -401,6 +428,8 @@ def main() -> int:
     ap.add_argument("--only", default="regtui,distribution,nginx")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "regtui-bench")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
+    ap.add_argument("--experiment-workers", type=int, default=2,
+                    help="also measure manifest requests of regtui's app under `hypercorn -w N` (0: skip)")
     args = ap.parse_args()
     if args.quick:
         args.runs, args.heavy_runs, args.wrk_seconds = 2, 1, 2
@@ -419,6 +448,7 @@ def main() -> int:
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="regtui-serve-bench-", dir=args.workdir))
     servers: dict[str, Server] = {}
+    experiment: Server | None = None
     starters = {"regtui": start_regtui, "distribution": start_distribution, "nginx": start_nginx}
     try:
         for name in args.only.split(","):
@@ -443,6 +473,16 @@ def main() -> int:
             for srv in servers.values():
                 print(f"bench: {stage}: {srv.name}", file=sys.stderr)
                 fn(srv, srv.url(f"/v2/{REPO}/blobs/{layer.digest}"))
+        if args.experiment_workers > 1 and "regtui" in servers:
+            exp = start_regtui_workers(archive, work, args.experiment_workers)
+            try:
+                exp.manifest_digest = manifest_digest(exp)
+                print(f"bench: experiment: {exp.name}", file=sys.stderr)
+                bench_wrk(exp, "tag", f"/v2/{REPO}/manifests/{TAG}", args.runs, args.wrk_seconds)
+                bench_wrk(exp, "digest", f"/v2/{REPO}/manifests/{exp.manifest_digest}", args.runs, args.wrk_seconds)
+                experiment = exp
+            finally:
+                exp.stop()
     finally:
         for srv in servers.values():
             srv.stop()
@@ -450,14 +490,19 @@ def main() -> int:
     elapsed = time.monotonic() - started
     load_after = os.getloadavg()
     print(table(servers))
+    if experiment is not None:
+        print(f"\nExperiment ({experiment.name}, no per-request log lines; `regtui serve` runs one worker):\n")
+        print(experiment_table(experiment, servers.get("distribution")))
     notes = {"machine": machine(), "layer_bytes": size, "elapsed_s": round(elapsed),
              "load_before": load_before, "load_after": load_after,
              "runs": {"quick": args.runs, "heavy": args.heavy_runs, "wrk_seconds": args.wrk_seconds}}
     print(f"\n{notes['machine']}\nlayer {size / MiB:.0f} MiB; {elapsed:.0f}s; load average before "
           f"{load_before[0]:.2f}, after {load_after[0]:.2f}")
     if args.json:
-        args.json.write_text(json.dumps({"notes": notes, "results": {k: s.results for k, s in servers.items()}},
-                                        indent=2))
+        results = {k: s.results for k, s in servers.items()}
+        if experiment is not None:
+            results["experiment"] = {"name": experiment.name, **experiment.results}
+        args.json.write_text(json.dumps({"notes": notes, "results": results}, indent=2))
     return 0
 
 
