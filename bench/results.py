@@ -104,7 +104,7 @@ def main(argv: list[str]) -> int:
     ]
     load = Path(argv[5]) if len(argv) > 5 else None
     if load and load.exists():
-        keep = ("64 pulls", "fds:", "SIGTERM", "http fuzz")
+        keep = ("64 pulls", "fds:", "asyncio tasks", "SIGTERM", "http fuzz")
         lines = [l.strip() for l in load.read_text().splitlines() if l.startswith(keep)]
         out += ["## Load, faults and HTTP fuzz", "",
                 "From `pytest tests/test_load_faults.py -s` in the same run (regtui serve as a subprocess):", "",

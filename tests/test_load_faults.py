@@ -314,6 +314,39 @@ def test_misbehaving_clients_leave_no_trace(big_archive, serve):
     assert full_download(url)[0] == big_archive["digest"]
 
 
+def test_misbehaving_clients_leave_no_asyncio_tasks(big_archive):
+    """The same clients against the embedded server (as the TUI runs it): its event loop's tasks return to
+    their baseline too."""
+    from tests.registry_harness import running_registry
+
+    def tasks(reg) -> int:
+        async def count():
+            return len(asyncio.all_tasks())
+
+        return asyncio.run_coroutine_threadsafe(count(), reg._loop).result(10)
+
+    with running_registry([big_archive["path"]]) as reg:
+        path = f"/v2/{big_archive['repo']}/blobs/{big_archive['digest']}"
+        full_download(reg.url + path)
+        time.sleep(0.3)
+        baseline = tasks(reg)
+        bad = [threading.Thread(target=vanish_mid_blob, args=(reg.port, path)) for _ in range(4)]
+        bad += [threading.Thread(target=range_then_vanish, args=(reg.port, path, i % 2 == 0)) for i in range(4)]
+        bad += [threading.Thread(target=slow_reader, args=(reg.port, path, 2.0)) for _ in range(2)]
+        bad += [threading.Thread(target=slow_headers, args=(reg.port, 2.0)) for _ in range(2)]
+        for t in bad:
+            t.start()
+        time.sleep(0.5)
+        during = tasks(reg)
+        assert full_download(reg.url + path)[:2] == (big_archive["digest"], big_archive["size"])
+        for t in bad:
+            t.join(30)
+        settled = wait_until(lambda: tasks(reg) <= baseline, 20)
+        print(f"\nasyncio tasks: baseline {baseline}, with 12 bad clients {during}, after {tasks(reg)}")
+        assert during > baseline, "the bad clients really had tasks on the server"
+        assert settled, f"{tasks(reg)} tasks left (baseline {baseline})"
+
+
 # -- the archive changes on disk while serving --------------------------------------------------------------
 def _stream_then(url: str, change, first: int = 1 << 20) -> tuple[bytes, Exception | None]:
     """Read `first` bytes, call `change()`, then read on slowly; returns what arrived and how it ended."""
