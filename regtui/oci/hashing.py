@@ -114,8 +114,10 @@ class _Inflater:
         if out:
             self.total += len(out)
             if self.total > self.limit:
-                ratio = GZIP_MAX_RATIO if self.compression == "gzip" else MAX_RATIO
-                raise InflateError(f"inflates past {self.limit} bytes (over {ratio}:1); a decompression bomb")
+                if self.compression == "gzip":  # deflate's ceiling is ~1030:1: zeros, not necessarily an attack
+                    raise InflateError(f"inflates past {self.limit} bytes (over {GZIP_MAX_RATIO}:1); a "
+                                       "decompression bomb, or a layer of almost nothing but zeros; not unpacked")
+                raise InflateError(f"inflates past {self.limit} bytes (over {MAX_RATIO}:1); a decompression bomb")
             self.hasher.update(out)
 
 
