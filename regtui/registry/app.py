@@ -20,7 +20,7 @@ from werkzeug.exceptions import HTTPException
 
 from regtui.oci import mediatypes as mt
 from regtui.oci.digests import is_digest, is_digest_syntax
-from regtui.oci.model import Archive, Platform
+from regtui.oci.model import Archive, Manifest, Platform
 from regtui.oci.negotiate import DEFAULT_PLATFORM, choose, parse_accept
 from regtui.oci.refs import is_name, is_tag
 from regtui.registry.auth import REALM, BasicAuth, load_htpasswd
@@ -88,8 +88,11 @@ class BusLogHandler(logging.Handler):
 
 
 def create_app(archives: list[Archive], *, bus: EventBus | None = None, names=(), any_name: bool = False,
-               htpasswd: str | None = None) -> Quart:
-    """A Quart app serving `archives`; raises `regtui.registry.auth.HtpasswdError` for a bad htpasswd file."""
+               htpasswd: str | None = None, fast: bool = True) -> Quart:
+    """A Quart app serving `archives`; raises `regtui.registry.auth.HtpasswdError` for a bad htpasswd file.
+
+    `fast=False` sends every request through Quart (tests compare both paths byte for byte).
+    """
     bus = bus or EventBus()
     auth = BasicAuth(load_htpasswd(htpasswd)) if htpasswd else None
     app = Quart(__name__)
@@ -139,7 +142,9 @@ def create_app(archives: list[Archive], *, bus: EventBus | None = None, names=()
         response.headers[API_VERSION[0]] = API_VERSION[1]
         return response
 
-    app.asgi_app = RequestEvents(app.asgi_app, bus, pulls)
+    from regtui.registry.fast import FastPath  # it builds on this module's lookups
+
+    app.asgi_app = RequestEvents(app.asgi_app, bus, pulls, fast=FastPath(state) if fast else None)
     return app
 
 
@@ -248,78 +253,98 @@ def client_platform(user_agent: str) -> Platform:
     return DEFAULT_PLATFORM
 
 
-def _accept() -> list[str]:
-    return parse_accept(request.headers.getlist("Accept"))
-
-
 # -- manifests -------------------------------------------------------------------------------------------
-def _manifest(repo: Repo, route: Route, info: RequestInfo) -> Response:
+def manifest_for(repo: Repo, route: Route, headers) -> tuple[Manifest, object]:
+    """The manifest a GET/HEAD of `route` gets (`headers`: .get/.getlist, as Werkzeug's); raises RegistryError."""
     ref = route.reference or ""
     if ":" in ref:
         digest = _digest(ref)
         found = repo.manifests.get(digest)
         if found is None:
             raise RegistryError("MANIFEST_UNKNOWN", f"no manifest {digest} in repository {route.name!r}")
-        _, manifest, node = found
-    else:
-        if not is_tag(ref):
-            raise RegistryError("TAG_INVALID", f"invalid tag {ref!r}: up to 128 of [A-Za-z0-9_.-], "
-                                               "not starting with . or -")
-        tagged = repo.tags.get(ref)
-        if tagged is None:
-            raise RegistryError("MANIFEST_UNKNOWN", f"no tag {ref!r} in repository {route.name!r}")
-        accept = _accept()
-        choice = choose(tagged[1], accept, client_platform(request.headers.get("User-Agent", "")))
-        if choice.manifest is None:
-            raise RegistryError("MANIFEST_UNKNOWN", f"{route.name}:{ref} exists, but not in a form this client "
-                                                    f"accepts: {choice.reason}")
-        manifest = choice.manifest
-        node = repo.manifests[manifest.digest][2]
+        return found[1], found[2]
+    if not is_tag(ref):
+        raise RegistryError("TAG_INVALID", f"invalid tag {ref!r}: up to 128 of [A-Za-z0-9_.-], "
+                                           "not starting with . or -")
+    tagged = repo.tags.get(ref)
+    if tagged is None:
+        raise RegistryError("MANIFEST_UNKNOWN", f"no tag {ref!r} in repository {route.name!r}")
+    accept = parse_accept(headers.getlist("Accept"))
+    choice = choose(tagged[1], accept, client_platform(headers.get("User-Agent", "")))
+    if choice.manifest is None:
+        raise RegistryError("MANIFEST_UNKNOWN", f"{route.name}:{ref} exists, but not in a form this client "
+                                                f"accepts: {choice.reason}")
+    return choice.manifest, repo.manifests[choice.manifest.digest][2]
+
+
+def _manifest(repo: Repo, route: Route, info: RequestInfo) -> Response:
+    manifest, node = manifest_for(repo, route, request.headers)
     etag = f'"{manifest.digest}"'
     if _etag_matches(request.headers.get("If-None-Match"), etag):
         return _not_modified(etag, manifest.digest)
     blobs, children = blob_count(node)
-    info.pull = (route.name, ref, manifest.digest, blobs, children)
+    info.pull = (route.name, route.reference or "", manifest.digest, blobs, children)
     return _body(manifest.data, manifest.media_type,
                  headers={"Docker-Content-Digest": manifest.digest, "ETag": etag})
 
 
 # -- blobs -----------------------------------------------------------------------------------------------
-async def _blob(state: RegistryState, repo: Repo, route: Route, info: RequestInfo) -> Response:
+@dataclass
+class BlobPlan:
+    """What a GET/HEAD of a blob answers: 304 (`not_modified`), or `status` with `headers` for [start, +length)."""
+
+    blob: Blob
+    digest: str
+    etag: str
+    headers: dict
+    not_modified: bool = False
+    status: int = 200
+    start: int = 0
+    length: int = 0
+
+
+def blob_plan(repo: Repo, route: Route, headers) -> BlobPlan:
+    """Lookup, conditional and Range handling of a blob request; raises RegistryError."""
     digest = _digest(route.reference or "")
     blob = repo.blobs.get(digest)
     if blob is None:
         raise RegistryError("BLOB_UNKNOWN", f"blob {digest} is not referenced by repository {route.name!r}")
     etag = f'"{digest}"'
-    headers = {
+    out = {
         "Docker-Content-Digest": digest,
         "ETag": etag,
         "Accept-Ranges": "bytes",
         "Cache-Control": BLOB_CACHE,
     }
-    if _etag_matches(request.headers.get("If-None-Match"), etag):
-        return _not_modified(etag, digest, BLOB_CACHE)
+    if _etag_matches(headers.get("If-None-Match"), etag):
+        return BlobPlan(blob, digest, etag, out, not_modified=True)
     byte_range = None
-    if_range = request.headers.get("If-Range")
+    if_range = headers.get("If-Range")
     if if_range is None or if_range.strip() == etag:  # a date or another tag: send the whole blob
         try:
-            byte_range = parse_range(request.headers.get("Range"), blob.size)
+            byte_range = parse_range(headers.get("Range"), blob.size)
         except Unsatisfiable:
-            err = RegistryError("RANGE_INVALID", f"range {request.headers.get('Range')!r} is outside the "
+            err = RegistryError("RANGE_INVALID", f"range {headers.get('Range')!r} is outside the "
                                                  f"blob's {blob.size} bytes",
-                                headers={**headers, "Content-Range": f"bytes */{blob.size}"})
+                                headers={**out, "Content-Range": f"bytes */{blob.size}"})
             raise err from None
-    start, length, status = 0, blob.size, 200
-    if byte_range is not None:
-        start, length, status = byte_range.start, byte_range.length, 206
-        headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{blob.size}"
-    body = await _open_body(state, blob, start, length, head=request.method == "HEAD")
+    if byte_range is None:
+        return BlobPlan(blob, digest, etag, out, length=blob.size)
+    out["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{blob.size}"
+    return BlobPlan(blob, digest, etag, out, status=206, start=byte_range.start, length=byte_range.length)
+
+
+async def _blob(state: RegistryState, repo: Repo, route: Route, info: RequestInfo) -> Response:
+    plan = blob_plan(repo, route, request.headers)
+    if plan.not_modified:
+        return _not_modified(plan.etag, plan.digest, BLOB_CACHE)
+    body = await _open_body(state, plan.blob, plan.start, plan.length, head=request.method == "HEAD")
     info.body = body
-    resp = Response(body, status=status, headers=headers, content_type="application/octet-stream")
-    resp.content_length = length
+    resp = Response(body, status=plan.status, headers=plan.headers, content_type="application/octet-stream")
+    resp.content_length = plan.length
     resp.timeout = None  # big layers take longer than Quart's 60 s default
     if request.method == "GET":
-        info.blob = digest
+        info.blob = plan.digest
     return resp
 
 
@@ -346,17 +371,23 @@ async def _open_body(state: RegistryState, blob: Blob, start: int, length: int, 
             opening.add_done_callback(_close_opened)
             raise
     except StaleArchive as e:
-        state.bus.publish(ServerLog("error", f"refusing blob {blob.digest}: {e}", time.time()))
-        raise RegistryError("UNAVAILABLE", f"{e}; refusing to serve possibly wrong bytes") from None
+        refused(state, blob, e)
+    return BlobBody(fd, loc, start, length, on_short_read=lambda missing: short_read(state, blob, missing),
+                    expected=expected, on_change=lambda e: changed(state, blob, e))
 
-    def short_read(missing: int) -> None:
-        state.bus.publish(ServerLog("error", f"{loc.path} ended {missing} bytes early while sending "
-                                             f"{blob.digest}; the archive changed on disk", time.time()))
 
-    def changed(e: StaleArchive) -> None:
-        state.bus.publish(ServerLog("error", f"stopped sending {blob.digest}: {e}", time.time()))
+def refused(state: RegistryState, blob: Blob, e: StaleArchive) -> None:
+    state.bus.publish(ServerLog("error", f"refusing blob {blob.digest}: {e}", time.time()))
+    raise RegistryError("UNAVAILABLE", f"{e}; refusing to serve possibly wrong bytes") from None
 
-    return BlobBody(fd, loc, start, length, on_short_read=short_read, expected=expected, on_change=changed)
+
+def short_read(state: RegistryState, blob: Blob, missing: int) -> None:
+    state.bus.publish(ServerLog("error", f"{blob.location.path} ended {missing} bytes early while sending "
+                                         f"{blob.digest}; the archive changed on disk", time.time()))
+
+
+def changed(state: RegistryState, blob: Blob, e: StaleArchive) -> None:
+    state.bus.publish(ServerLog("error", f"stopped sending {blob.digest}: {e}", time.time()))
 
 
 # -- listings --------------------------------------------------------------------------------------------

@@ -145,12 +145,18 @@ def _header(scope, name: bytes) -> list[str]:
 
 
 class RequestEvents:
-    """ASGI middleware: RequestStarted, throttled RequestProgress for blob bodies, RequestFinished."""
+    """ASGI middleware: RequestStarted, throttled RequestProgress for blob bodies, RequestFinished.
 
-    def __init__(self, app, bus: EventBus, pulls: PullTracker):
+    `fast` (optional) answers the hot read requests without the wrapped app: `await fast(scope, send, raw_send,
+    info, count)` returns False to leave the request to the app; `count(n)` accounts body bytes it sent
+    without a body message (sendfile).
+    """
+
+    def __init__(self, app, bus: EventBus, pulls: PullTracker, fast=None):
         self.app = app
         self.bus = bus
         self.pulls = pulls
+        self.fast = fast
         self._ids = itertools.count(1)
 
     async def __call__(self, scope, receive, send):
@@ -171,6 +177,16 @@ class RequestEvents:
         state = {"status": 0, "sent": 0, "total": 0, "last": 0.0, "counted": 0}
         bus, pulls = self.bus, self.pulls
 
+        def count(n: int) -> None:
+            state["sent"] += n
+            if info.blob is not None and state["sent"] > state["counted"]:
+                now = time.perf_counter()
+                if now - state["last"] >= PROGRESS_EVERY or state["sent"] >= state["total"]:
+                    state["last"] = now
+                    bus.publish(RequestProgress(info.id, state["sent"], state["total"]))
+                    pulls.blob_bytes(host, info.blob, state["sent"] - state["counted"])
+                    state["counted"] = state["sent"]
+
         async def send_events(message):
             kind = message["type"]
             if kind == "http.response.start":
@@ -180,19 +196,13 @@ class RequestEvents:
                         state["total"] = int(v)
             elif kind == "http.response.body":
                 await send(message)
-                state["sent"] += len(message.get("body", b""))
-                if info.blob is not None and state["sent"] > state["counted"]:
-                    now = time.perf_counter()
-                    if now - state["last"] >= PROGRESS_EVERY or state["sent"] >= state["total"]:
-                        state["last"] = now
-                        bus.publish(RequestProgress(info.id, state["sent"], state["total"]))
-                        pulls.blob_bytes(host, info.blob, state["sent"] - state["counted"])
-                        state["counted"] = state["sent"]
+                count(len(message.get("body", b"")))
                 return
             await send(message)
 
         try:
-            await self.app(scope, receive, send_events)
+            if self.fast is None or not await self.fast(scope, send_events, send, info, count):
+                await self.app(scope, receive, send_events)
         finally:
             # A client gone before the body was sent leaves it unread; close its file now, not at GC time.
             close = getattr(info.body, "aclose", None)
