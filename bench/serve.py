@@ -428,6 +428,8 @@ def main() -> int:
     ap.add_argument("--only", default="regtui,distribution,nginx")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "regtui-bench")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
+    ap.add_argument("--stages", help="only these stages, comma-separated: single,16,64,tag,digest,pull "
+                                     "(e.g. --only regtui,distribution --stages single,64,tag for a quick check)")
     ap.add_argument("--experiment-workers", type=int, default=2,
                     help="also measure manifest requests of regtui's app under `hypercorn -w N` (0: skip)")
     args = ap.parse_args()
@@ -469,6 +471,10 @@ def main() -> int:
                                                           args.runs, args.wrk_seconds)),
             ("skopeo pull", lambda s, u: bench_pull(s, work, args.heavy_runs)),
         ]
+        keys = dict(zip(["single", "16", "64", "tag", "digest", "pull"], [name for name, _ in stages]))
+        if args.stages:
+            wanted = {keys[k.strip()] for k in args.stages.split(",")}
+            stages = [(name, fn) for name, fn in stages if name in wanted]
         for stage, fn in stages:
             for srv in servers.values():
                 print(f"bench: {stage}: {srv.name}", file=sys.stderr)
