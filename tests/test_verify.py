@@ -129,3 +129,22 @@ def test_progress_reports_bytes(seed_tar):
     archive = open_archive(str(seed_tar))
     verify_archive(archive, progress=lambda done, total, label: seen.append((done, total)))
     assert seen[0][0] == 0 and seen[-1][0] == seen[-1][1] == archive.total_size()
+
+
+def test_zero_heavy_gzip_layer_stops_at_ratio_unless_raised(tmp_path, monkeypatch):
+    import gzip
+    import hashlib
+
+    from regtui.oci import hashing
+    from regtui.oci.model import Location
+
+    zeros = b"\0" * (64 << 20)
+    blob = tmp_path / "zeros.gz"
+    blob.write_bytes(gzip.compress(zeros, 9))
+    loc = Location(str(blob), 0, blob.stat().st_size)
+    monkeypatch.setattr(hashing, "MIN_BOMB_LIMIT", 1 << 20)  # as if the layer were many GiB
+    res = hashing.hash_blob(loc, compression="gzip", want_diff_id=True)
+    assert res.diff_id is None and "REGTUI_MAX_INFLATE_RATIO" in res.inflate_error
+    monkeypatch.setenv("REGTUI_MAX_INFLATE_RATIO", "1100")
+    res = hashing.hash_blob(loc, compression="gzip", want_diff_id=True)
+    assert res.inflate_error is None and res.diff_id == "sha256:" + hashlib.sha256(zeros).hexdigest()

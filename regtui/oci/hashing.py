@@ -24,6 +24,14 @@ MAX_RATIO = 1100  # gzip cannot exceed ~1032:1; anything beyond is a crafted (zs
 # Real gzip layers inflate 2-10:1; a few MiB of deflated zeros reach deflate's ~1030:1 ceiling and would make
 # verification inflate gigabytes, so past MIN_BOMB_LIMIT a gzip layer may not exceed this ratio either.
 GZIP_MAX_RATIO = 256
+RATIO_ENV = "REGTUI_MAX_INFLATE_RATIO"  # a user whose real layers exceed the ratio can raise it
+
+
+def _ratio(compression: str | None) -> int:
+    try:
+        return max(1, int(os.environ[RATIO_ENV]))
+    except (KeyError, ValueError):
+        return GZIP_MAX_RATIO if compression == "gzip" else MAX_RATIO
 
 
 class Cancelled(Exception):
@@ -114,10 +122,13 @@ class _Inflater:
         if out:
             self.total += len(out)
             if self.total > self.limit:
+                ratio = _ratio(self.compression)
                 if self.compression == "gzip":  # deflate's ceiling is ~1030:1: zeros, not necessarily an attack
-                    raise InflateError(f"inflates past {self.limit} bytes (over {GZIP_MAX_RATIO}:1); a "
-                                       "decompression bomb, or a layer of almost nothing but zeros; not unpacked")
-                raise InflateError(f"inflates past {self.limit} bytes (over {MAX_RATIO}:1); a decompression bomb")
+                    raise InflateError(f"inflates past {self.limit} bytes (over {ratio}:1); a decompression bomb, "
+                                       f"or a layer of almost nothing but zeros; not unpacked (set {RATIO_ENV}=1100 "
+                                       "to check such a layer anyway)")
+                raise InflateError(f"inflates past {self.limit} bytes (over {ratio}:1); a decompression bomb "
+                                   f"(set {RATIO_ENV} higher to check it anyway)")
             self.hasher.update(out)
 
 
@@ -132,8 +143,7 @@ def hash_blob(
     """Hash `loc`; with `want_diff_id`, also inflate (`compression`) and hash the result."""
     hasher = hashlib.sha256()
     plain = want_diff_id and compression is None  # an uncompressed layer is its own diff_id: hash once
-    ratio = GZIP_MAX_RATIO if compression == "gzip" else MAX_RATIO
-    limit = max(MIN_BOMB_LIMIT, ratio * loc.size)
+    limit = max(MIN_BOMB_LIMIT, _ratio(compression) * loc.size)
     inflater = _Inflater(compression, limit, cancel) if want_diff_id and not plain else None
     q: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
     failure: list[BaseException] = []
