@@ -125,3 +125,16 @@ def test_human_size():
     assert human_size(512) == "512 B"
     assert human_size(1536) == "1.5 KiB"
     assert human_size(3 * 1024**3) == "3.0 GiB"
+
+
+def test_config_summary_survives_mistyped_config_fields(seed_tar):
+    """Configs come from untrusted archives: wrong JSON types must render, not crash the Config view."""
+    from regtui.oci import open_archive
+    from regtui.tui.facts import config_summary
+
+    [img] = open_archive(str(seed_tar)).images()
+    img.config.json = {"os": ["linux"], "architecture": 7, "config": {"Volumes": 3, "Labels": ["a"], "Env": "X=1",
+                                                                      "ExposedPorts": None, "Cmd": {"a": 1}}}
+    rows = dict(config_summary(img))
+    assert rows["platform"] == "['linux']/7"
+    assert rows["volumes"] == rows["exposed ports"] == rows["env"] == rows["labels"] == "—"

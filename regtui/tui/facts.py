@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 
 from regtui.oci import mediatypes as mt
+from regtui.oci.inspect import config_summary as domain_config_summary
 from regtui.oci.inspect import human_size  # noqa: F401  (the views' one size format)
 from regtui.oci.model import Archive, Image, ImageIndex, Manifest, Root
 from regtui.oci.negotiate import (
@@ -121,8 +122,8 @@ def pretty_json(data: bytes) -> str:
 
 
 def config_summary(image: Image) -> list[tuple[str, str]]:
-    cfg = image.config.json if isinstance(image.config.json, dict) else {}
-    inner = cfg.get("config") if isinstance(cfg.get("config"), dict) else {}
+    """Rows for the Config view, from the domain's type-checked summary (configs come from untrusted archives)."""
+    c = domain_config_summary(image)
 
     def words(v) -> str:
         if not v:
@@ -131,22 +132,20 @@ def config_summary(image: Image) -> list[tuple[str, str]]:
             return " ".join(json.dumps(x) if " " in str(x) else str(x) for x in v)
         return str(v)
 
-    plat = "/".join(x for x in (cfg.get("os"), cfg.get("architecture"), cfg.get("variant")) if x) or "—"
+    plat = "/".join(str(c[k]) for k in ("os", "architecture", "variant") if c[k]) or "—"
     rows = [
         ("platform", plat),
-        ("created", str(cfg.get("created") or "—")),
-        ("entrypoint", words(inner.get("Entrypoint"))),
-        ("cmd", words(inner.get("Cmd"))),
-        ("workdir", str(inner.get("WorkingDir") or "—")),
-        ("user", str(inner.get("User") or "—")),
-        ("exposed ports", ", ".join(sorted(inner.get("ExposedPorts") or {})) or "—"),
-        ("volumes", ", ".join(sorted(inner.get("Volumes") or {})) or "—"),
+        ("created", str(c["created"] or "—")),
+        ("entrypoint", words(c["entrypoint"])),
+        ("cmd", words(c["cmd"])),
+        ("workdir", str(c["working_dir"] or "—")),
+        ("user", str(c["user"] or "—")),
+        ("exposed ports", ", ".join(c["exposed_ports"]) or "—"),
+        ("volumes", ", ".join(c["volumes"]) or "—"),
     ]
-    env = inner.get("Env") or []
-    rows += [("env", str(e)) for e in env] or [("env", "—")]
-    labels = inner.get("Labels") or {}
-    rows += [("label", f"{k}={v}") for k, v in sorted(labels.items())] or [("labels", "—")]
-    rows.append(("config digest", image.config.descriptor.digest))
+    rows += [("env", e) for e in c["env"]] or [("env", "—")]
+    rows += [("label", f"{k}={v}") for k, v in sorted(c["labels"].items())] or [("labels", "—")]
+    rows.append(("config digest", c["digest"]))
     rows.append(("history", f"{len(image.history)} entries, {len(image.layers)} layers"))
     return rows
 
