@@ -130,9 +130,10 @@ def stop_clients(procs: list[subprocess.Popen]) -> None:
         p.wait()
 
 
-async def run(layout: Path, digests: list[str], clients: int, seconds: float) -> dict[str, dict[str, float]]:
+async def run(layout: Path, digests: list[str], clients: int, seconds: float,
+              server_thread: bool = True) -> dict[str, dict[str, float]]:
     port = free_port()
-    app = RegtuiApp([str(layout)], "127.0.0.1", port, measure=False)
+    app = RegtuiApp([str(layout)], "127.0.0.1", port, measure=False, server_thread=server_thread)
     out: dict[str, dict[str, float]] = {}
     async with app.run_test(size=(150, 42)) as pilot:
         while app.selection is None:
@@ -167,13 +168,14 @@ def main() -> int:
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--seconds", type=float, default=8)
+    ap.add_argument("--shared-loop", action="store_true", help="serve on the app's own event loop")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="regtui-tui-bench-"))
     try:
         t = time.monotonic()
         digests = build(tmp / "layout", args.size_mib)
         print(f"built {args.size_mib} MiB of gzip layers in {time.monotonic() - t:.1f} s")
-        results = asyncio.run(run(tmp / "layout", digests, args.clients, args.seconds))
+        results = asyncio.run(run(tmp / "layout", digests, args.clients, args.seconds, not args.shared_loop))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     failed = False
