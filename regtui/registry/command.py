@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import signal
 import sys
@@ -31,9 +32,12 @@ from regtui.forensics_cli import expect_options
               help="One line per finished request: text or JSON.")
 @click.option("--grace", default=10.0, show_default=True, type=click.FloatRange(0),
               help="Seconds requests in flight may take to finish after SIGTERM/SIGINT.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Processes accepting on the same socket: more requests/s on several cores. Each groups "
+                   "only the pulls whose requests it answers (see README).")
 @expect_options
 def serve(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_signed, htpasswd, log_format,
-          grace, expect, expect_file, expect_manifest) -> None:
+          grace, workers, expect, expect_file, expect_manifest) -> None:
     """Serve ARCHIVES read-only over the OCI distribution API (the demo image when none is given).
 
     Clients pull e.g. `127.0.0.1:5000/registry:2.8.1`; see the README for name mapping, TLS and auth.
@@ -42,7 +46,7 @@ def serve(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_sig
     from regtui.oci.refs import aliases, is_name
     from regtui.registry.app import create_app
     from regtui.registry.auth import HtpasswdError
-    from regtui.registry.events import EventBus
+    from regtui.registry.events import EventBus, ServerState
     from regtui.registry.logformat import LineLog
     from regtui.registry.server import TLS, BindError, bind_socket
     from regtui.registry.server import serve as run_server
@@ -61,7 +65,10 @@ def serve(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_sig
     render_results(apply_cli_expectations(archives_, expect, expect_file, expect_manifest))  # before the app
 
     def echo(line: str) -> None:
-        click.echo(line)
+        if workers > 1:  # one write per line: lines of several processes never interleave mid-line
+            os.write(sys.stdout.fileno(), (line + "\n").encode(errors="replace"))
+        else:
+            click.echo(line)
 
     bus = EventBus()
     try:
@@ -99,8 +106,17 @@ def serve(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_sig
             echo("serving every image under any repository name")
         if htpasswd:
             echo(f"auth: HTTP Basic, users from {htpasswd}")
-        bus.subscribe(LineLog(echo, log_format))
-        code = asyncio.run(_run(run_server, app, sock, host, tls, bus, grace))
+        log = LineLog(echo, log_format)
+        sys.stdout.flush()
+        children, worker = fork_workers(workers)
+        if worker:  # the first process says when the server starts and stops, for all of them
+            bus.subscribe(lambda e: None if isinstance(e, ServerState) and e.state != "failed" else log(e))
+        else:
+            bus.subscribe(log)
+        code = asyncio.run(_run(run_server, app, sock, host, tls, bus, grace, children))
+        if worker:
+            os._exit(code)  # leave the shared socket and the TLS folder to the first process
+        code = max([code, *wait_workers(children)])
     finally:
         sock.close()
         if tmpdir:
@@ -108,13 +124,45 @@ def serve(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_sig
     sys.exit(code)
 
 
-async def _run(run_server, app, sock, host, tls, bus, grace) -> int:
+def fork_workers(n: int) -> tuple[list[int], int]:
+    """Fork n-1 copies of this process (app built, socket bound, no event loop yet): (children, our index)."""
+    children: list[int] = []
+    for index in range(1, n):
+        pid = os.fork()
+        if pid == 0:
+            return [], index
+        children.append(pid)
+    return children, 0
+
+
+def wait_workers(children: list[int]) -> list[int]:
+    codes = []
+    for pid in children:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            continue
+        codes.append(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
+    return codes
+
+
+async def _run(run_server, app, sock, host, tls, bus, grace, children=()) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def stopping(sig: int) -> None:
+        stop.set()
+        for pid in children:  # SIGTERM to the first process stops them all
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stopping, sig)
     try:
         await run_server(app, host=host, sock=sock, shutdown_trigger=stop.wait, tls=tls, bus=bus, grace=grace)
     except Exception:  # reported on the bus as a failed state
+        stopping(signal.SIGTERM)
         return 1
     return 0
