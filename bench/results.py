@@ -89,7 +89,8 @@ def main(argv: list[str]) -> int:
         f"Median (range) of {notes['runs']['quick']} runs for single-stream and wrk "
         f"({notes['runs']['wrk_seconds']} s, 32 connections, 2 threads), {notes['runs']['heavy']} for concurrent "
         "downloads and pulls. CPU is the server's own (all its processes), per GiB sent. RSS is sampled every "
-        f"50 ms across the server's processes. The run took {notes['elapsed_s']} s; {load}.",
+        f"50 ms across the server's processes. The run took {notes['elapsed_s']} s; {load}. "
+        f"regtui runs as `regtui serve --workers {notes.get('regtui_workers', 1)}`.",
         "",
         table,
         "",

@@ -157,11 +157,15 @@ def manifest_digest(srv: Server) -> str:
     return m.group(1) if m else ""
 
 
+REGTUI_WORKERS = 1  # `regtui serve --workers`, set by --regtui-workers
+
+
 def start_regtui(archive: Path, work: Path) -> Server:
     port = free_port()
     log = work / "regtui.log"
     with open(log, "wb") as f:
-        proc = subprocess.Popen([sys.executable, "-m", "regtui", "serve", str(archive), "--port", str(port)],
+        proc = subprocess.Popen([sys.executable, "-m", "regtui", "serve", str(archive), "--port", str(port),
+                                 "--workers", str(REGTUI_WORKERS)],
                                 stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT)
     srv = Server("regtui", port, proc, log=log)
     wait_ready(srv)
@@ -170,7 +174,7 @@ def start_regtui(archive: Path, work: Path) -> Server:
 
 def start_regtui_workers(archive: Path, work: Path, workers: int) -> Server:
     """Experiment: regtui's app under `hypercorn -w N` (separate processes, one accept socket), which
-    `regtui serve` does not offer; shows what more workers give the small-request rate on this machine."""
+    differs from `regtui serve --workers N` only in printing no per-request log lines."""
     module = work / "regtui_bench_app.py"
     module.write_text(f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n"
                       "from regtui.oci import open_archive\nfrom regtui.registry.app import create_app\n"
@@ -428,11 +432,15 @@ def main() -> int:
     ap.add_argument("--only", default="regtui,distribution,nginx")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "regtui-bench")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
+    ap.add_argument("--regtui-workers", type=int, default=2,
+                    help="regtui serve --workers N (processes; the issue allows several for request rate)")
     ap.add_argument("--stages", help="only these stages, comma-separated: single,16,64,tag,digest,pull "
                                      "(e.g. --only regtui,distribution --stages single,64,tag for a quick check)")
     ap.add_argument("--experiment-workers", type=int, default=2,
                     help="also measure manifest requests of regtui's app under `hypercorn -w N` (0: skip)")
     args = ap.parse_args()
+    global REGTUI_WORKERS
+    REGTUI_WORKERS = args.regtui_workers
     if args.quick:
         args.runs, args.heavy_runs, args.wrk_seconds = 2, 1, 2
     for tool in ("curl", "wrk", "skopeo", "nginx", "docker-registry"):
@@ -497,11 +505,13 @@ def main() -> int:
     load_after = os.getloadavg()
     print(table(servers))
     if experiment is not None:
-        print(f"\nExperiment ({experiment.name}, no per-request log lines; `regtui serve` runs one worker):\n")
+        print(f"\nExperiment ({experiment.name}, no per-request log lines; `regtui serve` ran "
+              f"{REGTUI_WORKERS} worker(s)):\n")
         print(experiment_table(experiment, servers.get("distribution")))
     notes = {"machine": machine(), "layer_bytes": size, "elapsed_s": round(elapsed),
              "load_before": load_before, "load_after": load_after,
-             "runs": {"quick": args.runs, "heavy": args.heavy_runs, "wrk_seconds": args.wrk_seconds}}
+             "runs": {"quick": args.runs, "heavy": args.heavy_runs, "wrk_seconds": args.wrk_seconds},
+             "regtui_workers": args.regtui_workers}
     print(f"\n{notes['machine']}\nlayer {size / MiB:.0f} MiB; {elapsed:.0f}s; load average before "
           f"{load_before[0]:.2f}, after {load_after[0]:.2f}")
     if args.json:
