@@ -90,6 +90,8 @@ class _Pump:
         self.view = memoryview(self.buf)
         self.have = self.done = 0  # bytes in buf; of those, bytes written
         self.poller: select.poll | None = None
+        self.gone = False
+        self.error: Exception | None = None
 
     def run(self, budget: int) -> int:
         """Write up to ~budget bytes; returns how many (0: the socket stayed full for IN_THREAD_WAIT_MS)."""
@@ -97,9 +99,16 @@ class _Pump:
         deadline = time.monotonic() + HOP_SECONDS
         while sent < budget and (self.left > 0 or self.done < self.have):
             if self.done == self.have:
-                self._read()
+                try:
+                    self._read()
+                except (StaleArchive, _Ended) as e:
+                    self.error = e  # raised once the bytes sent before are counted
+                    break
             try:
                 k = os.write(self.out, self.view[self.done:self.have])
+            except (BrokenPipeError, ConnectionResetError):
+                self.gone = True  # the client left; what went out before still counts
+                break
             except BlockingIOError:
                 if self.poller is None:
                     self.poller = select.poll()
@@ -169,21 +178,21 @@ async def pump_body(conn: Connection, fds: list, plan, count, on_change, on_shor
                     push.add_done_callback(lambda f, both=(fd, out): [os.close(x) for x in both])
                     fds[0] = out = None
                     raise
-                except StaleArchive as e:
-                    on_change(e)
-                    raise OSError(str(e)) from None  # cut short of Content-Length: a failed transfer
-                except _Ended:
-                    on_short_read(pump.left)
-                    raise OSError(f"archive ended {pump.left} bytes early") from None
-                except (BrokenPipeError, ConnectionResetError):
-                    return False
                 if sent:
                     try:  # h11 counts them against Content-Length
                         conn.h11.send_with_data_passthrough(h11.Data(data=_Sent(sent)))
                     except h11.LocalProtocolError:
                         return False  # Hypercorn saw the connection close meanwhile
                     count(sent)
-                else:
+                if pump.gone:
+                    return False
+                if isinstance(pump.error, StaleArchive):
+                    on_change(pump.error)
+                    raise OSError(str(pump.error))  # cut short of Content-Length: a failed transfer
+                if pump.error is not None:
+                    on_short_read(pump.left)
+                    raise OSError(f"archive ended {pump.left} bytes early")
+                if not sent:
                     await _writable(loop, out)
     finally:
         if out is not None:
