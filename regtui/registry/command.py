@@ -76,7 +76,7 @@ def serve(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_sig
     except HtpasswdError as e:
         fail(str(e))
     try:
-        sock = bind_socket(host, port)
+        sock = bind_socket(host, port, reuse_port=workers > 1)
     except BindError as e:
         fail(str(e), code=1)
 
@@ -109,7 +109,17 @@ def serve(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_sig
         log = LineLog(echo, log_format)
         sys.stdout.flush()
         children, worker = fork_workers(workers)
-        if worker:  # the first process says when the server starts and stops, for all of them
+        if worker:
+            # A socket of its own on the same port: the kernel balances connections across them (on one
+            # shared socket, whichever process woke first accepted a whole burst of them).
+            try:
+                own = bind_socket(host, sock.getsockname()[1], reuse_port=True)
+            except BindError as e:
+                echo(f"worker {worker}: {e}")
+                os._exit(1)
+            sock.close()
+            sock = own
+            # The first process says when the server starts and stops, for all of them.
             bus.subscribe(lambda e: None if isinstance(e, ServerState) and e.state != "failed" else log(e))
         else:
             bus.subscribe(log)
