@@ -35,29 +35,27 @@ def _skopeo(*args: str) -> None:
     subprocess.run([skopeo, "copy", "-q", *args], check=True, timeout=120)
 
 
+def _converted(seed: Path, out: Path, transport: str) -> Path:
+    """The seed image converted by skopeo into another transport's format (once per session)."""
+    if not out.exists():
+        _skopeo(f"docker-archive:{seed}", f"{transport}:{out}:registry:2.8.1")
+    return out
+
+
 @pytest.fixture(scope="session")
 def docker_tar(seed_tar, variants_dir) -> Path:
     """`docker save` legacy format as skopeo's docker-archive transport writes it."""
-    out = variants_dir / "docker-archive.tar"
-    if not out.exists():
-        _skopeo(f"docker-archive:{seed_tar}", f"docker-archive:{out}:registry:2.8.1")
-    return out
+    return _converted(seed_tar, variants_dir / "docker-archive.tar", "docker-archive")
 
 
 @pytest.fixture(scope="session")
 def oci_tar(seed_tar, variants_dir) -> Path:
-    out = variants_dir / "oci-archive.tar"
-    if not out.exists():
-        _skopeo(f"docker-archive:{seed_tar}", f"oci-archive:{out}:registry:2.8.1")
-    return out
+    return _converted(seed_tar, variants_dir / "oci-archive.tar", "oci-archive")
 
 
 @pytest.fixture(scope="session")
 def oci_dir(seed_tar, variants_dir) -> Path:
-    out = variants_dir / "oci-layout"
-    if not out.exists():
-        _skopeo(f"docker-archive:{seed_tar}", f"oci:{out}:registry:2.8.1")
-    return out
+    return _converted(seed_tar, variants_dir / "oci-layout", "oci")
 
 
 @pytest.fixture(scope="session")
