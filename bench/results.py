@@ -52,11 +52,11 @@ def targets(results: dict) -> list[str]:
     # The throughput targets are ratios to distribution; nginx's sendfile is this machine's loopback ceiling.
     notes = []
     for key, label in (("single MiB/s", "single stream"), ("64 clients MiB/s", "64-client aggregate")):
-        d, n = _m(results, "distribution", key), _m(results, "nginx", key)
-        if d and n and 1.2 * d > n:
-            notes.append(f"- {label}: 1.2× distribution is {1.2 * d:.0f} MiB/s, above nginx's sendfile "
-                         f"({n:.0f} MiB/s, distribution at {d / n:.2f}× of it): out of reach for any server here, "
-                         "the clients and the loopback copy are the limit.")
+        r, d, n = (_m(results, s, key) for s in ("regtui", "distribution", "nginx"))
+        if r and d and n and r < 1.2 * d and 1.2 * d > n:
+            notes.append(f"- {label}: 1.2× distribution is {1.2 * d:.0f} MiB/s, above nginx's sendfile on this "
+                         f"machine ({n:.0f} MiB/s); regtui reached {r:.0f} MiB/s ({r / n:.2f}× nginx). The clients "
+                         "and the loopback copy share the same 2 cores: this is the machine's ceiling, not the server's.")
     if notes:
         out += ["", *notes]
     return out
