@@ -246,7 +246,6 @@ def _skopeo_pull(ref: str, dest: Path) -> bytes:
 
 
 def test_skopeo_pulls_the_upstream_digests_from_regtui(registry, pushed, seed_tar, tmp_path):
-    pytest.importorskip("regtui.registry.command")
     indent3, oci2 = pushed["docker-indent3"], pushed["oci-indent2"]
     server = RegtuiServe([str(seed_tar), "--expect", f"registry:2.8.1@{indent3}",
                           "--expect", f"docker.io/library/registry@{oci2}"], tmp_path / "serve.log")
@@ -269,7 +268,6 @@ def test_skopeo_pulls_the_upstream_digests_from_regtui(registry, pushed, seed_ta
 
 def test_a_multi_platform_index_is_served_sparse(registry, pushed, seed_tar, tmp_path):
     """Air-gap lists name the index digest; given the index bytes, regtui serves it and our platform's child."""
-    pytest.importorskip("regtui.registry.command")
     child, digest = registry.get_manifest("registry", "docker-indent3")
     other, other_digest = registry.get_manifest("registry", "docker-tab-newline")  # stands in for arm64
     index = json.dumps({"schemaVersion": 2, "mediaType": mt.DOCKER_LIST, "manifests": [
@@ -301,7 +299,6 @@ def test_a_multi_platform_index_is_served_sparse(registry, pushed, seed_tar, tmp
 
 def test_regtui_diff_against_another_regtui_over_tls(seed_tar, pushed, tmp_path):
     """Another regtui, serving the recovered digest over HTTPS with a self-signed certificate (trusted via --ca)."""
-    pytest.importorskip("regtui.registry.command")
     indent3 = pushed["docker-indent3"]
     server = RegtuiServe([str(seed_tar), "--tls-self-signed", "--host", "127.0.0.1", "--expect",
                           f"registry:2.8.1@{indent3}"], tmp_path / "serve.log", scheme="https")
