@@ -8,14 +8,14 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from regtui.oci.model import ImageIndex
 from regtui.oci.negotiate import DEFAULT_PLATFORM, select_platform
-from tests.registry_harness import running_registry, stop_process, wait_for
+from tests.containerd import running_containerd
+from tests.registry_harness import running_registry, wait_for
 from tests.support import require_tool
 
 REPO, TAG = "registry", "2.8.1"
@@ -146,41 +146,8 @@ def test_skopeo_copy(served, transport, by, tmp_path):
 # -- containerd -----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def containerd(tmp_path_factory):
-    binary = require_tool("containerd")
-    require_tool("ctr")
-    base = tmp_path_factory.mktemp("containerd")
-    sock = base / "c.sock"
-    config = base / "config.toml"
-    # Isolated content: each test's namespace has to fetch every blob itself, so re-hashing proves the pull.
-    config.write_text(f"""version = 2
-root = "{base / 'root'}"
-state = "{base / 'state'}"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "{sock}"
-[ttrpc]
-  address = "{sock}.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-[plugins."io.containerd.metadata.v1.bolt"]
-  content_sharing_policy = "isolated"
-""")
-    log = open(base / "containerd.log", "wb")
-    proc = subprocess.Popen([binary, "--config", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        if sock.exists() and subprocess.run(["ctr", "--address", str(sock), "version"], capture_output=True,
-                                            timeout=10).returncode == 0:
-            break
-        assert proc.poll() is None, (base / "containerd.log").read_text()
-        time.sleep(0.2)
-    else:
-        pytest.fail("containerd did not start: " + (base / "containerd.log").read_text()[-2000:])
-    yield str(sock)
-    stop_process(proc, 15)
-    log.close()
+    with running_containerd(tmp_path_factory.mktemp("containerd")) as sock:
+        yield sock
 
 
 def _ctr(sock: str, ns: str, *args: str) -> subprocess.CompletedProcess:

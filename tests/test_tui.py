@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
 import socket
 import subprocess
+import threading
 
 import httpx
 import pytest
@@ -15,7 +18,8 @@ from regtui.oci import open_archive
 from regtui.tui.app import RegtuiApp
 from regtui.tui.widgets.common import VimTable
 from regtui.tui.widgets.images import ImagesTree
-from tests.support import free_port, require_tool
+from tests.containerd import running_containerd
+from tests.support import free_port, require_tool, tar_folder
 from tests.tui_support import flip_byte_in_layer, table_rows, text_of, until
 
 SIZE = (160, 45)
@@ -411,3 +415,124 @@ async def test_a_cached_verification_shows_at_once(seed_tar):
         assert "all" in status and "checks passed" in status and "earlier run" in status
         layers = table_rows(again.query_one("#layers-table", VimTable))
         assert all(r[6] == "✓" and r[4] != "—" for r in layers)  # marks and sizes without reading a layer
+
+
+async def test_serve_and_watch_a_real_containerd_pull(seed_tar, tmp_path_factory):
+    from regtui.tui.widgets.requests import short_path
+
+    port = free_port()
+    app = RegtuiApp([str(seed_tar)], port=port, measure=False)
+    # A short base keeps containerd's socket paths under the 108-byte limit of AF_UNIX.
+    with running_containerd(tmp_path_factory.mktemp("ctrd")) as sock:
+        async with app.run_test(size=SIZE) as pilot:
+            await _opened(pilot, app)
+            image = app.selection.image
+            await pilot.press("s")
+            await until(pilot, lambda: app.live.server.state == "serving", what="server to serve")
+            proc = await asyncio.create_subprocess_exec(
+                require_tool("ctr"), "--address", sock, "-n", "tui", "image", "pull", "--plain-http",
+                "--snapshotter", "native", f"127.0.0.1:{port}/registry:2.8.1",
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            await pilot.press("6")  # the UI answers keys while the pull runs
+            assert app.query_one(TabbedContent).active == "requests"
+            _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+            assert proc.returncode == 0, err.decode()
+
+            blobs = [image.config.descriptor.digest, *(l.digest for l in image.layers)]
+            wanted = {short_path(f"/v2/registry/blobs/{d}") for d in blobs}
+            table = app.query_one("#requests-table", VimTable)
+            await until(pilot, lambda: wanted <= {r[6] for r in table_rows(table) if r[2] == "GET" and r[3] == "200"},
+                        what="every blob GET by digest in the log")
+            rows = table_rows(table)
+            assert all(r[7].startswith("containerd") for r in rows)
+            # containerd resolves the tag with HEAD, then GETs the manifest by the digest it was told.
+            assert any(r[2] == "HEAD" and r[6] == "/v2/registry/manifests/2.8.1" and r[3] == "200" for r in rows)
+            by_digest = short_path(f"/v2/registry/manifests/{image.manifests[0].digest}")
+            assert any(r[2] == "GET" and r[6] == by_digest and r[3] == "200" for r in rows)
+            assert not any(r[2] == "GET" and r[6] == "/v2/registry/manifests/2.8.1" for r in rows)
+
+            await pilot.press("7")
+            pulls = app.query_one("#pulls-table", VimTable)
+            await until(pilot, lambda: any(r[6] == "done" for r in table_rows(pulls)), what="finished pull row")
+            [row] = table_rows(pulls)
+            assert row[1] == "registry:2.8.1" and row[2] == f"{len(blobs)}/{len(blobs)}"
+            assert "100%" in row[4] and row[7].startswith("containerd")
+            await pilot.press("s")
+            await until(pilot, lambda: app.live.server.state == "stopped", what="server to stop")
+
+
+def _random_gzip_archive(out, layers: int, size: int) -> None:
+    """An OCI archive whose gzip layers hold random bytes: nothing compresses, so verifying reads it all."""
+    from isal import igzip
+
+    layout = out.with_suffix(".layout")
+    blobs = layout / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+
+    def blob(data: bytes) -> dict:
+        hexd = hashlib.sha256(data).hexdigest()
+        (blobs / hexd).write_bytes(data)
+        return {"digest": f"sha256:{hexd}", "size": len(data)}
+
+    descs, diff_ids = [], []
+    for _ in range(layers):
+        raw = os.urandom(size)
+        diff_ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
+        descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **blob(igzip.compress(raw, 0))})
+    config = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids},
+              "history": [{"created_by": f"random layer {i}"} for i in range(layers)]}
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                           **blob(json.dumps(config).encode())},
+                "layers": descs}
+    index = {"schemaVersion": 2, "manifests": [{"mediaType": manifest["mediaType"],
+                                                **blob(json.dumps(manifest).encode()),
+                                                "annotations": {"org.opencontainers.image.ref.name": "big:1"}}]}
+    (layout / "index.json").write_text(json.dumps(index))
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    tar_folder(layout, out)
+
+
+async def test_verify_can_be_cancelled_and_run_again(tmp_path):
+    from regtui.oci.cache import load_report
+    from regtui.tui.messages import VerifyProgress
+
+    big = tmp_path / "big.tar"
+    _random_gzip_archive(big, layers=4, size=64 << 20)
+    app = RegtuiApp([str(big)], port=free_port(), measure=False)
+    # Whether a wall-clock race could still catch the run is up to the machine; so the worker's first
+    # progress message with bytes done is held (after it is posted) until Cancel has been pressed.
+    held, release = threading.Event(), threading.Event()
+    post = app.post_message
+
+    def holding_progress(message) -> bool:
+        delivered = post(message)
+        if (isinstance(message, VerifyProgress) and 0 < message.done < message.total and not release.is_set()
+                and threading.current_thread() is not threading.main_thread()):
+            held.set()
+            release.wait(30)
+        return delivered
+
+    app.post_message = holding_progress
+    async with app.run_test(size=SIZE) as pilot:
+        await _opened(pilot, app)
+        archive = app.archives[0]
+        await pilot.press("v")
+        await until(pilot, held.is_set, what="verification to report some bytes done")
+        await until(pilot, lambda: "verifying: " in text_of(app.query_one("#verify-status"))
+                    and not text_of(app.query_one("#verify-status")).startswith("verifying: 0 B"),
+                    what="progress on screen")
+        await pilot.click("#verify-cancel")
+        release.set()
+        await until(pilot, lambda: app.verify_errors, what="the cancelled verification")
+        await pilot.pause(0.1)
+        assert app.verify_errors == {str(big): "verification cancelled"}
+        assert "cancelled" in text_of(app.query_one("#verify-status"))
+        assert str(big) not in app.verify_reports and load_report(archive) is None
+        await pilot.press("1")  # still answering keys
+        assert app.query_one(TabbedContent).active == "layers"
+        await pilot.press("v")
+        await until(pilot, lambda: str(big) in app.verify_reports, timeout=60, what="the second verification")
+        await pilot.pause(0.2)
+        assert "✓" in text_of(app.query_one("#verify-status")) and app.verify_reports[str(big)].ok
+        assert load_report(archive) is not None
