@@ -56,3 +56,15 @@ def test_multiarch_index(multiarch_dir, multiarch_tar):
         got = choose(root, [mt.OCI_MANIFEST])
         assert got.manifest and got.manifest.digest == root.children[0].manifest.digest
         assert choose(root, [mt.OCI_INDEX, mt.OCI_MANIFEST]).manifest is root.manifest
+
+
+def test_synthesized_descriptor_json_follows_go_marshalling():
+    from regtui.oci.model import Descriptor
+    from regtui.oci.synth import descriptor_json
+    from regtui.oci.gojson import go_marshal
+
+    d = Descriptor(mt.DOCKER_FOREIGN_LAYER, "sha256:" + "a" * 64, 5, {"z": "<&>", "a": "1"}, urls=("https://x/y",))
+    # v1.Descriptor field order; map keys sorted; <, >, & escaped as Go's encoding/json does.
+    assert go_marshal(descriptor_json(d)) == (
+        b'{"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","size":5,"digest":"sha256:'
+        + b"a" * 64 + b'","urls":["https://x/y"],"annotations":{"a":"1","z":"\\u003c\\u0026\\u003e"}}')

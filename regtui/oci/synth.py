@@ -19,7 +19,7 @@ def descriptor_json(d: Descriptor) -> dict:
     if d.urls:
         out["urls"] = list(d.urls)
     if d.annotations:
-        out["annotations"] = dict(d.annotations)
+        out["annotations"] = dict(sorted(d.annotations.items()))  # Go marshals map keys sorted
     return out
 
 
