@@ -8,7 +8,7 @@ from regtui.oci.formats.common import digest_from_name, parse_tag_ref
 from regtui.oci.formats.layout import read_layout
 from regtui.oci.formats.tarball import as_list, image_from_entry, is_legacy_docker, read_manifest_json
 from regtui.oci.model import Archive, Image, ImageIndex, Location, Problem, Root
-from regtui.oci.store import DirStore, Store, TarStore, open_store
+from regtui.oci.store import DirStore, Store, open_store
 
 
 def open_archive(path: str) -> Archive:
