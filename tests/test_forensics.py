@@ -263,7 +263,7 @@ def test_cli_rejects_bad_expectations(seed_tar, tmp_path):
 
 
 def test_remote_references_and_loopback():
-    from regtui.forensics_cli import parse_remote
+    from regtui.cli.diff import parse_remote
     from regtui.oci.refs import is_loopback_host as is_loopback
 
     r = parse_remote("127.0.0.1:5000/registry:2.8.1")

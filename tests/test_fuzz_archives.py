@@ -28,9 +28,10 @@ from rich.console import Console
 
 from regtui.oci import open_archive
 from regtui.oci.errors import ArchiveError
-from regtui.oci.inspect import inspect_dict, render_inspect
+from regtui.cli.inspect import render_inspect
+from regtui.oci.inspect import inspect_dict
 from regtui.oci.verify import verify_archive
-from regtui.oci.verify_cli import print_report, report_dict
+from regtui.cli.verify import print_report, report_dict
 from tests import tarkit as tk
 from tests.support import require_tool
 

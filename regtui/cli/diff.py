@@ -1,4 +1,4 @@
-"""`regtui diff ARCHIVE REGISTRY/REPO:TAG` and the `--expect` options of inspect, verify and serve.
+"""`regtui diff ARCHIVE REGISTRY/REPO:TAG`: compare an archive's image with what a registry serves.
 
 The domain work is in `regtui.oci.forensics`; here are the command line and the registry client that fetches the
 upstream manifest (anonymous, with the Bearer token flow registries like Docker Hub ask for).
@@ -14,108 +14,13 @@ import click
 
 from regtui.oci import mediatypes as mt
 from regtui.oci.digests import is_digest, sha256_digest, short
-from regtui.oci.forensics import (
-    ExpectError,
-    Expectation,
-    ExpectResult,
-    apply_to_archives,
-    diff_manifests,
-    index_child,
-    parse_expectation,
-    read_expect_file,
-    read_manifest_file,
-)
+from regtui.cli.common import fail
+from regtui.oci.forensics import ExpectError, Expectation, apply_to_archives, diff_manifests, index_child
 from regtui.oci.refs import DOCKER_HUB_HOSTS, ImageRef, familiar, is_loopback_host, is_name, is_tag
 
 ACCEPT = ", ".join([mt.OCI_INDEX, mt.DOCKER_LIST, mt.OCI_MANIFEST, mt.DOCKER_MANIFEST])
 MAX_MANIFEST = 4 << 20  # distribution's own limit for manifest bodies
 TIMEOUT = 30.0
-
-
-def _fail(message: str, code: int = 2) -> None:
-    click.echo(f"regtui: error: {message}", err=True)
-    sys.exit(code)
-
-
-# -- --expect / --expect-file / --expect-manifest on inspect, verify and serve --------------------------------
-
-
-def expect_options(f):
-    """The three options, for any command that opens archives."""
-    f = click.option("--expect-manifest", "expect_manifest", multiple=True, type=click.Path(dir_okay=False),
-                     metavar="FILE", help="The upstream manifest (or index) bytes, to diff when nothing matches.")(f)
-    f = click.option("--expect-file", "expect_file", multiple=True, type=click.Path(dir_okay=False),
-                     metavar="FILE", help="A list of image references, one per line (# comments allowed).")(f)
-    f = click.option("--expect", "expect", multiple=True, metavar="IMAGE@DIGEST",
-                     help="A manifest digest clients will ask for; served if a serialization reproduces it.")(f)
-    return f
-
-
-def load_expectations(expect=(), expect_file=(), expect_manifest=()) -> tuple[list[Expectation], list[str]]:
-    """Expectations from the options; bad input exits 2 with one precise line."""
-    out: list[Expectation] = []
-    notes: list[str] = []
-    try:
-        for text in expect:
-            out.append(parse_expectation(text, "--expect"))
-        for path in expect_file:
-            got, more = read_expect_file(path)
-            out.extend(got)
-            notes.extend(more)
-        for path in expect_manifest:
-            out = read_manifest_file(out, path)
-    except ExpectError as e:
-        _fail(str(e))
-    return out, notes
-
-
-def apply_cli_expectations(archives, expect=(), expect_file=(), expect_manifest=()) -> list[ExpectResult]:
-    """Parse the options and apply them to the opened archives (before anything serves or shows them)."""
-    exps, notes = load_expectations(expect, expect_file, expect_manifest)
-    for n in notes:
-        click.echo(f"regtui: note: {n}", err=True)
-    if not exps:
-        return []
-    return apply_to_archives(list(archives), exps)
-
-
-def render_results(results: list[ExpectResult], err: bool = False) -> None:
-    if not results:
-        return
-    click.echo("", err=err)
-    click.echo("Expected digests", err=err)
-    for r in results:
-        mark = {"matched-as-served": "✓", "matched-by-variant": "✓"}.get(r.status, "✗")
-        click.echo(f"  {mark} {r.line()}", err=err)
-        if r.diff is not None and not r.matched:
-            for line in r.diff.render_text().splitlines():
-                click.echo(f"      {line}", err=err)
-
-
-def json_results(data: list[dict], archives, results: list[ExpectResult]) -> None:
-    """Add each archive's results to its inspect dict (unplaced ones go to the first)."""
-    if not results:
-        return
-    for d in data:
-        d.setdefault("expectations", [])
-    for r in results:
-        i = next((n for n, a in enumerate(archives) if a is r.archive), 0)
-        data[i]["expectations"].append(r.to_dict())
-
-
-def tui_kwargs(run_tui, expectations: list[Expectation]) -> dict:
-    """`expectations=` for the TUI, which applies them to the archives it opens (`apply_expectations`)."""
-    if not expectations:
-        return {}
-    import inspect
-
-    if "expectations" not in inspect.signature(run_tui).parameters:
-        _fail("the interactive inspector does not show --expect results yet; use regtui inspect/verify/serve")
-    return {"expectations": expectations}
-
-
-def all_matched(results: list[ExpectResult]) -> bool:
-    return all(r.matched for r in results)
 
 
 # -- fetching the upstream manifest -------------------------------------------------------------------------
@@ -326,13 +231,13 @@ def fetch_upstream(client: RegistryClient, ref: RemoteRef, platform) -> Upstream
     return up
 
 
-@click.command()
+@click.command("diff")
 @click.argument("archive", type=click.Path())
 @click.argument("reference", metavar="REGISTRY/REPO[:TAG|@DIGEST]")
 @click.option("--insecure", is_flag=True, help="Allow plain HTTP and unverified TLS (loopback always may).")
 @click.option("--ca", type=click.Path(exists=True, dir_okay=False), help="CA certificate to trust for TLS.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def diff(archive, reference, insecure, ca, as_json) -> None:
+def command(archive, reference, insecure, ca, as_json) -> None:
     """Compare ARCHIVE's image with the manifest a registry serves for REFERENCE.
 
     Exit 0 when the archive serves (or reproduces) the upstream digest, 1 when it cannot and the difference
@@ -344,11 +249,11 @@ def diff(archive, reference, insecure, ca, as_json) -> None:
     try:
         ref = parse_remote(reference)
     except ValueError as e:
-        _fail(f"{reference}: {e} (expected REGISTRY/REPO:TAG, e.g. 127.0.0.1:5000/registry:2.8.1)")
+        fail(f"{reference}: {e} (expected REGISTRY/REPO:TAG, e.g. 127.0.0.1:5000/registry:2.8.1)")
     try:
         arch = open_archive(archive)
     except ArchiveError as e:
-        _fail(e.line())
+        fail(e.line())
     images = arch.images()
     name = familiar(ref.path)
     named = [i for i in images if i.repository == name]
@@ -357,7 +262,7 @@ def diff(archive, reference, insecure, ca, as_json) -> None:
     try:
         up = fetch_upstream(client, ref, image.platform)
     except FetchError as e:
-        _fail(str(e))
+        fail(str(e))
     finally:
         client.close()
     exp_ref = ImageRef(name, ref.tag, up.digest) if named else None
@@ -365,7 +270,7 @@ def diff(archive, reference, insecure, ca, as_json) -> None:
     try:
         [result] = apply_to_archives([arch], [exp])
     except ExpectError as e:
-        _fail(str(e))
+        fail(str(e))
     shown = result.diff
     if shown is None and result.image is not None:
         try:
