@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import click
 
+from regtui.cli.common import fail
 from regtui.oci import mediatypes as mt
 from regtui.oci.digests import is_digest, sha256_digest, short
-from regtui.cli.common import fail
-from regtui.oci.forensics import ExpectError, Expectation, apply_to_archives, diff_manifests, index_child
+from regtui.oci.forensics import Expectation, ExpectError, apply_to_archives, diff_manifests, index_child
 from regtui.oci.refs import DOCKER_HUB_HOSTS, ImageRef, familiar, is_loopback_host, is_name, is_tag
 
 ACCEPT = ", ".join([mt.OCI_INDEX, mt.DOCKER_LIST, mt.OCI_MANIFEST, mt.DOCKER_MANIFEST])

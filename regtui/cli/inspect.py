@@ -19,9 +19,10 @@ from regtui.cli.common import (
     render_results,
 )
 from regtui.oci.digests import short
-from regtui.oci.inspect import config_summary, human_size, inspect_dict
+from regtui.oci.inspect import config_summary, inspect_dict
 from regtui.oci.mediatypes import short_name
 from regtui.oci.model import Archive, Image, ImageIndex
+from regtui.oci.units import human_size
 
 
 @click.command("inspect")
@@ -73,7 +74,8 @@ def _image_block(console: Console, img: Image, title: str) -> None:
 def render_inspect(archive: Archive, console: Console | None = None) -> None:
     console = console or Console(soft_wrap=not sys.stdout.isatty())
     console.rule(Text(archive.path, style="bold"))
-    console.print(Text(f"format: {archive.format_name}   blobs: {len(archive.blobs)} ({human_size(archive.total_size())})"))
+    size = human_size(archive.total_size())
+    console.print(Text(f"format: {archive.format_name}   blobs: {len(archive.blobs)} ({size})"))
     for root in archive.roots:
         name = root.repository + (":" + ",".join(root.tags) if root.tags else "")
         if isinstance(root, ImageIndex):

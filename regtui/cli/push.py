@@ -33,7 +33,8 @@ def _parse_size(text: str) -> int:
 @click.option("--tag-map", "tag_map", multiple=True, metavar="OLD=NEW",
               help="Push OLD (repo:tag, or repo for all its tags) as NEW; repeatable.")
 @click.option("--insecure", is_flag=True, help="Skip TLS verification (and fall back to plain HTTP).")
-@click.option("--ca", type=click.Path(dir_okay=False), help="PEM file of the CA that signed the registry's certificate.")
+@click.option("--ca", type=click.Path(dir_okay=False),
+              help="PEM file of the CA that signed the registry's certificate.")
 @click.option("--username", "-u", help="User name (the password comes from --password-stdin).")
 @click.option("--password-stdin", is_flag=True, help="Read the password (or token) from standard input.")
 @click.option("--dry-run", is_flag=True, help="List what would be uploaded and what the registry already has.")
@@ -80,7 +81,7 @@ def command(archive, registry, tag_map, insecure, ca, username, password_stdin, 
         fail(e.line(), EXIT_FAILED)
     except KeyboardInterrupt:
         fail("interrupted; run the same command again to finish (what completed is not sent again)", 130)
-    except Exception as e:  # noqa: BLE001 - the user gets one line, never a traceback
+    except Exception as e:
         if os.environ.get("REGTUI_DEBUG"):
             raise
         fail(f"push failed: {e.__class__.__name__}: {e} (set REGTUI_DEBUG=1 for details)", EXIT_FAILED)
@@ -125,7 +126,7 @@ def _apply_expectations(archive, expect, expect_file, expect_manifest) -> None:
     results = apply_cli_expectations([archive], expect, expect_file, expect_manifest)
     render_results(results, err=True)
     if not all_matched(results):
-        missed = [r.expectation for r in results if not r.matched][0]
+        missed = next(r.expectation for r in results if not r.matched)
         raise PushError(f"expected digest {missed.digest} ({missed.source}) is not reproduced by the archive; "
                         "nothing was pushed",
                         hint="see the explanation above; drop that --expect to push what the archive holds")

@@ -16,8 +16,8 @@ from rich.text import Text
 from regtui.cli.common import all_matched, apply_cli_expectations, expect_options, open_or_fail, render_results
 from regtui.oci.cache import load_report, save_report
 from regtui.oci.hashing import Cancelled
-from regtui.oci.inspect import human_size
 from regtui.oci.model import Archive
+from regtui.oci.units import human_size
 from regtui.oci.verify import VerifyReport, verify_archive
 
 PROGRESS_FROM = 32 << 20  # smaller archives verify faster than a bar can draw

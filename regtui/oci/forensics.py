@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from regtui.oci import mediatypes as mt
 from regtui.oci.digests import is_digest, sha256_digest, short
@@ -98,7 +100,7 @@ def read_expect_file(path: str) -> tuple[list[Expectation], list[str]]:
     return parse_expect_list(text, path)
 
 
-def parse_manifest_bytes(data: bytes, where: str) -> dict:
+def parse_manifest_bytes(data: bytes, where: str) -> dict[str, Any]:
     try:
         obj = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
@@ -191,7 +193,7 @@ class ManifestDiff:
         lines.append(f"verdict: {self.verdict}: {self.summary}")
         return "\n".join(lines)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "ours": {"digest": self.ours.digest, "mediaType": self.ours.media_type, "origin": self.ours.origin},
             "upstream": {"digest": self.upstream_digest, "mediaType": self.upstream_media_type},
@@ -204,7 +206,7 @@ class ManifestDiff:
         }
 
 
-def _desc(obj) -> Descriptor | None:
+def _desc(obj: object) -> Descriptor | None:
     if not isinstance(obj, dict):
         return None
     try:
@@ -229,7 +231,7 @@ def _whitespace(data: bytes) -> str:
     return name.get(lead, f"indent {lead!r}") + nl
 
 
-def _key_order(obj: dict) -> str:
+def _key_order(obj: dict[str, Any]) -> str:
     cfg = obj.get("config")
     if not isinstance(cfg, dict):
         return ""
@@ -237,7 +239,7 @@ def _key_order(obj: dict) -> str:
     return ", ".join(keys)
 
 
-def diff_manifests(image: Image, upstream: bytes, blobs: dict | None = None,
+def diff_manifests(image: Image, upstream: bytes, blobs: Mapping[str, object] | None = None,
                    upstream_config: bytes | None = None, ours: Manifest | None = None) -> ManifestDiff:
     """Field-by-field diff of the manifest we serve for `image` and an upstream image manifest, with a verdict.
 
@@ -254,7 +256,7 @@ def diff_manifests(image: Image, upstream: bytes, blobs: dict | None = None,
     umt = str(u.get("mediaType", ""))
     rows: list[DiffRow] = []
 
-    def add(name, a, b, note=""):
+    def add(name: str, a: object, b: object, note: str = "") -> None:
         rows.append(DiffRow(name, "" if a is None else str(a), "" if b is None else str(b), note))
 
     add("mediaType", o.get("mediaType"), u.get("mediaType"))
@@ -285,8 +287,8 @@ def diff_manifests(image: Image, upstream: bytes, blobs: dict | None = None,
         oa, ua = (a.annotations or {}) if a else {}, (b.annotations or {}) if b else {}
         for k in sorted(set(oa) | set(ua)):
             add(f"layers[{i}].annotations[{k}]", oa.get(k), ua.get(k))
-    oann = o.get("annotations") if isinstance(o.get("annotations"), dict) else {}
-    uann = u.get("annotations") if isinstance(u.get("annotations"), dict) else {}
+    oann: dict[str, Any] = o["annotations"] if isinstance(o.get("annotations"), dict) else {}
+    uann: dict[str, Any] = u["annotations"] if isinstance(u.get("annotations"), dict) else {}
     for k in sorted(set(oann) | set(uann)):
         add(f"annotations[{k}]", oann.get(k), uann.get(k))
     for key in ("subject", "artifactType"):
@@ -305,7 +307,7 @@ def diff_manifests(image: Image, upstream: bytes, blobs: dict | None = None,
                    f"({', '.join(what) or 'whitespace'}), so the upstream bytes can be served as they are")
     elif _same_diff_ids(image, uc, upstream_config) and len(ol) == len(ul):
         verdict = RECOMPRESSED
-        recompressed = [i for i, (a, b) in enumerate(zip(ol, ul)) if a.digest != b.digest]
+        recompressed = [i for i, (a, b) in enumerate(zip(ol, ul, strict=True)) if a.digest != b.digest]
         names = "; ".join(f"layers[{i}]: upstream {_fmt_layer(ul[i])}, archive {_fmt_layer(ol[i])}"
                           for i in recompressed)
         how = ("the same config" if uc.digest == oc.digest else
@@ -360,7 +362,7 @@ def _same_diff_ids(image: Image, upstream_config: Descriptor, upstream_config_by
     return list(ids) == [l.diff_id for l in image.layers]
 
 
-def index_child(index: dict, platform: Platform | None) -> Descriptor | None:
+def index_child(index: dict[str, Any], platform: Platform | None) -> Descriptor | None:
     """The child descriptor of an index for a platform (linux/amd64 when the image has none)."""
     want = platform or DEFAULT_PLATFORM
     best = None
@@ -408,7 +410,7 @@ class ExpectResult:
             return f"{head}: matched by variant {self.variant} — {self.explanation}"
         return f"{head}: no match — {self.explanation}"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "expected": self.expectation.digest,
             "reference": str(self.expectation.ref) if self.expectation.ref else None,
@@ -459,7 +461,7 @@ def _tags_of(archive: Archive, image: Image) -> list[str]:
     return list(image.tags)
 
 
-def _rest(pairs: list, first: list) -> list:
+def _rest(pairs: list[tuple[Archive, Image]], first: list[tuple[Archive, Image]]) -> list[tuple[Archive, Image]]:
     chosen = {id(i) for _, i in first}
     return first + [p for p in pairs if id(p[1]) not in chosen]
 
@@ -575,7 +577,7 @@ def _with_upstream(archive: Archive, image: Image, exp: Expectation, search: _Se
     return ExpectResult(exp, NO_MATCH, f"{diff.verdict}: {text}", archive, image, None, "", "", diff, searched)
 
 
-def _with_upstream_index(archive: Archive, image: Image, exp: Expectation, index: dict, search: _Search,
+def _with_upstream_index(archive: Archive, image: Image, exp: Expectation, index: dict[str, Any], search: _Search,
                          front: dict[int, int]) -> ExpectResult:
     child = index_child(index, image.platform)
     searched = len(search.of(image))
@@ -650,7 +652,8 @@ def apply_to_archives(archives: list[Archive], expectations: list[Expectation]) 
         result.seconds = time.perf_counter() - t0
         results.append(result)
         if result.archive is not None:
-            getattr(result.archive, _RESULTS_ATTR, None) or setattr(result.archive, _RESULTS_ATTR, [])
+            if getattr(result.archive, _RESULTS_ATTR, None) is None:
+                setattr(result.archive, _RESULTS_ATTR, [])
             getattr(result.archive, _RESULTS_ATTR).append(result)
     return results
 

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 from regtui.oci.model import Archive, Image, ImageIndex, Root
 
-
-def human_size(n: int | None) -> str:
-    if n is None or n < 0:
-        return "—"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
+T = TypeVar("T")
 
 
-def config_summary(img: Image) -> dict:
+def config_summary(img: Image) -> dict[str, Any]:
     j = img.config.json
-    c = j.get("config") if isinstance(j.get("config"), dict) else {}
+    c = _typed(j.get("config"), dict)
     return {
         "digest": img.config.descriptor.digest,
         "media_type": img.config.descriptor.media_type,
@@ -39,12 +32,12 @@ def config_summary(img: Image) -> dict:
     }
 
 
-def _typed(value, kind: type):
+def _typed(value: Any, kind: type[T]) -> T:
     """A config field of the type the spec gives it, else empty: configs come from untrusted archives."""
     return value if isinstance(value, kind) else kind()
 
 
-def image_dict(img: Image) -> dict:
+def image_dict(img: Image) -> dict[str, Any]:
     return {
         "repository": img.repository,
         "tags": list(img.tags),
@@ -75,7 +68,7 @@ def image_dict(img: Image) -> dict:
     }
 
 
-def root_dict(root: Root) -> dict:
+def root_dict(root: Root) -> dict[str, Any]:
     if isinstance(root, ImageIndex):
         return {
             "kind": "index",
@@ -88,7 +81,7 @@ def root_dict(root: Root) -> dict:
     return {"kind": "image", **image_dict(root)}
 
 
-def inspect_dict(archive: Archive) -> dict:
+def inspect_dict(archive: Archive) -> dict[str, Any]:
     return {
         "path": archive.path,
         "format": archive.format,

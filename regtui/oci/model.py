@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from regtui.oci import mediatypes as mt
 from regtui.oci.refs import aliases
@@ -60,7 +60,7 @@ class Descriptor:
     urls: tuple[str, ...] = ()
 
     @classmethod
-    def from_json(cls, obj: dict) -> Descriptor:
+    def from_json(cls, obj: dict[str, Any]) -> Descriptor:
         """Raises ValueError (with a printable reason) when the size is not an integer."""
         size = obj.get("size", -1)
         if not isinstance(size, int) or isinstance(size, bool):
@@ -103,7 +103,7 @@ class History:
     empty_layer: bool = False
 
 
-def history_list(config_json: dict) -> list:
+def history_list(config_json: dict[str, Any]) -> list[Any]:
     """The config's history, or [] when it is not a list (hostile or broken configs)."""
     h = config_json.get("history")
     return h if isinstance(h, list) else []
@@ -126,7 +126,7 @@ class Layer:
 class Config:
     descriptor: Descriptor
     data: bytes
-    json: dict
+    json: dict[str, Any]
     location: Location | None
 
 
@@ -176,7 +176,7 @@ class ImageIndex:
     tags: list[str]
     manifest: Manifest
     descriptors: list[Descriptor]
-    children: list[Union[Image, "ImageIndex"]]
+    children: list[Image | ImageIndex]
     source: str = ""
 
     @property
@@ -190,7 +190,7 @@ class ImageIndex:
         return out
 
 
-Root = Union[Image, ImageIndex]
+Root = Image | ImageIndex
 
 
 @dataclass(frozen=True)

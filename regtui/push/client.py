@@ -12,8 +12,8 @@ import os
 import random
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import httpx
 
@@ -327,7 +327,8 @@ class RegistryClient:
     def _session(self, resp: httpx.Response, repo: str) -> UploadSession:
         loc = resp.headers.get("location")
         if not loc:
-            raise PushError("the registry opened an upload without a Location header", where=f"{self.target.host}/{repo}",
+            raise PushError("the registry opened an upload without a Location header",
+                            where=f"{self.target.host}/{repo}",
                             hint="this registry does not follow the distribution spec")
         try:
             min_chunk = int(resp.headers.get("oci-chunk-min-length", "0"))

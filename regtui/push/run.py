@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from regtui.oci.digests import short
 from regtui.push.client import RegistryClient
@@ -70,7 +70,7 @@ async def _blob(client: RegistryClient, digest: str, item: BlobItem, repos: list
     have = await asyncio.gather(*(client.blob_exists(rp.repo, digest) for rp in repos))
     source = None
     missing = []
-    for rp, h in zip(repos, have):
+    for rp, h in zip(repos, have, strict=True):
         if h:
             source = source or rp.repo
             summary.present.append(f"{rp.repo}@{digest}")
