@@ -263,8 +263,8 @@ def test_cli_rejects_bad_expectations(seed_tar, tmp_path):
 
 
 def test_remote_references_and_loopback():
-    from regtui.cli.diff import parse_remote
     from regtui.oci.refs import is_loopback_host as is_loopback
+    from regtui.oci.refs import parse_remote
 
     r = parse_remote("127.0.0.1:5000/registry:2.8.1")
     assert (r.host, r.path, r.tag, r.digest) == ("127.0.0.1:5000", "registry", "2.8.1", None)

@@ -67,7 +67,7 @@ def command(archive, registry, tag_map, insecure, ca, username, password_stdin, 
         fail(f"--ca {ca}: no such file")
     credentials = None
     if username:
-        from regtui.push.auth import Credentials
+        from regtui.remote import Credentials
 
         password = sys.stdin.read().rstrip("\r\n")
         if not password:
@@ -94,7 +94,7 @@ async def _main(archive_path, registry, tag_map, insecure, ca, credentials, dry_
 
     from regtui.oci import open_archive
     from regtui.oci.errors import ArchiveError
-    from regtui.push.client import RegistryClient
+    from regtui.push.client import PushClient
     from regtui.push.display import LineView, ProgressView
     from regtui.push.names import parse_tag_map, parse_target
     from regtui.push.plan import build_plan
@@ -113,7 +113,7 @@ async def _main(archive_path, registry, tag_map, insecure, ca, credentials, dry_
         view = LineView(out, err, dry_run=dry_run, quiet=quiet)
     else:
         view = ProgressView(out, err, plan.total_bytes())
-    async with RegistryClient(target, ca=ca, insecure=insecure, credentials=credentials, chunk_size=chunk_size,
+    async with PushClient(target, ca=ca, insecure=insecure, credentials=credentials, chunk_size=chunk_size,
                               retries=retries, on_event=view) as client:
         with view:
             return await run_push(plan, client, jobs=jobs, dry_run=dry_run, on_event=view)

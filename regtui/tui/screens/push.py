@@ -113,7 +113,7 @@ class PushScreen(ModalScreen):
 
     @work(thread=True, exclusive=True, group="push", exit_on_error=False)
     def push_worker(self, target, plan, insecure: bool) -> None:
-        from regtui.push.client import RegistryClient
+        from regtui.push.client import PushClient
         from regtui.push.errors import PushError
         from regtui.push.run import run_push
 
@@ -121,7 +121,7 @@ class PushScreen(ModalScreen):
             self.post_message(PushEvent(e))
 
         async def main():
-            async with RegistryClient(target, insecure=insecure, on_event=emit) as client:
+            async with PushClient(target, insecure=insecure, on_event=emit) as client:
                 return await run_push(plan, client, jobs=4, on_event=emit)
 
         try:
