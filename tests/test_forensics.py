@@ -23,7 +23,6 @@ from regtui.oci.forensics import (
     apply_expectations,
     attach_manifest,
     diff_manifests,
-    expect_results,
     parse_expect_list,
     parse_expectation,
 )
@@ -123,7 +122,8 @@ def test_served_variant_and_default_order(seed):
     assert [m.digest for m in image.manifests][:2] == [indent3, oci]
     assert archive.manifests[indent3].origin.startswith("recovered:")
     assert archive.roots_by_manifest[indent3] is image
-    assert expect_results(archive) == results
+    # What the results say is served is what the archive now serves (the model, not a side channel, holds it).
+    assert all(archive.manifests[r.manifest.digest] is r.manifest for r in results if r.manifest)
     again = apply_expectations(archive, [parse_expectation(f"registry:2.8.1@{indent3}")])
     assert again[0].status == MATCHED_SERVED and image.manifests[0].digest == indent3
     assert len([m for m in image.manifests if m.digest == indent3]) == 1

@@ -1,6 +1,8 @@
 """The image model every other part consumes: archives, images, indexes, descriptors, manifests.
 
-Built once by a format reader (`regtui.oci.formats`), then read-only. Blobs are never copied: each is a
+Built once by a format reader (`regtui.oci.formats`), then read-only but for one thing: digest forensics
+(`regtui.oci.apply`) may serve a recovered serialization of an image, through `Archive.serve_manifest` and
+`Archive.add_root`, before anything serves or shows the archive. Blobs are never copied: each is a
 `Location` (file, offset, size) read with `os.pread`.
 """
 
@@ -230,7 +232,6 @@ class Archive:
     blobs: dict[str, Location]  # every blob the archive holds, by digest (claimed; verify checks)
     warnings: list[Problem] = field(default_factory=list)
     fingerprints: dict[str, Fingerprint] = field(default_factory=dict)  # file path -> identity at open
-    extra_names: list[str] = field(default_factory=list)  # repository names given by the user (--name)
 
     # -- derived views, built once -------------------------------------------------------------------
     def __post_init__(self) -> None:
@@ -246,6 +247,24 @@ class Archive:
         if isinstance(node, ImageIndex):
             for child in node.children:
                 self._collect(child)
+
+    # -- serving an extra serialization (digest forensics) --------------------------------------------
+    def serve_manifest(self, image: Image, manifest: Manifest, position: int = 0) -> Manifest:
+        """Serve `manifest` for `image` by digest and as its form number `position` (0: what its tag serves by
+        default). A form the image already has moves there. Returns the manifest now served."""
+        existing = next((m for m in image.manifests if m.digest == manifest.digest), None)
+        if existing is not None:
+            image.manifests.remove(existing)
+            manifest = existing
+        image.manifests.insert(min(position, len(image.manifests)), manifest)
+        self.manifests[manifest.digest] = manifest
+        self.roots_by_manifest[manifest.digest] = image
+        return manifest
+
+    def add_root(self, root: Root) -> None:
+        """Serve one more root (e.g. a sparse index recovered from its upstream bytes) by its digests."""
+        self.roots.append(root)
+        self._collect(root)
 
     @property
     def format_name(self) -> str:

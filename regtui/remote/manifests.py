@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass
 
 from regtui.oci import mediatypes as mt
+from regtui.oci.diff import index_child
 from regtui.oci.digests import is_digest, sha256_digest
-from regtui.oci.forensics import index_child
 from regtui.oci.model import Platform
 from regtui.oci.refs import RemoteRef
 from regtui.remote.client import RegistryClient
