@@ -74,7 +74,7 @@ class StaleArchive(Exception):
 
 
 def _change(was: Fingerprint, now: Fingerprint) -> str:
-    if was.inode != now.inode:
+    if (was.inode, was.device) != (now.inode, now.device):
         return "was replaced"
     if was.size != now.size:
         return f"changed size ({was.size} -> {now.size} bytes)"
@@ -82,8 +82,7 @@ def _change(was: Fingerprint, now: Fingerprint) -> str:
 
 
 def _fingerprint_fd(fd: int) -> Fingerprint:
-    st = os.fstat(fd)
-    return Fingerprint(st.st_size, st.st_mtime_ns, st.st_ino)
+    return Fingerprint.of_stat(os.fstat(fd))
 
 
 def check_fresh(path: str, expected: Fingerprint | None) -> None:
