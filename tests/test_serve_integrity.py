@@ -6,12 +6,16 @@ Each test here failed on the code before its fix: the archive rewritten in place
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import socket
 from pathlib import Path
 
 import httpx
 import pytest
 
+from regtui.oci import open_archive
 from tests.test_load_faults import (  # noqa: F401 (fixtures)
     Served,
     _assert_no_wrong_byte,
@@ -95,3 +99,78 @@ def test_rewrite_ahead_of_a_reader_with_mtime_restored(big_archive, serve, tmp_p
     _assert_no_wrong_byte(big_archive, got, ended)
     assert ended is not None, "a blob whose bytes changed on disk was sent in full"
     assert "stopped sending" in s.out.read_text()
+
+
+# -- 7 and 8: 4xx with a spec error body, never a 500; the read side's invalid tag is a 404 -------------------
+def _raw_reply(port: int, request: bytes) -> tuple[int, bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(request)
+        buf = bytearray()
+        while chunk := sock.recv(1 << 16):
+            buf += chunk
+            head, sep, body = bytes(buf).partition(b"\r\n\r\n")
+            if sep:
+                length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+                if length and len(body) >= int(length.group(1)):
+                    break
+    head, _, body = bytes(buf).partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def _spec_error(body: bytes) -> str:
+    errs = json.loads(body)["errors"]
+    assert errs and all(isinstance(e["code"], str) and "message" in e for e in errs), body
+    return errs[0]["code"]
+
+
+@pytest.fixture(params=["anonymous", "htpasswd"])
+def either_path(request, seed_tar, serve, tmp_path):  # noqa: F811
+    """`serve` on the fast path (anonymous) and on the Quart path (--htpasswd), with the headers to pass."""
+    if request.param == "anonymous":
+        return serve(seed_tar), {}
+    from tests.distribution import write_htpasswd
+
+    s = serve(seed_tar, "--htpasswd", str(write_htpasswd(tmp_path / "htpasswd", {"u": "p"})))
+    return s, {"Authorization": "Basic dTpw"}
+
+
+def test_huge_range_numbers_are_never_a_500(either_path, seed_tar):
+    s, auth = either_path
+    layer = open_archive(str(seed_tar)).images()[0].layers[0]
+    url = f"{s.url}/v2/registry/blobs/{layer.digest}"
+    size = layer.descriptor.size
+    huge = "9" * 5000
+    cases = {f"bytes=0-{huge}": 206, f"bytes={huge}-": 416, f"bytes=-{huge}": 206, f"bytes={huge}-{huge}": 416,
+             f"bytes=0{'0' * 5000}-9": 206}
+    for header, want in cases.items():
+        for method in ("GET", "HEAD"):
+            r = httpx.request(method, url, headers={**auth, "Range": header}, timeout=10)
+            assert r.status_code == want, (method, header[:20], r.status_code, r.content[:200])
+            if want == 416:
+                assert r.headers["content-range"] == f"bytes */{size}"
+                if method == "GET":
+                    assert _spec_error(r.content) == "RANGE_INVALID"
+    r = httpx.get(url, headers={**auth, "Range": f"bytes=0{'0' * 5000}-9"}, timeout=10)
+    assert r.headers["content-range"] == f"bytes 0-9/{size}" and len(r.content) == 10
+
+
+def test_websocket_upgrade_is_a_4xx_spec_error(either_path):
+    s, auth = either_path
+    extra = "".join(f"{k}: {v}\r\n" for k, v in auth.items())
+    for path in ("/v2/", "/v2/registry/manifests/2.8.1", "/nothing"):
+        status, body = _raw_reply(s.port, (
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n").encode())
+        assert 400 <= status < 500, (path, status, body[:200])
+        _spec_error(body)
+    assert "Traceback" not in s.stderr()
+
+
+def test_invalid_tag_on_the_read_side_is_404_manifest_unknown(either_path):
+    s, auth = either_path
+    for ref in (".INVALID", "-bad", "t" * 129):
+        for method in ("GET", "HEAD"):
+            r = httpx.request(method, f"{s.url}/v2/registry/manifests/{ref}", headers=auth, timeout=10)
+            assert r.status_code == 404, (ref, method, r.status_code)
+            if method == "GET":
+                assert _spec_error(r.content) == "MANIFEST_UNKNOWN"

@@ -48,7 +48,7 @@ class BasicAuth:
         # bcrypt costs ~0.1 s per check by design; remember credentials that passed (by a hash of them).
         self._good: set[bytes] = set()
 
-    async def check(self, header: str | None) -> str | None:
+    async def check(self, header: str | None, client: str = "") -> str | None:
         """The user name for a valid `Authorization: Basic` header, else None."""
         if not header or not header[:6].lower() == "basic ":
             return None

@@ -24,6 +24,14 @@ class Unsatisfiable(Exception):
     pass
 
 
+_BEYOND = 1 << 64  # past any file: stands for a number too long for int() (Python refuses > 4300 digits)
+
+
+def _position(digits: str) -> int:
+    digits = digits.lstrip("0") or "0"
+    return _BEYOND if len(digits) > 19 else int(digits)
+
+
 @dataclass(frozen=True)
 class ByteRange:
     start: int
@@ -49,12 +57,12 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     if first == "" and last == "":
         return None
     if first == "":  # suffix: the last n bytes
-        n = int(last)
+        n = _position(last)
         if n == 0 or size == 0:
             raise Unsatisfiable()
         return ByteRange(max(0, size - n), size - 1)
-    start = int(first)
-    end = int(last) if last else size - 1
+    start = _position(first)
+    end = _position(last) if last else size - 1
     if last and end < start:
         return None  # invalid; ignored
     if start >= size:
