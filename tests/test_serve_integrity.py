@@ -174,3 +174,27 @@ def test_invalid_tag_on_the_read_side_is_404_manifest_unknown(either_path):
             assert r.status_code == 404, (ref, method, r.status_code)
             if method == "GET":
                 assert _spec_error(r.content) == "MANIFEST_UNKNOWN"
+
+
+# -- 6: control characters never reach the log raw ------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["human", "json"])
+def test_control_characters_in_requests_cannot_forge_log_lines(seed_tar, serve, fmt):  # noqa: F811
+    s = serve(seed_tar, "--log-format", fmt)
+    forged = "%0a12:00:00.000 127.0.0.1:1 GET /v2/ 200 2 B 0.1 ms \"forged\"%0d%00%1b[31m%7f%c2%85%e2%80%a8"
+    forged = forged.replace(" ", "%20").replace('"', "%22")
+    for path in (f"/v2/{forged}/manifests/x", f"/v2/registry/blobs/{forged}", f"/{forged}"):
+        for method in ("GET", "HEAD"):
+            status, _ = _raw_reply(s.port, f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                             f"User-Agent: ua\tx\x80\r\n\r\n".encode("latin-1"))
+            assert 400 <= status < 500, (path, status)
+    assert s.terminate(15) == 0
+    text = s.out.read_text(errors="replace")
+    lines = [line for line in text.split("\n") if line and not line.startswith("serving ")]
+    assert len(lines) >= 6
+    for line in lines:
+        assert not re.search(r"[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]", line), repr(line)
+        if fmt == "json":
+            json.loads(line)
+        else:
+            assert re.match(r"^\d\d:\d\d:\d\d\.\d{3} (127\.0\.0\.1:\d+ |server )", line), repr(line)
+    assert "forged" in text, "the request was logged, escaped"
