@@ -6,10 +6,14 @@ Each test here failed on the code before its fix: the archive rewritten in place
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import socket
+import statistics
+import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -25,6 +29,7 @@ from tests.test_load_faults import (  # noqa: F401 (fixtures)
     copy_of,
     serve,
     sha,
+    wait_until,
 )
 
 
@@ -198,3 +203,86 @@ def test_control_characters_in_requests_cannot_forge_log_lines(seed_tar, serve, 
         else:
             assert re.match(r"^\d\d:\d\d:\d\d\.\d{3} (127\.0\.0\.1:\d+ |server )", line), repr(line)
     assert "forged" in text, "the request was logged, escaped"
+
+
+# -- 2 and 3: password checks neither stall pulls nor tell which users exist ----------------------------------
+def _htpasswd_cost10(path: Path) -> Path:
+    import bcrypt
+
+    path.write_text(f"alice:{bcrypt.hashpw(b'right', bcrypt.gensalt(rounds=10)).decode()}\n")  # ~60 ms a check
+    return path
+
+
+def _basic(user: str, password: str) -> dict:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def _timed(client: httpx.Client, url: str, headers: dict) -> tuple[int, float]:
+    t = time.perf_counter()
+    r = client.get(url, headers=headers)
+    return r.status_code, time.perf_counter() - t
+
+
+def test_unknown_user_takes_as_long_as_a_wrong_password(seed_tar, serve, tmp_path):  # noqa: F811
+    s = serve(seed_tar, "--htpasswd", str(_htpasswd_cost10(tmp_path / "htpasswd")))
+    times: dict[str, list[float]] = {"unknown": [], "wrong": []}
+    # Each from an address of its own, so that no slowdown of repeated failures is in the figures; interleaved,
+    # so that both see the same load on the machine.
+    clients = {who: httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=10)
+               for who, source in (("unknown", "127.0.0.2"), ("wrong", "127.0.0.3"))}
+    for _ in range(3):
+        for who, c in clients.items():
+            status, secs = _timed(c, f"{s.url}/v2/", _basic("mallory" if who == "unknown" else "alice", "x"))
+            assert status == 401
+            times[who].append(secs)
+    for c in clients.values():
+        c.close()
+    unknown, wrong = min(times["unknown"]), min(times["wrong"])
+    print(f"\nunknown user {unknown * 1000:.1f} ms, wrong password {wrong * 1000:.1f} ms")
+    assert wrong > 0.02, "bcrypt at cost 10 ran"
+    assert unknown > 0.6 * wrong, f"unknown user {unknown * 1000:.1f} ms vs wrong password {wrong * 1000:.1f} ms"
+
+
+def test_bad_passwords_do_not_stall_authenticated_pulls(seed_tar, serve, tmp_path):  # noqa: F811
+    s = serve(seed_tar, "--htpasswd", str(_htpasswd_cost10(tmp_path / "htpasswd")))
+    layer = max(open_archive(str(seed_tar)).images()[0].layers, key=lambda x: x.descriptor.size)
+    url, good = f"{s.url}/v2/registry/blobs/{layer.digest}", _basic("alice", "right")
+
+    def sample(c: httpx.Client, n: int) -> float:
+        secs = []
+        for _ in range(n):
+            status, t = _timed(c, url, good)
+            assert status == 200
+            secs.append(t)
+        return statistics.median(secs)
+
+    stop = threading.Event()
+    attempts = [0]
+
+    def attacker(i: int) -> None:  # 40 addresses: a slowdown per client alone cannot hold them back
+        transport = httpx.HTTPTransport(local_address=f"127.0.0.{10 + i}")
+        with httpx.Client(transport=transport, timeout=60) as c:
+            while not stop.is_set():
+                try:
+                    c.get(f"{s.url}/v2/", headers=_basic("alice", f"guess{attempts[0]}"))
+                except httpx.HTTPError:
+                    pass
+                attempts[0] += 1
+
+    with httpx.Client(timeout=120) as c:
+        sample(c, 3)  # warm: the credentials are checked once, then remembered
+        idle = sample(c, 7)
+        attackers = [threading.Thread(target=attacker, args=(i,)) for i in range(40)]
+        for t in attackers:
+            t.start()
+        try:
+            wait_until(lambda: attempts[0] >= 80, 20)
+            c.timeout = httpx.Timeout(max(1.0, 30 * idle))  # a stalled pull fails here, not minutes later
+            busy = sample(c, 7)
+        finally:
+            stop.set()
+            for t in attackers:
+                t.join(60)
+    print(f"\n{layer.descriptor.size / 2**20:.1f} MiB blob: idle {idle * 1000:.0f} ms, with 40 bad-password clients "
+          f"{busy * 1000:.0f} ms ({attempts[0]} bad attempts)")
+    assert busy < 3 * max(idle, 0.01), f"authenticated GET took {busy * 1000:.0f} ms, idle {idle * 1000:.0f} ms"

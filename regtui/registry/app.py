@@ -23,7 +23,7 @@ from regtui.oci.digests import is_digest, is_digest_syntax
 from regtui.oci.model import Archive, Manifest, Platform
 from regtui.oci.negotiate import DEFAULT_PLATFORM, choose, parse_accept
 from regtui.oci.refs import is_name, is_tag
-from regtui.registry.auth import REALM, BasicAuth, load_htpasswd
+from regtui.registry.auth import REALM, BasicAuth, TooManyChecks, load_htpasswd
 from regtui.registry.blobs import (
     BlobBody,
     MemoryBody,
@@ -158,8 +158,10 @@ def create_app(archives: list[Archive], *, bus: EventBus | None = None, names=()
 async def refuse_websocket(state: RegistryState, scope, send) -> None:
     """A WebSocket upgrade: 401 without valid credentials (like every route), else 404, with a spec body."""
     raw = [v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == b"authorization"]
-    if state.auth is not None and await state.auth.check(raw[0] if raw else None, _client(scope)) is None:
-        err = _unauthorized()
+    try:
+        await _check(state, raw[0] if raw else None, scope)
+    except RegistryError as denied:
+        err = denied
     else:
         err = RegistryError("NOT_FOUND", f"no WebSocket endpoint at {scope.get('path', '')}; this registry "
                                          "answers plain HTTP requests")
@@ -189,15 +191,21 @@ def _error(e: RegistryError, info: RequestInfo | None) -> Response:
     return resp
 
 
-def _unauthorized() -> RegistryError:
-    return RegistryError("UNAUTHORIZED", "valid credentials for this registry are required",
-                         headers={"WWW-Authenticate": f'Basic realm="{REALM}"'})
+async def _check(state: RegistryState, header: str | None, scope) -> None:
+    if state.auth is None:
+        return
+    try:
+        user = await state.auth.check(header, _client(scope))
+    except TooManyChecks:
+        raise RegistryError("TOOMANYREQUESTS", "too many password checks at once; retry in a second",
+                            headers={"Retry-After": "1"}) from None
+    if user is None:
+        raise RegistryError("UNAUTHORIZED", "valid credentials for this registry are required",
+                            headers={"WWW-Authenticate": f'Basic realm="{REALM}"'})
 
 
 async def _authorize(state: RegistryState) -> None:
-    if state.auth is not None and \
-            await state.auth.check(request.headers.get("Authorization"), _client(request.scope)) is None:
-        raise _unauthorized()
+    await _check(state, request.headers.get("Authorization"), request.scope)
 
 
 async def _handle(state: RegistryState, route: Route, info: RequestInfo) -> Response:
