@@ -10,8 +10,11 @@ import base64
 import json
 import os
 import re
+import signal
 import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -31,6 +34,7 @@ from tests.test_load_faults import (  # noqa: F401 (fixtures)
     sha,
     wait_until,
 )
+from tests.support import free_port
 
 
 # -- 1: the fingerprint sees a rewrite whose mtime was put back -----------------------------------------------
@@ -286,3 +290,51 @@ def test_bad_passwords_do_not_stall_authenticated_pulls(seed_tar, serve, tmp_pat
     print(f"\n{layer.descriptor.size / 2**20:.1f} MiB blob: idle {idle * 1000:.0f} ms, with 40 bad-password clients "
           f"{busy * 1000:.0f} ms ({attempts[0]} bad attempts)")
     assert busy < 3 * max(idle, 0.01), f"authenticated GET took {busy * 1000:.0f} ms, idle {idle * 1000:.0f} ms"
+
+
+# -- 4: workers die with their parent; a port another live process holds is refused ---------------------------
+def _serve_workers(archive: Path, port: int, tmp_path: Path, name: str) -> subprocess.Popen:
+    out = open(tmp_path / f"{name}.out", "wb")
+    return subprocess.Popen([sys.executable, "-m", "regtui", "serve", str(archive), "--port", str(port),
+                             "--workers", "2"], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def _answering(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/v2/", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_workers_die_with_their_parent_and_a_held_port_is_refused(seed_tar, tmp_path):
+    from tests.test_serve_workers import _children
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    first = _serve_workers(seed_tar, port, tmp_path, "first")
+    procs, workers = [first], []
+    try:
+        assert wait_until(lambda: _answering(url) and len(_children(first.pid)) == 1, 20)
+        workers = _children(first.pid)
+        # Another server on the same port, while this one lives: refused with a clear line, not silently shared.
+        second = _serve_workers(seed_tar, port, tmp_path, "second")
+        procs.append(second)
+        assert second.wait(30) == 1
+        said = (tmp_path / "second.out").read_text()
+        assert f"port {port} on 127.0.0.1 is already in use" in said and "Traceback" not in said, said
+        # SIGKILL of the parent (no chance to stop them itself): the workers go too.
+        first.kill()
+        first.wait()
+        assert wait_until(lambda: not any(Path(f"/proc/{p}").exists() for p in workers), 15), \
+            "a worker outlived its parent"
+        assert wait_until(lambda: not _answering(url), 10), "something still serves the port"
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        for pid in workers:  # orphans, if the test failed: stopped by their PIDs
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
