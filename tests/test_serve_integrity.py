@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from regtui.oci import open_archive
+from tests.support import free_port
 from tests.test_load_faults import (  # noqa: F401 (fixtures)
     Served,
     _assert_no_wrong_byte,
@@ -34,7 +35,6 @@ from tests.test_load_faults import (  # noqa: F401 (fixtures)
     sha,
     wait_until,
 )
-from tests.support import free_port
 
 
 # -- 1: the fingerprint sees a rewrite whose mtime was put back -----------------------------------------------
@@ -77,7 +77,8 @@ def test_rewrite_with_mtime_restored_is_refused_when_idle(big_archive, serve, tm
         if r.status_code in (200, 206) and method == "GET":
             want = big_archive["bytes"][:100] if "=0-" in headers.get("Range", "") else \
                 big_archive["bytes"][-100:] if headers else big_archive["bytes"]
-            assert sha(r.content) == sha(want), f"{method} {headers}: {r.status_code} with bytes that are not the blob's"
+            assert sha(r.content) == sha(want), \
+                f"{method} {headers}: {r.status_code} with bytes that are not the blob's"
         assert r.status_code == 503, (method, headers, r.status_code)
     err = httpx.get(url, timeout=10).json()["errors"][0]
     assert err["code"] == "UNAVAILABLE" and "modified" in err["detail"], err
@@ -294,7 +295,7 @@ def test_bad_passwords_do_not_stall_authenticated_pulls(seed_tar, serve, tmp_pat
 
 # -- 4: workers die with their parent; a port another live process holds is refused ---------------------------
 def _serve_workers(archive: Path, port: int, tmp_path: Path, name: str) -> subprocess.Popen:
-    out = open(tmp_path / f"{name}.out", "wb")
+    out = open(tmp_path / f"{name}.out", "wb")  # noqa: SIM115 - the child process owns it
     return subprocess.Popen([sys.executable, "-m", "regtui", "serve", str(archive), "--port", str(port),
                              "--workers", "2"], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 

@@ -69,7 +69,8 @@ class BasicAuth:
 
     bcrypt costs ~0.1 s of CPU per check by design. Checks run in a pool of their own with one thread at the
     lowest CPU priority (on the default executor, which reads blobs, 40 guessing clients made a 6.6 MiB pull
-    take 16 s), at most MAX_QUEUED wait for it (more get 429 after MAX_DELAY), and after FREE_FAILURES a client's next checks wait, one at a time, up to MAX_DELAY seconds.
+    take 16 s), at most MAX_QUEUED wait for it (more get 429 after MAX_DELAY), and after FREE_FAILURES a
+    client's next checks wait, one at a time, up to MAX_DELAY seconds.
     Credentials that passed are remembered (by a hash of them), so real clients seldom reach the pool. An
     unknown user is checked against a dummy hash of the same cost: the answer takes as long as a wrong password.
     """
