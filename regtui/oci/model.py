@@ -231,6 +231,7 @@ class Archive:
     warnings: list[Problem] = field(default_factory=list)
     fingerprints: dict[str, Fingerprint] = field(default_factory=dict)  # file path -> identity at open
     extra_names: list[str] = field(default_factory=list)  # repository names given by the user (--name)
+    package: Any = None  # a regtui.oci.zarf.ZarfPackage when the archive is a Zarf package
 
     # -- derived views, built once -------------------------------------------------------------------
     def __post_init__(self) -> None:
@@ -306,4 +307,5 @@ FORMAT_NAMES = {
     "docker-save": "docker save (Docker 25+, OCI layout inside)",
     "oci-archive": "OCI image layout (tar archive)",
     "oci-layout": "OCI image layout (folder)",
+    "zarf-package": "Zarf package",
 }

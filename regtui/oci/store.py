@@ -259,6 +259,30 @@ class DirStore(Store):
         return dict(self._prints)
 
 
+class SubStore(Store):
+    """The files under one folder of another store, by their names relative to it (a Zarf package's
+    `images/` layout inside the package tar)."""
+
+    def __init__(self, inner: Store, prefix: str):
+        self.inner = inner
+        self.prefix = prefix.rstrip("/") + "/"
+        self.path = inner.path
+        self.kind = inner.kind
+
+    def names(self) -> list[str]:
+        n = len(self.prefix)
+        return [name[n:] for name in self.inner.names() if name.startswith(self.prefix)]
+
+    def has(self, name: str) -> bool:
+        return self.inner.has(self.prefix + _clean(name, path=self.path))
+
+    def locate(self, name: str) -> Location:
+        return self.inner.locate(self.prefix + _clean(name, path=self.path))
+
+    def fingerprints(self) -> dict[str, Fingerprint]:
+        return self.inner.fingerprints()
+
+
 def open_store(path: str) -> Store:
     try:
         st = os.stat(path)

@@ -25,6 +25,7 @@ MAX_DEPTH = 8
 MAX_NODES = 2_000  # manifests read, counting repeats: nested indexes may list the same child many times
 REF_NAME = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME = "io.containerd.image.name"
+BASE_NAME = "org.opencontainers.image.base.name"  # Zarf names its images with it (elsewhere: the base image)
 
 
 def blob_member(digest: str) -> str:
@@ -33,8 +34,9 @@ def blob_member(digest: str) -> str:
 
 
 class LayoutReader:
-    def __init__(self, store: Store, problems: list[Problem]):
+    def __init__(self, store: Store, problems: list[Problem], name_from_base: bool = False):
         self.store = store
+        self.name_from_base = name_from_base
         self.problems = problems
         self.blobs: dict[str, Location] = {}
         self.nodes = 0
@@ -219,6 +221,10 @@ class LayoutReader:
             r, t = ref_name_annotation(ann[REF_NAME], self.problems, where)
             repo = repo or r
             tag = tag or t
+        if self.name_from_base and not repo and isinstance(ann.get(BASE_NAME), str):
+            ref = parse_tag_ref(ann[BASE_NAME], self.problems, where)
+            if ref:
+                repo, tag = ref.name, ref.tag
         return repo, tag
 
     def _name_children(self, node: Root) -> None:
@@ -237,7 +243,8 @@ def _renamed(node: Root, repo: str) -> Root:
     return clone
 
 
-def read_layout(store: Store, problems: list[Problem]) -> tuple[list[Root], dict[str, Location]]:
-    reader = LayoutReader(store, problems)
+def read_layout(store: Store, problems: list[Problem],
+                name_from_base: bool = False) -> tuple[list[Root], dict[str, Location]]:
+    reader = LayoutReader(store, problems, name_from_base)
     roots = reader.read()
     return roots, reader.blobs
