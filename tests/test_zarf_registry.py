@@ -14,7 +14,7 @@ from tests.containerd import running_containerd
 from tests.registry_harness import running_registry
 from tests.support import require_tool
 from tests.test_registry_clients import _check_ctr_content, _check_oci_layout, _image_blobs, run
-from tests.zarf_fixtures import ALPINE_DIGEST, zarf_forms  # noqa: F401 (fixture)
+from tests.zarf_fixtures import ALPINE_DIGEST
 
 # original reference -> (path Zarf pushes to, crc of the full name)
 IMAGES = {
@@ -89,7 +89,7 @@ def test_skopeo_copies_every_image(served, original, by, tmp_path):
          f"docker://{_ref(served, original, by)}", f"oci:{out}:copied"])
     got = _check_oci_layout(out)  # every blob re-hashed
     images = root.images() if multi else [root]
-    assert {l.digest for i in images for l in i.layers} <= got
+    assert {layer.digest for i in images for layer in i.layers} <= got
 
 
 @pytest.fixture(scope="module")
