@@ -29,6 +29,7 @@ from regtui.oci.hashing import RATIO_ENV, _ratio
 from regtui.oci.store import MAX_MEMBERS, _clean
 from regtui.oci.zarf.sources import (
     PartsReader,
+    SplitInfo,
     ProgressFn,
     UnpackProgress,
     identity,
@@ -60,6 +61,28 @@ def package_lock(root: str, key: str, blocking: bool = True) -> Iterator[bool]:
         os.close(fd)  # closing releases the lock
 
 
+_HELD: dict[str, int] = {}  # key -> fd holding a shared lock: packages this process has open
+
+
+def _hold(root: str, key: str) -> None:
+    """Pin an opened package for this process's life: `regtui cache prune` skips it while we serve it."""
+    if key in _HELD:
+        return
+    fd = os.open(os.path.join(root, key + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:  # being pruned or rebuilt right now; nothing to pin
+        os.close(fd)
+        return
+    _HELD[key] = fd
+
+
+def release_holds() -> None:
+    """Unpin every package this process opened (tests; a process exiting releases them anyway)."""
+    while _HELD:
+        os.close(_HELD.popitem()[1])
+
+
 def _complete(root: str, key: str) -> bool:
     return os.path.isdir(os.path.join(root, key)) and os.path.isfile(os.path.join(root, key + MARKER_SUFFIX))
 
@@ -73,7 +96,10 @@ def unpack_to_cache(path: str, form: str, progress: ProgressFn | None = None) ->
     marker = final + MARKER_SUFFIX
     if _complete(root, key):
         os.utime(marker)  # last use, for `regtui cache prune --older-than`
+        _hold(root, key)
         return final
+    if key in _HELD:  # our own pin on a folder someone removed: let go, or the lock below would wait on us
+        os.close(_HELD.pop(key))
     total = sum(os.stat(p).st_size for p in parts)
     start = time.monotonic()
     with package_lock(root, key, blocking=False) as free:
@@ -82,30 +108,38 @@ def unpack_to_cache(path: str, form: str, progress: ProgressFn | None = None) ->
     with package_lock(root, key):
         if _complete(root, key):  # another regtui finished it while we waited
             os.utime(marker)
-            return final
-        for stale in [final, *glob.glob(os.path.join(root, f".tmp-{key}-*"))]:
-            shutil.rmtree(stale, ignore_errors=True)  # left by a regtui that died; the lock says none runs
-        tmp = os.path.join(root, f".tmp-{key}-{os.getpid()}")
-        os.mkdir(tmp)
-        try:
-            reader = PartsReader(parts)
-            try:
-                written = _extract(reader, tmp, path, total, start, progress)
-                reader.drain()
-            finally:
-                reader.close()
-            if split is not None and reader.hash.hexdigest() != split.sha256:
-                raise ArchiveError(f"the parts' sha256 is {reader.hash.hexdigest()}, .part000 says {split.sha256}",
-                                   path=path, hint="a part is corrupt or from another package; copy them again")
-            os.rename(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        seconds = time.monotonic() - start
-        meta = {"source": os.path.realpath(path), "form": form, "compressed_bytes": total, "bytes": written,
-                "seconds": round(seconds, 3), "created": time.time()}
-        write_atomic(marker, json.dumps(meta).encode())
+        else:
+            _unpack(path, form, root, key, parts, split, total, start, progress)
+    _hold(root, key)
     return final
+
+
+def _unpack(path: str, form: str, root: str, key: str, parts: list[str], split: SplitInfo | None, total: int,
+            start: float, progress: ProgressFn | None) -> None:
+    """Unpack into a temporary folder and rename it into place; the caller holds the package's lock."""
+    final = os.path.join(root, key)
+    for stale in [final, *glob.glob(os.path.join(root, f".tmp-{key}-*"))]:
+        shutil.rmtree(stale, ignore_errors=True)  # left by a regtui that died; the lock says none runs
+    tmp = os.path.join(root, f".tmp-{key}-{os.getpid()}")
+    os.mkdir(tmp)
+    try:
+        reader = PartsReader(parts)
+        try:
+            written = _extract(reader, tmp, path, total, start, progress)
+            reader.drain()
+        finally:
+            reader.close()
+        if split is not None and reader.hash.hexdigest() != split.sha256:
+            raise ArchiveError(f"the parts' sha256 is {reader.hash.hexdigest()}, .part000 says {split.sha256}",
+                               path=path, hint="a part is corrupt or from another package; copy them again")
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    seconds = time.monotonic() - start
+    meta = {"source": os.path.realpath(path), "form": form, "compressed_bytes": total, "bytes": written,
+            "seconds": round(seconds, 3), "created": time.time()}
+    write_atomic(final + MARKER_SUFFIX, json.dumps(meta).encode())
 
 
 def _check_space(root: str, path: str, head: bytes, total: int) -> int:
