@@ -97,10 +97,13 @@ def root_dict(root: Root) -> dict:
 
 
 def inspect_dict(archive: Archive) -> dict:
+    from regtui.oci.zarf.summary import package_dict
+
     return {
         "path": archive.path,
         "format": archive.format,
         "format_name": archive.format_name,
+        **({"package": package_dict(archive.package)} if archive.package is not None else {}),
         "blob_bytes": archive.total_size(),
         "roots": [root_dict(r) for r in archive.roots],
         "warnings": [p.__dict__ for p in archive.warnings],
@@ -137,6 +140,10 @@ def _image_block(console: Console, img: Image, title: str) -> None:
 def render_inspect(archive: Archive, console: Console | None = None) -> None:
     console = console or Console(soft_wrap=not sys.stdout.isatty())
     console.rule(Text(archive.path, style="bold"))
+    if archive.package is not None:  # a Zarf package: its summary first
+        from regtui.oci.zarf.summary import render_package
+
+        render_package(archive.package, console)
     console.print(Text(f"format: {archive.format_name}   blobs: {len(archive.blobs)} ({human_size(archive.total_size())})"))
     for root in archive.roots:
         name = root.repository + (":" + ",".join(root.tags) if root.tags else "")
