@@ -246,3 +246,32 @@ def test_cache_list_and_prune(zarf_forms, cache):
     assert len(removed) == 1 and cache_entries() == []
     _cache_is_empty(cache)
     assert open_archive(str(zarf_forms["tar.zst"])).package.cache_path  # unpacked again after a prune
+
+
+@pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT])
+def test_stream_reader_reads_every_tar_dialect(fmt):
+    from regtui.oci.zarf.tarstream import ChunkStream, members
+
+    long = "components/" + "x" * 140 + ".tar" if fmt != tarfile.USTAR_FORMAT else "components/short.tar"
+    files = {long: os.urandom(5000), "zarf.yaml": b"kind: ZarfPackageConfig\n", "empty": b""}
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=fmt) as tf:
+        d = tarfile.TarInfo("components")
+        d.type = tarfile.DIRTYPE
+        tf.addfile(d)
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    raw.seek(0)
+    stream = ChunkStream(raw)
+    got = {}
+    try:
+        for m in members(stream):
+            if m.isreg():
+                got[m.name] = stream.read(m.size)
+            else:
+                assert m.isdir() and m.name == "components"
+    finally:
+        stream.close()
+    assert got == files

@@ -112,8 +112,9 @@ def read_split(part0: str) -> SplitInfo:
 class PartsReader(io.RawIOBase):
     """Several files read in order as one stream, hashed and counted on the way."""
 
-    def __init__(self, paths: tuple[str, ...] | list[str]):
+    def __init__(self, paths: tuple[str, ...] | list[str], hashed: bool = True):
         self.paths = list(paths)
+        self.hashed = hashed  # only a split package has a whole-file checksum to check
         self.index = 0
         self.file: io.BufferedReader | None = None
         self.count = 0
@@ -128,7 +129,8 @@ class PartsReader(io.RawIOBase):
                 self.file = open(self.paths[self.index], "rb")  # noqa: SIM115 - closed below
             n = self.file.readinto(buf)
             if n:
-                self.hash.update(memoryview(buf)[:n])
+                if self.hashed:
+                    self.hash.update(memoryview(buf)[:n])
                 self.count += n
                 return n
             self.file.close()

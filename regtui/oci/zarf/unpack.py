@@ -19,7 +19,6 @@ import tarfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from io import BufferedIOBase
 
 import zstandard
 
@@ -29,12 +28,13 @@ from regtui.oci.hashing import RATIO_ENV, _ratio
 from regtui.oci.store import MAX_MEMBERS, _clean
 from regtui.oci.zarf.sources import (
     PartsReader,
-    SplitInfo,
     ProgressFn,
+    SplitInfo,
     UnpackProgress,
     identity,
     source_parts,
 )
+from regtui.oci.zarf.tarstream import ChunkStream, members
 
 CHUNK = 1 << 20
 RESERVE = 64 << 20  # left free on the cache's file system
@@ -123,10 +123,11 @@ def _unpack(path: str, form: str, root: str, key: str, parts: list[str], split: 
     tmp = os.path.join(root, f".tmp-{key}-{os.getpid()}")
     os.mkdir(tmp)
     try:
-        reader = PartsReader(parts)
+        reader = PartsReader(parts, hashed=split is not None)
         try:
             written = _extract(reader, tmp, path, total, start, progress)
-            reader.drain()
+            if split is not None:
+                reader.drain()
         finally:
             reader.close()
         if split is not None and reader.hash.hexdigest() != split.sha256:
@@ -168,38 +169,33 @@ def _extract(reader: PartsReader, dest: str, path: str, total: int, start: float
     dctx = zstandard.ZstdDecompressor()
     written = 0
     last = 0.0
-    buf = bytearray(CHUNK)
+    stream = ChunkStream(dctx.stream_reader(reader, read_size=CHUNK, closefd=False))  # type: ignore[arg-type]
     try:
-        with dctx.stream_reader(reader,  # type: ignore[arg-type]  # any object with read()
-                                  read_size=CHUNK, closefd=False) as zin, \
-                tarfile.open(fileobj=zin, mode="r|", bufsize=CHUNK) as tf:
-            for count, info in enumerate(tf, 1):
-                if count > MAX_MEMBERS:
-                    raise ArchiveError(f"holds more than {MAX_MEMBERS} files; refused", path=path,
-                                       hint="no Zarf package needs that many; it is malformed or hostile")
-                name = _clean(info.name, path=path)
-                if not name:
-                    continue
-                if info.isdir():
-                    _makedirs(dest, name, path)
-                    continue
-                if not info.isreg():
-                    raise ArchiveError("is a link or special file; Zarf packages hold only files and folders",
-                                       member=info.name, path=path, hint="the package is malformed or hostile")
-                if written + info.size > limit:
-                    raise _too_big(path, written + info.size, free, total)
-                out = tf.extractfile(info)
-                assert out is not None
-                digest = _write(out, dest, name, info.size, buf, path)  # type: ignore[arg-type]
-                written += info.size
-                m = _BLOB.match(name)
-                if m and digest != m.group(1):
-                    raise ArchiveError(f"blob hashes to sha256:{digest}, not to its name", member=name, path=path,
-                                       hint="the package is corrupt or was tampered with; nothing was cached")
-                now = time.monotonic()
-                if progress and now - last >= 0.1:
-                    last = now
-                    progress(UnpackProgress(reader.count, total, written, now - start, name))
+        for count, info in enumerate(members(stream), 1):
+            if count > MAX_MEMBERS:
+                raise ArchiveError(f"holds more than {MAX_MEMBERS} files; refused", path=path,
+                                   hint="no Zarf package needs that many; it is malformed or hostile")
+            name = _clean(info.name, path=path)
+            if not name:
+                continue
+            if info.isdir():
+                _makedirs(dest, name, path)
+                continue
+            if not info.isreg():
+                raise ArchiveError("is a link or special file; Zarf packages hold only files and folders",
+                                   member=info.name, path=path, hint="the package is malformed or hostile")
+            if written + info.size > limit:
+                raise _too_big(path, written + info.size, free, total)
+            digest = _write(stream, dest, name, info.size, path)
+            written += info.size
+            m = _BLOB.match(name)
+            if m and digest != m.group(1):
+                raise ArchiveError(f"blob hashes to sha256:{digest}, not to its name", member=name, path=path,
+                                   hint="the package is corrupt or was tampered with; nothing was cached")
+            now = time.monotonic()
+            if progress and now - last >= 0.1:
+                last = now
+                progress(UnpackProgress(reader.count, total, written, now - start, name))
     except zstandard.ZstdError as e:
         raise ArchiveError(f"is not valid zstd data ({e})", path=path,
                            hint="the file is truncated or corrupt; copy it again") from None
@@ -209,6 +205,8 @@ def _extract(reader: PartsReader, dest: str, path: str, total: int, start: float
     except EOFError:
         raise ArchiveError("ends in the middle of a file", path=path,
                            hint="the package is truncated; copy it again") from None
+    finally:
+        stream.close()
     if progress:
         progress(UnpackProgress(reader.count, total, written, time.monotonic() - start))
     return written
@@ -230,8 +228,8 @@ def _makedirs(dest: str, name: str, path: str) -> None:
                            hint="a file and a folder share the name; the package is malformed") from None
 
 
-def _write(src: BufferedIOBase, dest: str, name: str, size: int, buf: bytearray, path: str) -> str:
-    """Copy one member into `dest/name`, hashing it; returns its sha256 hex."""
+def _write(stream: ChunkStream, dest: str, name: str, size: int, path: str) -> str:
+    """Copy one member into `dest/name`, hashing it on the way; returns its sha256 hex."""
     parent = os.path.dirname(name)
     if parent:
         _makedirs(dest, parent, path)
@@ -243,16 +241,15 @@ def _write(src: BufferedIOBase, dest: str, name: str, size: int, buf: bytearray,
     except OSError as e:
         raise ArchiveError(f"cannot be unpacked: {e.strerror}", member=name, path=path) from None
     h = hashlib.sha256()
-    view = memoryview(buf)
-    left = size
+
+    def sink(piece: memoryview) -> None:
+        h.update(piece)
+        while piece:
+            piece = piece[os.write(fd, piece):]
+
     try:
-        while left:
-            n = src.readinto(view[: min(CHUNK, left)])
-            if not n:
-                raise EOFError
-            h.update(view[:n])
-            os.write(fd, view[:n])
-            left -= n
+        if stream.take(size, sink) < size:
+            raise EOFError
     finally:
         os.close(fd)
     return h.hexdigest()
