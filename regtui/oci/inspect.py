@@ -138,9 +138,9 @@ LAYER_COLUMNS = ("#", "digest", "media type", "size", "diff_id", "created_by")
 def _layers_text(img: Image, width: int) -> Text:
     """The layers as an aligned table, built as one Text: a rich Table per image cost ~3 ms each, so a
     1000-image inspect spent seconds measuring columns."""
-    rows = [(str(i), short(l.digest), short_name(l.descriptor.media_type), human_size(l.descriptor.size),
-             short(l.diff_id) if l.diff_id else "—", (l.history.created_by if l.history else "") or "")
-            for i, l in enumerate(img.layers)]
+    rows = [(str(i), short(ly.digest), short_name(ly.descriptor.media_type), human_size(ly.descriptor.size),
+             short(ly.diff_id) if ly.diff_id else "—", (ly.history.created_by if ly.history else "") or "")
+            for i, ly in enumerate(img.layers)]
     widths = [max(len(h), *(len(r[c]) for r in rows)) for c, h in enumerate(LAYER_COLUMNS[:5])]
     indent = sum(widths) + 2 * len(widths)
     room = max(12, width - indent)
