@@ -126,7 +126,7 @@ def split(src: Path, size: int, capital_keys: bool = True) -> Path:
     data = src.read_bytes()
     chunks = [data[i:i + size] for i in range(0, len(data), size)]
     keys = ("Sha256Sum", "Bytes", "Count") if capital_keys else ("sha256Sum", "bytes", "count")
-    head = dict(zip(keys, (sha(data), len(data), len(chunks))))
+    head = dict(zip(keys, (sha(data), len(data), len(chunks)), strict=True))
     Path(f"{src}.part000").write_text(json.dumps(head))
     for i, c in enumerate(chunks, 1):
         Path(f"{src}.part{i:03d}").write_bytes(c)

@@ -1,31 +1,17 @@
-"""What `regtui inspect` shows: a plain dict for --json, and a rich rendering for people."""
+"""What `regtui inspect` shows, as plain data: the dict behind --json and the CLI's and TUI's rendering."""
 
 from __future__ import annotations
 
-import sys
+from typing import Any, TypeVar
 
-from rich.console import Console
-from rich.text import Text
-
-from regtui.oci.digests import short
-from regtui.oci.mediatypes import short_name
 from regtui.oci.model import Archive, Image, ImageIndex, Root
 
-
-def human_size(n: int | None) -> str:
-    if n is None or n < 0:
-        return "—"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
+T = TypeVar("T")
 
 
-def config_summary(img: Image) -> dict:
+def config_summary(img: Image) -> dict[str, Any]:
     j = img.config.json
-    c = j.get("config") if isinstance(j.get("config"), dict) else {}
+    c = _typed(j.get("config"), dict)
     return {
         "digest": img.config.descriptor.digest,
         "media_type": img.config.descriptor.media_type,
@@ -46,12 +32,12 @@ def config_summary(img: Image) -> dict:
     }
 
 
-def _typed(value, kind: type):
+def _typed(value: Any, kind: type[T]) -> T:
     """A config field of the type the spec gives it, else empty: configs come from untrusted archives."""
     return value if isinstance(value, kind) else kind()
 
 
-def image_dict(img: Image) -> dict:
+def image_dict(img: Image) -> dict[str, Any]:
     return {
         "repository": img.repository,
         "tags": list(img.tags),
@@ -82,7 +68,7 @@ def image_dict(img: Image) -> dict:
     }
 
 
-def root_dict(root: Root) -> dict:
+def root_dict(root: Root) -> dict[str, Any]:
     if isinstance(root, ImageIndex):
         return {
             "kind": "index",
@@ -95,7 +81,7 @@ def root_dict(root: Root) -> dict:
     return {"kind": "image", **image_dict(root)}
 
 
-def inspect_dict(archive: Archive) -> dict:
+def inspect_dict(archive: Archive) -> dict[str, Any]:
     from regtui.oci.zarf.summary import package_dict
 
     return {
@@ -107,70 +93,3 @@ def inspect_dict(archive: Archive) -> dict:
         "roots": [root_dict(r) for r in archive.roots],
         "warnings": [p.__dict__ for p in archive.warnings],
     }
-
-
-def _image_block(console: Console, img: Image, title: str) -> None:
-    """One image, printed as one Text: a print per line was most of a 1000-image inspect's time."""
-    cfg = config_summary(img)
-    out = Text.assemble((title, "bold cyan"), "  ", (str(img.platform or "?"), "magenta"),
-                        f"  created {cfg['created'] or '—'}")
-    lines = [f"  {key}: {cfg[key]}" for key in ("entrypoint", "cmd", "working_dir", "user") if cfg[key]]
-    if cfg["env"]:
-        lines.append("  env: " + ", ".join(cfg["env"]))
-    if cfg["labels"]:
-        lines.append("  labels: " + ", ".join(f"{k}={v}" for k, v in cfg["labels"].items()))
-    if cfg["exposed_ports"]:
-        lines.append("  ports: " + ", ".join(cfg["exposed_ports"]))
-    lines.append(f"  config {cfg['digest']} ({cfg['size']} B, {cfg['media_type']})")
-    for line in lines:
-        out.append("\n" + line)  # data, never markup
-    out.append("\n")
-    out.append_text(_layers_text(img, 1 << 30 if console.soft_wrap else console.width))  # piped: whole lines
-    for i, m in enumerate(img.manifests):
-        mark = "default" if i == 0 else "on request"
-        out.append(f"\n  manifest {m.digest}  {m.media_type}  {m.size} B  ({m.origin}, {mark})")
-    console.print(out)
-
-
-LAYER_COLUMNS = ("#", "digest", "media type", "size", "diff_id", "created_by")
-
-
-def _layers_text(img: Image, width: int) -> Text:
-    """The layers as an aligned table, built as one Text: a rich Table per image cost ~3 ms each, so a
-    1000-image inspect spent seconds measuring columns."""
-    rows = [(str(i), short(ly.digest), short_name(ly.descriptor.media_type), human_size(ly.descriptor.size),
-             short(ly.diff_id) if ly.diff_id else "—", (ly.history.created_by if ly.history else "") or "")
-            for i, ly in enumerate(img.layers)]
-    widths = [max(len(h), *(len(r[c]) for r in rows)) for c, h in enumerate(LAYER_COLUMNS[:5])]
-    indent = sum(widths) + 2 * len(widths)
-    room = max(12, width - indent)
-    t = Text(no_wrap=True, overflow="ignore")
-    t.append("  ".join(h.ljust(w) for h, w in zip(LAYER_COLUMNS, widths)) + "  created_by", style="bold")
-    for r in rows:
-        t.append("\n" + "  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  ")
-        created = r[5].replace("\n", " ")
-        t.append(created[:room])  # data, never markup
-        for pos in range(room, len(created), room):  # folded under its column, as a table would
-            t.append("\n" + " " * indent + created[pos: pos + room])
-    return t
-
-
-def render_inspect(archive: Archive, console: Console | None = None) -> None:
-    console = console or Console(soft_wrap=not sys.stdout.isatty())
-    console.rule(Text(archive.path, style="bold"))
-    if archive.package is not None:  # a Zarf package: its summary first
-        from regtui.oci.zarf.summary import render_package
-
-        render_package(archive.package, console)
-    console.print(Text(f"format: {archive.format_name}   blobs: {len(archive.blobs)} ({human_size(archive.total_size())})"))
-    for root in archive.roots:
-        name = root.repository + (":" + ",".join(root.tags) if root.tags else "")
-        if isinstance(root, ImageIndex):
-            console.print(Text.assemble(("index ", "bold"), (name, "bold cyan"),
-                                        f"  {root.manifest.digest}  {root.manifest.media_type}"))
-            for child in root.images():
-                _image_block(console, child, f"  └ {short(child.manifest.digest)}")
-        else:
-            _image_block(console, root, name)
-    for p in archive.warnings:
-        console.print(Text.assemble(("warning: ", "yellow"), p.line()))

@@ -89,7 +89,7 @@ def unpack_progress(path: str, call, set_loading):
     import os
     import time
 
-    from regtui.oci.inspect import human_size
+    from regtui.oci.units import human_size
 
     name = os.path.basename(path)
     last = [0.0]
