@@ -27,6 +27,7 @@ from tests.tui_support import flip_byte_in_layer, until
 
 SIZE = (150, 42)
 SEED = Path(os.environ.get("REGTUI_SEED", ROOT.parent / "shared" / "fixtures" / "seed-image.tar"))
+ZARF = Path(os.environ.get("REGTUI_ZARF", SEED.parent / "zarf-package-test-uncompressed-amd64-0.0.1.tar"))
 
 
 def free_port(preferred: int = 5000) -> int:
@@ -116,6 +117,18 @@ async def multiarch_view(out: Path, layout: Path) -> Path:
         return Path(app.save_screenshot(filename="multiarch.svg", path=str(out)))
 
 
+async def package_view(out: Path, package: Path) -> Path:
+    """The real Zarf-built package, verified: metadata, build, components with Zarf names, checksums."""
+    app = RegtuiApp([str(package)], "127.0.0.1", 5000, measure=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.selection is not None, what="the package to open")
+        await pilot.press("v")
+        await until(pilot, lambda: app.verify_reports or app.verify_errors, what="verification")
+        await pilot.press("8")
+        await pilot.pause(0.3)
+        return Path(app.save_screenshot(filename="package.svg", path=str(out)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default=str(ROOT / "screenshots"))
@@ -143,6 +156,8 @@ def main() -> None:
         corrupted = work / "seed-image-corrupted.tar"
         flip_byte_in_layer(args.archive, corrupted)
         shots.append(asyncio.run(verify_view(out, corrupted)))
+        if ZARF.exists():
+            shots.append(asyncio.run(package_view(out, ZARF)))
     for svg in shots:
         print(f"{svg}  {to_png(svg, font)}")
 

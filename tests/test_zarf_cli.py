@@ -104,3 +104,11 @@ def test_push_compressed_package_with_zarf_tags(zarf_forms, tmp_path):
             assert h.status_code == 200, ref
             assert h.headers["docker-content-digest"] == \
                 "sha256:a180ec8e5c7247c920c91508fa4ce86088946cc9e65f4aeb39091038bba88b0b"
+
+
+def test_expect_matches_original_and_zarf_names(tmp_path):
+    digest = "sha256:a180ec8e5c7247c920c91508fa4ce86088946cc9e65f4aeb39091038bba88b0b"
+    crc = zlib.crc32(b"docker.io/library/alpine")
+    for ref in ("docker.io/library/alpine:3.20", f"library/alpine:3.20-zarf-{crc}"):
+        r = run("verify", FIXTURE, "--expect", f"{ref}@{digest}", cache=tmp_path)
+        assert r.returncode == 0 and "matched as served" in r.stdout, r.stdout
