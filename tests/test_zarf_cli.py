@@ -112,3 +112,57 @@ def test_expect_matches_original_and_zarf_names(tmp_path):
     for ref in ("docker.io/library/alpine:3.20", f"library/alpine:3.20-zarf-{crc}"):
         r = run("verify", FIXTURE, "--expect", f"{ref}@{digest}", cache=tmp_path)
         assert r.returncode == 0 and "matched as served" in r.stdout, r.stdout
+
+
+def _hostile_zst(kind: str, tmp: Path, zarf_forms) -> Path:
+    import io
+    import tarfile
+
+    import zstandard
+
+    from tests.zarf_support import split
+
+    if kind == "split-short":
+        src = tmp / "p.tar.zst"
+        src.write_bytes(zarf_forms["tar.zst"].read_bytes())
+        part0 = split(src, src.stat().st_size // 2 + 1)
+        src.unlink()
+        last = Path(str(part0).replace("part000", "part002"))
+        last.write_bytes(last.read_bytes()[:-1])
+        return part0
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        if kind == "dotdot":
+            info = tarfile.TarInfo("../../escaped")
+            info.size = 1
+            tf.addfile(info, io.BytesIO(b"x"))
+        else:  # a bomb: one member declaring a GiB of zeros
+            info = tarfile.TarInfo("images/blobs/sha256/" + "2" * 64)
+            info.size = 1 << 30
+            tf.addfile(info)
+    out = tmp / f"{kind}.tar.zst"
+    cctx = zstandard.ZstdCompressor(level=1)
+    with open(out, "wb") as f, cctx.stream_writer(f) as w:
+        w.write(raw.getvalue())
+        if kind == "bomb":
+            zeros = bytes(1 << 20)
+            for _ in range(1024):
+                w.write(zeros)
+    return out
+
+
+@pytest.mark.parametrize("kind, needle", [("split-short", "the parts hold"), ("dotdot", ".."),
+                                          ("bomb", "decompression bomb")])
+def test_hostile_compressed_package_writes_nothing_outside_the_cache(zarf_forms, tmp_path, kind, needle):
+    corpus, cwd, home = tmp_path / "corpus", tmp_path / "cwd", tmp_path / "home"
+    for d in (corpus, cwd, home):
+        d.mkdir()
+    pkg = _hostile_zst(kind, corpus, zarf_forms)
+    before = sorted(p.name for p in corpus.iterdir())
+    for cmd in ("inspect", "verify"):
+        one_line_error(run(cmd, str(pkg), cache=tmp_path / "cache", tmp=cwd), needle)
+    assert sorted(p.name for p in corpus.iterdir()) == before and not list(cwd.iterdir())
+    assert not (tmp_path / "escaped").exists() and not (tmp_path.parent / "escaped").exists()
+    zarf_cache = tmp_path / "cache" / "regtui" / "zarf"
+    left = [p.name for p in zarf_cache.iterdir() if not p.name.endswith(".lock")] if zarf_cache.exists() else []
+    assert left == []
