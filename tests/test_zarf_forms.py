@@ -275,3 +275,23 @@ def test_stream_reader_reads_every_tar_dialect(fmt):
     finally:
         stream.close()
     assert got == files
+
+
+def test_waits_for_another_regtui_holding_the_lock(zarf_forms, cache):
+    from regtui.oci.zarf.sources import identity
+    from regtui.oci.zarf.unpack import zarf_cache_root
+
+    zst = str(zarf_forms["tar.zst"])
+    lock = Path(zarf_cache_root()) / f"{identity(zst, [zst])}.lock"
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a');"
+                               "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(1.5)", str(lock)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        seen = []
+        t = time.monotonic()
+        a = open_archive(zst, progress=seen.append)
+        assert time.monotonic() - t >= 1.0  # it waited for the holder instead of unpacking beside it
+        assert seen[0].waiting and not seen[-1].waiting and a.package.cache_path
+    finally:
+        holder.wait(10)
