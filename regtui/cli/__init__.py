@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-COMMANDS = ("tui", "inspect", "verify", "serve", "diff", "push")  # modules of this package; help sorts them
+COMMANDS = ("tui", "inspect", "verify", "serve", "diff", "push", "cache")  # modules of this package; help sorts them
 
 
 class DefaultGroup(click.Group):
