@@ -19,7 +19,7 @@ from regtui.oci.model import Descriptor, Layer
 from regtui.oci.serializations import candidates
 
 TARGET_S = 0.25  # per image, for a search that misses (the slowest path)
-SEED = os.environ.get("REGTUI_SEED") or str(Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "seed-image.tar")
+SEED = os.environ.get("REGTUI_SEED") or str(Path(__file__).resolve().parents[2] / "shared/fixtures/seed-image.tar")
 
 
 def best_of(fn, n: int = 5) -> float:
