@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 
+from regtui.registry.eventjson import dumps, log_object, pull_object, request_object, state_object
 from regtui.registry.events import (
     Event,
     PullProgress,
@@ -27,10 +27,6 @@ def human_size(n: int) -> str:
 
 def _clock(t: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d}"
-
-
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
 
 
 class LineLog:
@@ -57,12 +53,7 @@ class LineLog:
 
     def request(self, s: RequestStarted, f: RequestFinished) -> str:
         if self.json:
-            return json.dumps({
-                "event": "request", "time": _iso(s.time), "client": s.client, "method": s.method, "path": s.path,
-                "kind": s.kind, "repository": s.repository, "reference": s.reference, "status": f.status,
-                "bytes": f.bytes_sent, "duration_ms": round(f.duration * 1000, 3), "user_agent": s.user_agent,
-                "accept": list(s.accept), "error": f.error_code, "detail": f.detail,
-            })
+            return dumps(request_object(s, f))
         line = (f"{_clock(s.time)} {s.client} {s.method} {s.path} {f.status} {human_size(f.bytes_sent)} "
                 f"{f.duration * 1000:.1f} ms \"{s.user_agent}\"")
         if f.error_code:
@@ -73,12 +64,7 @@ class LineLog:
 
     def pull(self, p: PullProgress) -> str:
         if self.json:
-            return json.dumps({
-                "event": "pull", "time": _iso(p.updated), "client": p.client, "repository": p.repository,
-                "reference": p.reference, "manifest": p.manifest_digest, "blobs_done": p.blobs_done,
-                "blobs_total": p.blobs_total, "bytes_done": p.bytes_done, "bytes_total": p.bytes_total,
-                "seconds": round(p.updated - p.started, 3), "user_agent": p.user_agent,
-            })
+            return dumps(pull_object(p))
         complete = "complete" if p.blobs_total and p.blobs_done == p.blobs_total else "ended"
         return (f"{_clock(p.updated)} pull {complete}: {p.client} {p.repository}:{p.reference} "
                 f"{p.blobs_done}/{p.blobs_total} blobs, {human_size(p.bytes_done)} of "
@@ -86,8 +72,7 @@ class LineLog:
 
     def state(self, e: ServerState) -> str:
         if self.json:
-            return json.dumps({"event": "server", "time": _iso(time.time()), "state": e.state, "url": e.url,
-                               "error": e.error})
+            return dumps(state_object(e))
         text = f"{_clock(time.time())} server {e.state}"
         if e.url:
             text += f" {e.url}"
@@ -97,6 +82,5 @@ class LineLog:
 
     def log(self, e: ServerLog) -> str:
         if self.json:
-            return json.dumps({"event": "log", "time": _iso(e.time or time.time()), "level": e.level,
-                               "message": e.message})
+            return dumps(log_object(e))
         return f"{_clock(e.time or time.time())} {e.level}: {e.message}"
