@@ -123,7 +123,7 @@ def _register_optional() -> None:
     import importlib
 
     for module, name in (("regtui.registry.command", "serve"), ("regtui.forensics_cli", "diff"),
-                         ("regtui.push.command", "push")):
+                         ("regtui.push.command", "push"), ("regtui.watch_cli", "watch")):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as e:

@@ -1,0 +1,296 @@
+"""Event sources for the TUI: where the Requests and Pulls views get their events.
+
+- The embedded server (the TUI opened on archives): the app's own bus, fed by the server it runs; no source.
+- `SseSource`: `regtui serve --events` elsewhere, `GET <url>/_regtui/events` streamed with httpx; reconnects with
+  backoff (saying so and why), resumes with `Last-Event-ID`, and starts its ids over when the server restarted.
+- `LinesSource`: `--log-format json` lines from stdin (`kubectl logs -f deploy/seed | regtui watch -`) or a file
+  (replayed; `follow=True` tails it). Lines that are not events show as log lines.
+
+A source is `start(publish)` / `stop()`: it runs in a daemon thread of its own (reads block; the process must be
+able to quit while `kubectl logs -f` still holds the pipe open), hands lines to a `Feed` and reports a
+`SourceState` through the same `publish` (the app's bus is thread-safe to publish on).
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import threading
+from collections.abc import Callable
+from typing import IO, Protocol
+
+import httpx
+
+from regtui.registry.events import Event
+from regtui.watch.feed import Feed, SourceState
+
+EVENTS_PATH = "/_regtui/events"
+FOLLOW_EVERY = 0.25  # seconds between looks at a followed file that has no new line
+BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0, 10.0)  # seconds before each reconnect attempt; the last repeats
+READ_TIMEOUT = 45.0  # the server sends a keepalive every 15 s: three missed ones mean the connection is dead
+
+
+class EventSource(Protocol):
+    label: str
+
+    def start(self, publish: Callable[[Event | SourceState], None]) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class _Threaded:
+    def __init__(self, label: str, since: float | None = None, until: float | None = None,
+                 export: IO[str] | None = None):
+        self.label = label
+        self.since, self.until, self.export = since, until, export
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.state: SourceState | None = None
+
+    def start(self, publish: Callable[[Event | SourceState], None]) -> None:
+        self.publish = publish
+        self.feed = Feed(publish, self.since, self.until, self.export)
+        self.thread = threading.Thread(target=self._main, name=f"regtui-watch {self.label}", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def report(self, state: str, detail: str | None = None) -> None:
+        self.state = SourceState(state, self.label, detail)
+        self.publish(self.state)
+
+    def _main(self) -> None:
+        try:
+            self.run()
+        except Exception as e:  # a bug here must show, not kill the UI
+            self.report("failed", f"{type(e).__name__}: {e}")
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+
+class LinesSource(_Threaded):
+    """JSON log lines from `stream` (binary; stdin) or the file at `path`; `follow` tails the file."""
+
+    def __init__(self, stream: IO[bytes] | None = None, path: str | None = None, follow: bool = False, **kw):
+        super().__init__(path or "stdin", **kw)
+        self.stream, self.path, self.follow = stream, path, follow
+
+    def run(self) -> None:
+        if self.path is not None:
+            try:
+                f: IO[bytes] = open(self.path, "rb")
+            except OSError as e:
+                self.report("failed", f"cannot read {self.path}: {e.strerror or e}")
+                return
+        else:
+            assert self.stream is not None
+            f = self.stream
+        self.report("reading")
+        partial = b""
+        with f:
+            while not self.stopping.is_set():
+                chunk = f.readline()
+                if chunk.endswith(b"\n") or (chunk and not self.follow):
+                    self.feed.line((partial + chunk).decode("utf-8", "replace"))
+                    partial = b""
+                    continue
+                partial += chunk  # a line still being written
+                if not (self.follow and self.path):
+                    break
+                if self.state is None or self.state.state != "following":
+                    self.report("following", f"{self.feed.lines} lines so far")
+                if _truncated(f, self.path):
+                    f.seek(0)
+                    partial = b""
+                self.stopping.wait(FOLLOW_EVERY)
+        if not self.stopping.is_set():
+            self.report("ended", f"{self.feed.lines} lines")
+
+
+def _truncated(f: IO[bytes], path: str) -> bool:
+    """The followed file was truncated or replaced by a shorter one (log rotation): read it from the start."""
+    try:
+        return os.stat(path).st_size < f.tell()
+    except OSError:
+        return False
+
+
+def events_url(url: str) -> str:
+    """The stream's URL from what the user typed: a registry URL or the stream's own; `host:port` is HTTPS unless
+    it is the loopback (as docker treats registries)."""
+    text = url.strip().rstrip("/")
+    if "://" not in text:
+        host = text.split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+        local = host in ("localhost", "::1") or host.startswith("127.")
+        text = f"{'http' if local else 'https'}://{text}"
+    return text if text.endswith(EVENTS_PATH) else text + EVENTS_PATH
+
+
+class _Retry(Exception):
+    """The connection ended or failed in a way worth trying again."""
+
+
+class _Login(Exception):
+    """Credentials found after a 401: try again at once."""
+
+
+class _Fatal(Exception):
+    """Trying again will not help (wrong URL, no credentials)."""
+
+
+class SseSource(_Threaded):
+    """`verify`: True, False (--insecure) or an `ssl.SSLContext` (--ca). `credentials`: an object with `.basic()`
+    (regtui.push.auth.Credentials) or None to look them up in docker's config on the first 401."""
+
+    def __init__(self, url: str, *, verify: bool | ssl.SSLContext = True, credentials=None,
+                 lookup: Callable[[str], object] | None = None, backoff: tuple[float, ...] = BACKOFF, **kw):
+        self.url = events_url(url)
+        super().__init__(self.url.removesuffix(EVENTS_PATH), **kw)
+        self.verify = verify
+        self.credentials = credentials
+        self.lookup = lookup
+        self.backoff = backoff
+        self.last_id: str | None = None
+        self.instance: str | None = None
+        self.connections = 0
+        self._got_data = False
+
+    def run(self) -> None:
+        failures = 0
+        timeout = httpx.Timeout(10.0, read=READ_TIMEOUT)
+        with httpx.Client(verify=self.verify, timeout=timeout, follow_redirects=True) as client:
+            while not self.stopping.is_set():
+                if not self.connections and not failures:
+                    self.report("connecting")
+                try:
+                    self._once(client)
+                    reason = "the server ended the stream"
+                except _Login:
+                    continue  # the same attempt again, now with credentials
+                except _Fatal as e:
+                    self.report("failed", str(e))
+                    return
+                except _Retry as e:
+                    reason = str(e)
+                except httpx.HTTPError as e:
+                    reason = _describe(e)
+                if self.stopping.is_set():
+                    return
+                if self._got_data:  # it worked for a while: start the backoff over
+                    failures = 0
+                delay = self.backoff[min(failures, len(self.backoff) - 1)]
+                failures += 1
+                self.report("reconnecting", f"in {delay:g} s: {reason}")
+                self.stopping.wait(delay)
+
+    def _auth_header(self) -> dict[str, str]:
+        creds = self.credentials
+        return {"Authorization": creds.basic()} if creds is not None else {}
+
+    def _once(self, client: httpx.Client) -> None:
+        self._got_data = False
+        headers = {"Accept": "text/event-stream", **self._auth_header()}
+        if self.last_id:
+            headers["Last-Event-ID"] = self.last_id
+        with client.stream("GET", self.url, headers=headers) as r:
+            if r.status_code == 401:
+                if self.credentials is None and self.lookup is not None:
+                    host = httpx.URL(self.url).netloc.decode()
+                    try:
+                        self.credentials = self.lookup(host)
+                    except Exception as e:  # a credential helper that is missing or fails
+                        raise _Fatal(str(e)) from None
+                    if self.credentials is not None:
+                        raise _Login
+                if self.credentials is None:
+                    raise _Fatal("the server wants credentials: pass --username U --password-stdin, or docker login")
+                raise _Fatal("the server refused the credentials (401): check the user name and password")
+            if r.status_code == 404:
+                raise _Fatal(f"no event stream at {self.url}: start the server with `regtui serve --events`")
+            if r.status_code != 200:
+                raise _Retry(f"HTTP {r.status_code} from {self.url}")
+            if not r.headers.get("content-type", "").startswith("text/event-stream"):
+                raise _Fatal(f"{self.url} is not an event stream (Content-Type "
+                             f"{r.headers.get('content-type')!r}): is this a regtui serve --events?")
+            self.connections += 1
+            self.report("connected")
+            self._read(r)
+
+    def _read(self, r: httpx.Response) -> None:
+        data: list[str] = []
+        event_id: str | None = None
+        for line in r.iter_lines():
+            if self.stopping.is_set():
+                return
+            if line == "":
+                if data:
+                    self._dispatch(event_id, "\n".join(data))
+                data, event_id = [], None
+            elif line.startswith(":"):
+                continue  # keepalive
+            else:
+                field, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                if field == "data":
+                    data.append(value)
+                elif field == "id":
+                    event_id = value
+
+    def _dispatch(self, event_id: str | None, data: str) -> None:
+        self._got_data = True
+        if event_id:
+            instance = event_id.split("-", 1)[0]
+            if self.instance is not None and instance != self.instance:
+                self.feed.reset()  # a restarted server: its ids and pull keys start over
+            self.instance = instance
+            self.last_id = event_id
+        self.feed.line(data)
+
+
+def _describe(e: httpx.HTTPError) -> str:
+    """One short reason for a failed connection, as push and diff say it."""
+    from regtui.push.client import _errno_cause, _ssl_cause  # shared until regtui/remote lands
+
+    sslerr = _ssl_cause(e)
+    if isinstance(sslerr, ssl.SSLCertVerificationError):
+        return (f"TLS certificate verification failed: {sslerr.verify_message or sslerr.reason} "
+                "(pass --ca FILE, or --insecure)")
+    if sslerr is not None:
+        return f"TLS handshake failed: {getattr(sslerr, 'reason', None) or sslerr} (plain HTTP? write http://)"
+    oserr = _errno_cause(e)
+    if isinstance(oserr, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(e, httpx.TimeoutException):
+        return "no answer (timed out)"
+    if isinstance(e, httpx.RemoteProtocolError):
+        return "the connection dropped"
+    return f"{type(e).__name__}: {e or oserr}"
+
+
+def make_source(spec: str, *, stdin: IO[bytes] | None = None, follow: bool = False, since: float | None = None,
+                until: float | None = None, export: IO[str] | None = None, verify: bool | ssl.SSLContext = True,
+                credentials=None, lookup: Callable[[str], object] | None = None) -> EventSource:
+    """`regtui watch SPEC`: `-` (stdin), an existing file, or a registry URL (`host:port` too).
+
+    Raises ValueError with one line that says what is wrong and what to do."""
+    window = {"since": since, "until": until, "export": export}
+    if spec == "-":
+        if follow:
+            raise ValueError("--follow tails a FILE; standard input is followed anyway")
+        return LinesSource(stream=stdin, **window)
+    if os.path.exists(spec):
+        if os.path.isdir(spec):
+            raise ValueError(f"{spec} is a folder; give a log file of `regtui serve --log-format json` lines")
+        return LinesSource(path=spec, follow=follow, **window)
+    if follow:
+        raise ValueError("--follow tails a FILE; a URL is followed anyway")
+    if "://" in spec and not spec.startswith(("http://", "https://")):
+        raise ValueError(f"{spec}: only http:// and https:// URLs can be watched")
+    host = spec.split("://", 1)[-1].split("/", 1)[0]
+    if not host or " " in spec:
+        raise ValueError(f"{spec}: no such file, and not a registry URL (give -, a FILE or http(s)://HOST:PORT)")
+    if "://" not in spec and ":" not in host and "." not in host and host != "localhost":
+        raise ValueError(f"{spec}: no such file, and not a registry URL (give -, a FILE or http(s)://HOST:PORT)")
+    return SseSource(spec, verify=verify, credentials=credentials, lookup=lookup, **window)
