@@ -20,6 +20,7 @@ when a stream starts over. Only the standard library and the event dataclasses: 
 from __future__ import annotations
 
 import json
+import math
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -46,12 +47,12 @@ def parse_time(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return float(value)
+        return float(value) if math.isfinite(value) else None
     if not isinstance(value, str) or not value:
         return None
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError, OSError):  # not a time, or one no platform clock can hold
         return None
 
 
@@ -160,7 +161,7 @@ def _int(d: dict, key: str, default: int | None = 0) -> int:
 
 def _num(d: dict, key: str, default: float = 0.0) -> float:
     v = d.get(key, default)
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         raise _Bad(key)
     return float(v)
 
