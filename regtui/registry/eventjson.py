@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from regtui.registry.events import (
