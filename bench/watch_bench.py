@@ -18,14 +18,13 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from open_verify import build_archive  # noqa: E402
-from serve import MiB, REPO, Server, curl_many, free_port, rss_mib, wait_ready  # noqa: E402
+from serve import REPO, MiB, Server, curl_many, free_port, rss_mib, wait_ready  # noqa: E402
 
 
 def stalled_watcher(port: int) -> socket.socket:

@@ -52,7 +52,7 @@ def _image_bytes(seed_tar) -> tuple[int, int]:
 
 async def _run(*cmd: str, timeout: float = 120) -> None:
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    _, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode == 0, f"{' '.join(cmd)}: {err.decode()}"
 
 
@@ -206,7 +206,7 @@ async def test_events_need_the_registry_credentials(seed_tar, serve_proc, tmp_pa
     for source in (nobody, alice):
         app = RegtuiApp([], source=source)
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: app.source_state and app.source_state.state in ("failed", "connected"),
+            await until(pilot, lambda a=app: a.source_state and a.source_state.state in ("failed", "connected"),
                         what="an answer")
             if source is nobody:
                 assert app.source_state.state == "failed" and "credentials" in app.source_state.detail

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shlex
 import subprocess
 import sys
 import threading
@@ -25,6 +27,7 @@ from regtui.registry.events import (
 from regtui.registry.logformat import LineLog
 from regtui.watch.feed import Feed, SourceState, parse_when
 from regtui.watch.sources import LinesSource, events_url, make_source
+from tests.support import require_tool
 
 T = 1_767_225_600.25
 START = RequestStarted(7, T, "10.0.0.2:5555", "GET", "/v2/registry/blobs/sha256:ab", "registry", "sha256:ab", "blob",
@@ -226,3 +229,27 @@ def test_watch_usage_errors_are_one_line(args, message):
                        timeout=60, stdin=subprocess.DEVNULL)
     assert r.returncode == 2, r.stderr
     assert r.stderr.startswith(f"regtui: error: {message}") and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_watch_dash_reads_the_log_from_a_pipe_and_keys_from_the_terminal(tmp_path):
+    """The real command in a terminal (`script` gives it one): `cat LOG | regtui watch - --export OUT`, then q."""
+    script = require_tool("script")
+    enc = Encoder()
+    enc.encode(START)
+    log = tmp_path / "serve.log"
+    log.write_text("serving registry:2.8.1 from seed-image.tar\n" + dumps(enc.encode(ServerState("serving"))) + "\n"
+                   + dumps(enc.encode(FINISH)) + "\n")
+    out = tmp_path / "export.jsonl"
+    command = f"cat {shlex.quote(str(log))} | {shlex.quote(sys.executable)} -m regtui watch - --export {out}"
+    proc = subprocess.Popen([script, "-qfec", command, "/dev/null"], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "TERM": "xterm"})
+    try:
+        _wait(lambda: out.exists() and len(out.read_text().splitlines()) == 3, timeout=30)
+        proc.stdin.write(b"q")
+        proc.stdin.flush()
+        assert proc.wait(30) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert [json.loads(l)["event"] for l in out.read_text().splitlines()] == ["log", "server", "request"]

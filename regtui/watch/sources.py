@@ -275,15 +275,14 @@ def make_source(spec: str, *, stdin: IO[bytes] | None = None, follow: bool = Fal
     """`regtui watch SPEC`: `-` (stdin), an existing file, or a registry URL (`host:port` too).
 
     Raises ValueError with one line that says what is wrong and what to do."""
-    window = {"since": since, "until": until, "export": export}
     if spec == "-":
         if follow:
             raise ValueError("--follow tails a FILE; standard input is followed anyway")
-        return LinesSource(stream=stdin, **window)
+        return LinesSource(stream=stdin, since=since, until=until, export=export)
     if os.path.exists(spec):
         if os.path.isdir(spec):
             raise ValueError(f"{spec} is a folder; give a log file of `regtui serve --log-format json` lines")
-        return LinesSource(path=spec, follow=follow, **window)
+        return LinesSource(path=spec, follow=follow, since=since, until=until, export=export)
     if follow:
         raise ValueError("--follow tails a FILE; a URL is followed anyway")
     if "://" in spec and not spec.startswith(("http://", "https://")):
@@ -293,4 +292,5 @@ def make_source(spec: str, *, stdin: IO[bytes] | None = None, follow: bool = Fal
         raise ValueError(f"{spec}: no such file, and not a registry URL (give -, a FILE or http(s)://HOST:PORT)")
     if "://" not in spec and ":" not in host and "." not in host and host != "localhost":
         raise ValueError(f"{spec}: no such file, and not a registry URL (give -, a FILE or http(s)://HOST:PORT)")
-    return SseSource(spec, verify=verify, credentials=credentials, lookup=lookup, **window)
+    return SseSource(spec, verify=verify, credentials=credentials, lookup=lookup, since=since, until=until,
+                     export=export)

@@ -36,7 +36,8 @@ class PullsView(Vertical):
     def __init__(self, clock, **kwargs):
         super().__init__(**kwargs)
         self.clock = clock
-        self.empty_hint = "No pulls yet. Start the server (s) and pull with one of the commands from the Manifests view."
+        self.empty_hint = ("No pulls yet. Start the server (s) and pull with one of the commands from the "
+                           "Manifests view.")
 
     def compose(self) -> ComposeResult:
         yield Static("Each row is one client pulling one image: its manifest request, then the blobs it fetches.",
