@@ -116,8 +116,9 @@ async def test_watch_url_shows_every_request_and_skopeo_and_containerd_pulls(see
             assert f"watching {url}" in status and "connected" in status and f"{len(logged)} requests" in status
             # Archive views are hidden; keys for what needs an archive do nothing.
             assert not app.query_one("#images").display
-            await pilot.press("s")
+            await pilot.press("s", "1", "4")
             assert app.live.server.state == "serving"
+            assert app.query_one("#tabs").active == "requests"
     assert s.stop() == 0
 
 

@@ -56,6 +56,7 @@ from regtui.tui.widgets.verify import VerifyView, problems_by_blob
 from regtui.watch.feed import SourceState
 
 TABS = ["layers", "config", "manifests", "verify", "server", "requests", "pulls"]
+ARCHIVE_TABS = ("layers", "config", "manifests", "verify")  # hidden while watching (no archive)
 STOP_GRACE = 2.0  # seconds running pulls get to finish when the server stops
 REDRAW_EVERY = 0.2  # live views redraw at most this often, however fast events arrive
 
@@ -166,7 +167,7 @@ class RegtuiApp(App):
         """No archive: only what a remote server's events fill (Server log, Requests, Pulls)."""
         self.query_one(ImagesTree).display = False
         tabs = self.query_one(TabbedContent)
-        for tab in ("layers", "config", "manifests", "verify"):
+        for tab in ARCHIVE_TABS:
             tabs.hide_tab(tab)
         tabs.active = "requests"
         self.query_one(ServerView).watching(self.source.label)
@@ -175,8 +176,9 @@ class RegtuiApp(App):
         self.source.start(self.bus.publish)
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if self.source is not None and action in ("toggle_server", "verify", "push"):
-            return False  # nothing of our own to serve, verify or push while watching
+        if self.source is not None and (action in ("toggle_server", "verify", "push") or
+                                        (action == "show_tab" and bool(parameters) and parameters[0] in ARCHIVE_TABS)):
+            return False  # nothing of our own to serve, verify, push or look into while watching
         return True
 
     # -- opening archives (thread worker: a large archive's tar headers take a while to scan) ------------
