@@ -222,7 +222,8 @@ def test_make_source_errors(tmp_path):
     (["http://127.0.0.1:1", "--ca", "x.pem", "--insecure"], "--insecure and --ca exclude each other"),
     (["-", "--username", "u", "--password-stdin"], "--password-stdin and `watch -` both want"),
     (["http://127.0.0.1:1", "--username", "u"], "--username needs --password-stdin"),
-    (["http://127.0.0.1:1", "--ca", "/nonexistent.pem"], "--ca /nonexistent.pem: cannot load CA certificates"),
+    (["http://127.0.0.1:1", "--ca", "/nonexistent.pem"], "--ca /nonexistent.pem: no such file"),
+    (["http://127.0.0.1:1", "--ca", "/etc/hostname"], "cannot load CA certificates from /etc/hostname"),
 ])
 def test_watch_usage_errors_are_one_line(args, message):
     r = subprocess.run([sys.executable, "-m", "regtui", "watch", *args], capture_output=True, text=True,

@@ -176,10 +176,11 @@ class RegtuiApp(App):
         self.source.start(self.bus.publish)
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if self.source is not None and (action in ("toggle_server", "verify", "push") or
-                                        (action == "show_tab" and bool(parameters) and parameters[0] in ARCHIVE_TABS)):
-            return False  # nothing of our own to serve, verify, push or look into while watching
-        return True
+        # Nothing of our own to serve, verify, push or look into while watching.
+        watching = self.source is not None
+        archive_only = action in ("toggle_server", "verify", "push") or (
+            action == "show_tab" and bool(parameters) and parameters[0] in ARCHIVE_TABS)
+        return not (watching and archive_only)
 
     # -- opening archives (thread worker: a large archive's tar headers take a while to scan) ------------
     @work(thread=True, exclusive=True, group="open")

@@ -14,14 +14,16 @@ able to quit while `kubectl logs -f` still holds the pipe open), hands lines to 
 from __future__ import annotations
 
 import os
-import ssl
 import threading
 from collections.abc import Callable
 from typing import IO, Protocol
 
 import httpx
 
+from regtui.oci.refs import is_loopback_host
 from regtui.registry.events import Event
+from regtui.remote import Credentials, RegistryClient, RemoteError, docker_credentials
+from regtui.remote.auth import Lookup
 from regtui.watch.feed import Feed, SourceState
 
 EVENTS_PATH = "/_regtui/events"
@@ -80,7 +82,7 @@ class LinesSource(_Threaded):
     def run(self) -> None:
         if self.path is not None:
             try:
-                f: IO[bytes] = open(self.path, "rb")
+                f: IO[bytes] = open(self.path, "rb")  # noqa: SIM115 - closed by the `with f` below
             except OSError as e:
                 self.report("failed", f"cannot read {self.path}: {e.strerror or e}")
                 return
@@ -119,12 +121,10 @@ def _truncated(f: IO[bytes], path: str) -> bool:
 
 def events_url(url: str) -> str:
     """The stream's URL from what the user typed: a registry URL or the stream's own; `host:port` is HTTPS unless
-    it is the loopback (as docker treats registries)."""
+    it is the loopback (as docker and `regtui push` treat registries)."""
     text = url.strip().rstrip("/")
     if "://" not in text:
-        host = text.split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
-        local = host in ("localhost", "::1") or host.startswith("127.")
-        text = f"{'http' if local else 'https'}://{text}"
+        text = f"{'http' if is_loopback_host(text.split('/', 1)[0]) else 'https'}://{text}"
     return text if text.endswith(EVENTS_PATH) else text + EVENTS_PATH
 
 
@@ -132,25 +132,29 @@ class _Retry(Exception):
     """The connection ended or failed in a way worth trying again."""
 
 
-class _Login(Exception):
-    """Credentials found after a 401: try again at once."""
-
-
 class _Fatal(Exception):
-    """Trying again will not help (wrong URL, no credentials)."""
+    """Trying again will not help (wrong URL, no or wrong credentials)."""
 
 
 class SseSource(_Threaded):
-    """`verify`: True, False (--insecure) or an `ssl.SSLContext` (--ca). `credentials`: an object with `.basic()`
-    (regtui.push.auth.Credentials) or None to look them up in docker's config on the first 401."""
+    """TLS and auth as `push` and `diff` (regtui.remote): `ca` (a PEM file) or `insecure`; `credentials`, else
+    docker's config.json (`lookup`) on the first 401. Raises ValueError for a CA file that cannot be loaded."""
 
-    def __init__(self, url: str, *, verify: bool | ssl.SSLContext = True, credentials=None,
-                 lookup: Callable[[str], object] | None = None, backoff: tuple[float, ...] = BACKOFF, **kw):
+    def __init__(self, url: str, *, ca: str | None = None, insecure: bool = False,
+                 credentials: Credentials | None = None, lookup: Lookup = docker_credentials,
+                 backoff: tuple[float, ...] = BACKOFF, since: float | None = None, until: float | None = None,
+                 export: IO[str] | None = None):
         self.url = events_url(url)
-        super().__init__(self.url.removesuffix(EVENTS_PATH), **kw)
-        self.verify = verify
-        self.credentials = credentials
-        self.lookup = lookup
+        super().__init__(self.url.removesuffix(EVENTS_PATH), since=since, until=until, export=export)
+        parsed = httpx.URL(self.url)
+        self.scheme = parsed.scheme
+        # The shared client's pieces: its TLS settings and diagnosis, and its httpx.Auth flow (basic or bearer).
+        self.remote = RegistryClient(parsed.netloc.decode(), scheme=parsed.scheme, ca=ca, insecure=insecure,
+                                     credentials=credentials, lookup=lookup)
+        try:
+            self.verify = self.remote._verify()
+        except RemoteError as e:
+            raise ValueError(e.line()) from None
         self.backoff = backoff
         self.last_id: str | None = None
         self.instance: str | None = None
@@ -160,22 +164,25 @@ class SseSource(_Threaded):
     def run(self) -> None:
         failures = 0
         timeout = httpx.Timeout(10.0, read=READ_TIMEOUT)
-        with httpx.Client(verify=self.verify, timeout=timeout, follow_redirects=True) as client:
+        with httpx.Client(verify=self.verify, timeout=timeout, auth=self.remote.auth,
+                          headers={"User-Agent": "regtui-watch"}) as client:
             while not self.stopping.is_set():
                 if not self.connections and not failures:
                     self.report("connecting")
                 try:
                     self._once(client)
                     reason = "the server ended the stream"
-                except _Login:
-                    continue  # the same attempt again, now with credentials
                 except _Fatal as e:
                     self.report("failed", str(e))
+                    return
+                except RemoteError as e:  # a credential helper that is missing or fails
+                    self.report("failed", e.line())
                     return
                 except _Retry as e:
                     reason = str(e)
                 except httpx.HTTPError as e:
-                    reason = _describe(e)
+                    why = self.remote._connect_error(e, self.scheme)  # the same words as push and diff
+                    reason = f"{why.what} ({why.hint})" if why.hint else why.what
                 if self.stopping.is_set():
                     return
                 if self._got_data:  # it worked for a while: start the backoff over
@@ -185,28 +192,14 @@ class SseSource(_Threaded):
                 self.report("reconnecting", f"in {delay:g} s: {reason}")
                 self.stopping.wait(delay)
 
-    def _auth_header(self) -> dict[str, str]:
-        creds = self.credentials
-        return {"Authorization": creds.basic()} if creds is not None else {}
-
     def _once(self, client: httpx.Client) -> None:
         self._got_data = False
-        headers = {"Accept": "text/event-stream", **self._auth_header()}
+        headers = {"Accept": "text/event-stream"}
         if self.last_id:
             headers["Last-Event-ID"] = self.last_id
         with client.stream("GET", self.url, headers=headers) as r:
-            if r.status_code == 401:
-                if self.credentials is None and self.lookup is not None:
-                    host = httpx.URL(self.url).netloc.decode()
-                    try:
-                        self.credentials = self.lookup(host)
-                    except Exception as e:  # a credential helper that is missing or fails
-                        raise _Fatal(str(e)) from None
-                    if self.credentials is not None:
-                        raise _Login
-                if self.credentials is None:
-                    raise _Fatal("the server wants credentials: pass --username U --password-stdin, or docker login")
-                raise _Fatal("the server refused the credentials (401): check the user name and password")
+            if r.status_code in (401, 403):
+                raise _Fatal(self.remote.auth.rejected(r.status_code, "", None).line())
             if r.status_code == 404:
                 raise _Fatal(f"no event stream at {self.url}: start the server with `regtui serve --events`")
             if r.status_code != 200:
@@ -232,7 +225,7 @@ class SseSource(_Threaded):
                 continue  # keepalive
             else:
                 field, _, value = line.partition(":")
-                value = value[1:] if value.startswith(" ") else value
+                value = value.removeprefix(" ")
                 if field == "data":
                     data.append(value)
                 elif field == "id":
@@ -249,29 +242,10 @@ class SseSource(_Threaded):
         self.feed.line(data)
 
 
-def _describe(e: httpx.HTTPError) -> str:
-    """One short reason for a failed connection, as push and diff say it."""
-    from regtui.push.client import _errno_cause, _ssl_cause  # shared until regtui/remote lands
-
-    sslerr = _ssl_cause(e)
-    if isinstance(sslerr, ssl.SSLCertVerificationError):
-        return (f"TLS certificate verification failed: {sslerr.verify_message or sslerr.reason} "
-                "(pass --ca FILE, or --insecure)")
-    if sslerr is not None:
-        return f"TLS handshake failed: {getattr(sslerr, 'reason', None) or sslerr} (plain HTTP? write http://)"
-    oserr = _errno_cause(e)
-    if isinstance(oserr, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(e, httpx.TimeoutException):
-        return "no answer (timed out)"
-    if isinstance(e, httpx.RemoteProtocolError):
-        return "the connection dropped"
-    return f"{type(e).__name__}: {e or oserr}"
-
-
 def make_source(spec: str, *, stdin: IO[bytes] | None = None, follow: bool = False, since: float | None = None,
-                until: float | None = None, export: IO[str] | None = None, verify: bool | ssl.SSLContext = True,
-                credentials=None, lookup: Callable[[str], object] | None = None) -> EventSource:
+                until: float | None = None, export: IO[str] | None = None, ca: str | None = None,
+                insecure: bool = False, credentials: Credentials | None = None,
+                lookup: Lookup = docker_credentials) -> EventSource:
     """`regtui watch SPEC`: `-` (stdin), an existing file, or a registry URL (`host:port` too).
 
     Raises ValueError with one line that says what is wrong and what to do."""
@@ -292,5 +266,5 @@ def make_source(spec: str, *, stdin: IO[bytes] | None = None, follow: bool = Fal
         raise ValueError(f"{spec}: no such file, and not a registry URL (give -, a FILE or http(s)://HOST:PORT)")
     if "://" not in spec and ":" not in host and "." not in host and host != "localhost":
         raise ValueError(f"{spec}: no such file, and not a registry URL (give -, a FILE or http(s)://HOST:PORT)")
-    return SseSource(spec, verify=verify, credentials=credentials, lookup=lookup, since=since, until=until,
-                     export=export)
+    return SseSource(spec, ca=ca, insecure=insecure, credentials=credentials, lookup=lookup, since=since,
+                     until=until, export=export)

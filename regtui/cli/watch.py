@@ -7,15 +7,11 @@ The events come from `regtui serve --events` (URL), from `--log-format json` lin
 from __future__ import annotations
 
 import os
-import ssl
 import sys
 
 import click
 
-
-def _fail(message: str, code: int = 2) -> None:
-    click.echo(f"regtui: error: {message}", err=True)
-    sys.exit(code)
+from regtui.cli.common import EXIT_FAILED, fail
 
 
 def _keyboard_on_tty() -> None:
@@ -25,13 +21,13 @@ def _keyboard_on_tty() -> None:
     try:
         tty = os.open("/dev/tty", os.O_RDWR)
     except OSError:
-        _fail("no terminal for the keyboard: run regtui watch in a terminal (standard input is the log)")
+        fail("no terminal for the keyboard: run regtui watch in a terminal (standard input is the log)")
     os.dup2(tty, 0)
     os.close(tty)
     sys.stdin = open(0, closefd=False)  # noqa: SIM115 - fd 0 now is the terminal
 
 
-@click.command()
+@click.command("watch")
 @click.argument("source", metavar="URL|-|FILE")
 @click.option("--follow", "-f", is_flag=True, help="FILE: keep reading lines appended to it (like tail -f).")
 @click.option("--since", metavar="WHEN", help="Only events from then on: 10m, 2h, 1d ago or an ISO 8601 time.")
@@ -42,7 +38,7 @@ def _keyboard_on_tty() -> None:
 @click.option("--insecure", is_flag=True, help="URL: skip TLS certificate verification.")
 @click.option("--username", "-u", help="URL: user name (the password comes from --password-stdin).")
 @click.option("--password-stdin", is_flag=True, help="URL: read the password from standard input.")
-def watch(source, follow, since, until, export_path, ca, insecure, username, password_stdin) -> None:
+def command(source, follow, since, until, export_path, ca, insecure, username, password_stdin) -> None:
     """Watch requests and pulls of a regtui registry that runs elsewhere, in the TUI.
 
     URL: a `regtui serve --events` (reconnects when it drops). -: `--log-format json` lines on standard input,
@@ -53,53 +49,47 @@ def watch(source, follow, since, until, export_path, ca, insecure, username, pas
     from regtui.watch.sources import make_source
 
     if insecure and ca:
-        _fail("--insecure and --ca exclude each other (--ca verifies the server, --insecure does not)")
+        fail("--insecure and --ca exclude each other (--ca verifies the server, --insecure does not)")
     if password_stdin and not username:
-        _fail("--password-stdin needs --username")
+        fail("--password-stdin needs --username")
     if username and not password_stdin:
-        _fail("--username needs --password-stdin (the password is read from standard input)")
+        fail("--username needs --password-stdin (the password is read from standard input)")
     if password_stdin and source == "-":
-        _fail("--password-stdin and `watch -` both want standard input; use docker login for the password")
+        fail("--password-stdin and `watch -` both want standard input; use docker login for the password")
     if source == "-" and os.isatty(0):
-        _fail("regtui watch -: standard input is a terminal; pipe a JSON log into it, e.g. "
+        fail("regtui watch -: standard input is a terminal; pipe a JSON log into it, e.g. "
               "kubectl logs -f deploy/seed | regtui watch -")
-    window = {}
+    when: dict[str, float | None] = {"since": None, "until": None}
     for name, value in (("since", since), ("until", until)):
         if value is not None:
             try:
-                window[name] = parse_when(value)
+                when[name] = parse_when(value)
             except ValueError as e:
-                _fail(f"--{name}: {e}")
-    verify: bool | ssl.SSLContext = not insecure
-    if ca:
-        try:
-            verify = ssl.create_default_context(cafile=ca)
-        except (OSError, ssl.SSLError) as e:
-            _fail(f"--ca {ca}: cannot load CA certificates: {getattr(e, 'strerror', None) or e}")
+                fail(f"--{name}: {e}")
+    if ca and not os.path.isfile(ca):
+        fail(f"--ca {ca}: no such file")
     credentials = None
     if username:
-        from regtui.push.auth import Credentials
+        from regtui.remote import Credentials
 
         password = sys.stdin.read().rstrip("\r\n")
         if not password:
-            _fail("--password-stdin: standard input was empty")
+            fail("--password-stdin: standard input was empty")
         credentials = Credentials(username, password, source="--username/--password-stdin")
     stdin = os.fdopen(os.dup(0), "rb") if source == "-" else None
     export = None
     if export_path:
         if os.path.exists(source) and os.path.exists(export_path) and os.path.samefile(source, export_path):
-            _fail(f"--export {export_path} is the log being watched; write the export elsewhere")
+            fail(f"--export {export_path} is the log being watched; write the export elsewhere")
         try:
             export = open(export_path, "w", encoding="utf-8")  # noqa: SIM115 - open while the app runs
         except OSError as e:
-            _fail(f"--export {export_path}: cannot write: {e.strerror or e}")
-    from regtui.push.auth import docker_credentials
-
+            fail(f"--export {export_path}: cannot write: {e.strerror or e}")
     try:
-        src = make_source(source, stdin=stdin, follow=follow, export=export, verify=verify, credentials=credentials,
-                          lookup=docker_credentials, **window)
+        src = make_source(source, stdin=stdin, follow=follow, export=export, ca=ca, insecure=insecure,
+                          credentials=credentials, since=when["since"], until=when["until"])
     except ValueError as e:
-        _fail(str(e))
+        fail(str(e))
     _keyboard_on_tty()
     from regtui.tui.app import RegtuiApp
 
@@ -112,4 +102,4 @@ def watch(source, follow, since, until, export_path, ca, insecure, username, pas
             export.close()
     state = app.source_state
     if state is not None and state.state == "failed":
-        _fail(f"{state.label}: {state.detail}", code=1)
+        fail(f"{state.label}: {state.detail}", code=EXIT_FAILED)
