@@ -216,6 +216,23 @@ async def test_events_need_the_registry_credentials(seed_tar, serve_proc, tmp_pa
                 assert says in text_of(app.query_one("#status"))
 
 
+async def test_watch_over_tls_as_push_and_diff(seed_tar, serve_proc):
+    s = serve_proc(str(seed_tar), "--port", "0", "--events", "--tls-self-signed")
+    cert = s.wait_line(r"TLS: self-signed certificate").rsplit(": ", 1)[1]
+    url = s.url()
+    assert url.startswith("https://")
+    for kwargs, state, says in (({}, "failed", "TLS certificate verification failed"),
+                                ({"ca": cert}, "connected", ""), ({"insecure": True}, "connected", "")):
+        app = RegtuiApp([], source=make_source(url, **kwargs))
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda a=app: a.source_state and a.source_state.state in ("failed", "connected"),
+                        what="an answer")
+            assert app.source_state.state == state and says in (app.source_state.detail or "")
+            if state == "connected":
+                await until(pilot, lambda a=app: a.live.server.state == "serving", what="the replayed state")
+                assert app.live.server.url == url
+
+
 def test_events_are_off_by_default_and_never_a_request(seed_tar, serve_proc):
     s = serve_proc(str(seed_tar), "--port", "0", "--log-format", "json")
     url = s.url()

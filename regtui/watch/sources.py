@@ -24,6 +24,7 @@ from regtui.oci.refs import is_loopback_host
 from regtui.registry.events import Event
 from regtui.remote import Credentials, RegistryClient, RemoteError, docker_credentials
 from regtui.remote.auth import Lookup
+from regtui.remote.client import _ssl_cause
 from regtui.watch.feed import Feed, SourceState
 
 EVENTS_PATH = "/_regtui/events"
@@ -183,6 +184,9 @@ class SseSource(_Threaded):
                 except httpx.HTTPError as e:
                     why = self.remote._connect_error(e, self.scheme)  # the same words as push and diff
                     reason = f"{why.what} ({why.hint})" if why.hint else why.what
+                    if _ssl_cause(e) is not None:  # a certificate or TLS mismatch does not go away by waiting
+                        self.report("failed", reason)
+                        return
                 if self.stopping.is_set():
                     return
                 if self._got_data:  # it worked for a while: start the backoff over
