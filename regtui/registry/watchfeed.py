@@ -11,7 +11,7 @@ a pull, never in `_catalog`. With `--htpasswd` it wants the same credentials as 
 A watcher never slows the registry: the bus subscriber only appends to the watcher's bounded queue (and counts
 what does not fit); the watcher's own task writes, awaiting its socket. When it falls behind, the objects that
 did not fit are replaced by one `{"event": "dropped", "count": N}` where they were lost. Memory per watcher is
-the queue (at most `queue` objects) plus the transport's write buffer. When the server stops, streams end after
+the queue (at most `queue` bytes) plus the transport's write buffer. When the server stops, streams end after
 the "stopping" state, so they never hold up the graceful shutdown.
 """
 
@@ -29,27 +29,38 @@ from regtui.registry.events import Event, EventBus, PullProgress, RequestProgres
 
 PATH = "/_regtui/events"
 REPLAY = 200  # objects a late joiner gets first
-QUEUE = 2000  # objects a watcher may be behind before it loses some
+QUEUE = 1 << 20  # bytes of messages a watcher may be behind before it loses some (~3000 typical objects)
 KEEPALIVE = 15.0  # seconds between comments on a quiet stream (proxies and clients see it is alive)
 
 
 class Watcher:
     def __init__(self, capacity: int):
-        self.capacity = capacity
+        self.capacity = capacity  # bytes of messages waiting, at most
         self.queue: deque[bytes] = deque()
+        self.size = 0
         self.dropped = 0
         self.wake = asyncio.Event()
         self.closing = False
 
     def put(self, message: bytes) -> None:
-        if len(self.queue) >= self.capacity:
+        if self.size + len(message) > self.capacity:
             self.dropped += 1
             return
         if self.dropped:  # the gap goes where it was: before what comes after it
-            self.queue.append(_message(None, dumps(dropped_object(self.dropped))))
+            self._append(_message(None, dumps(dropped_object(self.dropped))))
             self.dropped = 0
-        self.queue.append(message)
+        self._append(message)
         self.wake.set()
+
+    def _append(self, message: bytes) -> None:
+        self.queue.append(message)
+        self.size += len(message)
+
+    def take(self) -> bytes:
+        batch = b"".join(self.queue)
+        self.queue.clear()
+        self.size = 0
+        return batch
 
 
 def _message(event_id: str | None, data: str) -> bytes:
@@ -135,7 +146,7 @@ class WatchFeed:
     async def _stream(self, scope, receive, send, headers: dict[str, str]) -> None:
         watcher = Watcher(self.queue_size)
         for message in self._backlog(scope, headers):
-            watcher.queue.append(message)
+            watcher._append(message)
         self.watchers.add(watcher)
         disconnected = asyncio.ensure_future(_until_disconnect(receive))
         try:
@@ -146,9 +157,7 @@ class WatchFeed:
             await send({"type": "http.response.body", "body": b"retry: 1000\n\n", "more_body": True})
             while not disconnected.done():
                 while watcher.queue:
-                    batch = b"".join(watcher.queue)
-                    watcher.queue.clear()
-                    await send({"type": "http.response.body", "body": batch, "more_body": True})
+                    await send({"type": "http.response.body", "body": watcher.take(), "more_body": True})
                 if watcher.dropped:  # nothing came after the gap yet: say so now
                     n, watcher.dropped = watcher.dropped, 0
                     await send({"type": "http.response.body", "body": _message(None, dumps(dropped_object(n))),
