@@ -310,3 +310,47 @@ def test_a_stalled_watcher_keeps_a_bounded_queue_and_learns_what_it_missed(seed_
         raw.close()
     finally:
         reg.stop()
+
+
+def _sse(url: str, headers: dict | None = None, *, until_path: str) -> list[tuple[str, dict]]:
+    """(id, object) of the messages of one connection, read up to the finished request for `until_path`."""
+    got = []
+    with httpx.stream("GET", url, headers=headers or {}, timeout=20) as r:
+        event_id = None
+        for line in r.iter_lines():
+            if line.startswith("id: "):
+                event_id = line[4:]
+            elif line.startswith("data: "):
+                obj = json.loads(line[6:])
+                got.append((event_id, obj))
+                if obj["event"] == "request" and obj["path"] == until_path:
+                    break
+    return got
+
+
+def test_a_late_joiner_gets_a_replay_and_a_reconnect_only_what_it_missed(seed_tar):
+    from regtui.registry.watchfeed import install
+    from tests.registry_harness import RunningRegistry
+
+    reg = RunningRegistry([seed_tar])
+    install(reg.app, replay=4)
+    reg.start()
+    try:
+        events = f"{reg.url}/_regtui/events"
+        with httpx.Client(base_url=reg.url) as c:
+            for path in ("/v2/", "/v2/_catalog", "/v2/registry/tags/list"):
+                c.get(path)
+            first = _sse(events, until_path="/v2/registry/tags/list")
+            # The last 4 replayable objects: two requests, each a start and an end.
+            assert [(o["event"], o["path"]) for _, o in first] == [
+                ("request_start", "/v2/_catalog"), ("request", "/v2/_catalog"),
+                ("request_start", "/v2/registry/tags/list"), ("request", "/v2/registry/tags/list")]
+            c.get("/v2/registry/manifests/nope")
+            again = _sse(events, {"Last-Event-ID": first[-1][0]}, until_path="/v2/registry/manifests/nope")
+            assert [(o["event"], o["path"]) for _, o in again] == [
+                ("request_start", "/v2/registry/manifests/nope"), ("request", "/v2/registry/manifests/nope")]
+            assert again[-1][1]["error"] == "MANIFEST_UNKNOWN"
+            fewer = _sse(f"{events}?replay=1", until_path="/v2/registry/manifests/nope")
+            assert len(fewer) == 1
+    finally:
+        reg.stop()

@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import deque
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs
 
 from regtui.registry.auth import REALM, BasicAuth
@@ -63,6 +65,13 @@ class Watcher:
         return batch
 
 
+@dataclass(slots=True)
+class _Entry:
+    seq: int
+    obj: dict[str, Any]
+    message: bytes | None = None  # the SSE message, made on first use
+
+
 def _message(event_id: str | None, data: str) -> bytes:
     head = f"id: {event_id}\n" if event_id else ""
     return f"{head}data: {data}\n\n".encode()
@@ -81,7 +90,7 @@ class WatchFeed:
         self.instance = os.urandom(4).hex()
         self.encoder = Encoder(live=True)
         self.seq = 0
-        self.ring: deque[tuple[int, bytes]] = deque(maxlen=replay)
+        self.ring: deque[_Entry] = deque(maxlen=replay)
         self.watchers: set[Watcher] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = False
@@ -105,11 +114,13 @@ class WatchFeed:
         if obj is None:
             return
         self.seq += 1
-        message = _message(f"{self.instance}-{self.seq}", dumps(obj))
+        entry = _Entry(self.seq, obj)
         if not live_only:
-            self.ring.append((self.seq, message))
-        for w in self.watchers:
-            w.put(message)
+            self.ring.append(entry)
+        if self.watchers:  # JSON text only when someone reads it: with nobody watching, --events costs a dict
+            message = self._bytes(entry)
+            for w in self.watchers:
+                w.put(message)
         if isinstance(event, ServerState) and event.state in ("stopping", "stopped", "failed"):
             self.stopping = True
             for w in self.watchers:
@@ -140,8 +151,13 @@ class WatchFeed:
             pass
         instance, _, seq = headers.get("last-event-id", "").partition("-")
         after = int(seq) if instance == self.instance and seq.isdigit() else 0
-        items = [m for s, m in self.ring if s > after]
-        return items[len(items) - want:] if want else []
+        items = [e for e in self.ring if e.seq > after]
+        return [self._bytes(e) for e in items[len(items) - want:]] if want else []
+
+    def _bytes(self, entry: _Entry) -> bytes:
+        if entry.message is None:
+            entry.message = _message(f"{self.instance}-{entry.seq}", dumps(entry.obj))
+        return entry.message
 
     async def _stream(self, scope, receive, send, headers: dict[str, str]) -> None:
         watcher = Watcher(self.queue_size)
