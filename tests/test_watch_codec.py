@@ -188,6 +188,14 @@ def test_a_file_is_replayed_and_followed(tmp_path):
                                                "SourceState"]
     assert got[-1].state == "ended" and got[-1].detail == "2 lines"
 
+    human = tmp_path / "human.log"
+    human.write_text("".join(f"12:00:0{i % 10}.000 127.0.0.1:1 GET /v2/ 200 2 B 1.0 ms \"curl\"\n" for i in range(25)))
+    got, done = _collect(LinesSource(path=str(human)))
+    assert done.wait(10)
+    hints = [e.detail for e in got if isinstance(e, SourceState) and e.state == "reading" and e.detail]
+    assert hints == ["20 lines, none of them JSON: run the server with --log-format json"]
+    assert got[-1].detail == "25 lines, none of them JSON: run the server with --log-format json"
+
     follow = LinesSource(path=str(path), follow=True)
     got, following = _collect(follow)
     try:

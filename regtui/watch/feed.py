@@ -57,6 +57,14 @@ class Feed:
         self.export = export
         self.decoder = Decoder()
         self.lines = 0
+        self.objects = 0  # lines that held a JSON object
+
+    def summary(self) -> str:
+        """`N lines`, and what to do when none of them was an event (a log in the human format)."""
+        text = f"{self.lines} line{'s' * (self.lines != 1)}"
+        if self.lines and not self.objects:
+            text += ", none of them JSON: run the server with --log-format json"
+        return text
 
     def reset(self) -> None:
         """The stream starts over (another server instance)."""
@@ -76,6 +84,7 @@ class Feed:
                 self._export({"event": "log", "time": None, "level": TEXT, "message": text.rstrip("\r\n")})
                 self._publish(self.decoder.line(text))
             return
+        self.objects += 1
         t = parse_time(obj.get("time"))
         if t is not None and ((self.since is not None and t < self.since) or
                               (self.until is not None and t > self.until)):

@@ -30,6 +30,7 @@ from regtui.watch.feed import Feed, SourceState
 EVENTS_PATH = "/_regtui/events"
 FOLLOW_EVERY = 0.25  # seconds between looks at a followed file that has no new line
 BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0, 10.0)  # seconds before each reconnect attempt; the last repeats
+HINT_AFTER = 20  # lines without a JSON object before the status line says how to get events
 READ_TIMEOUT = 45.0  # the server sends a keepalive every 15 s: three missed ones mean the connection is dead
 
 
@@ -98,18 +99,20 @@ class LinesSource(_Threaded):
                 if chunk.endswith(b"\n") or (chunk and not self.follow):
                     self.feed.line((partial + chunk).decode("utf-8", "replace"))
                     partial = b""
+                    if self.feed.lines == HINT_AFTER and not self.feed.objects:
+                        self.report(self.state.state if self.state else "reading", self.feed.summary())
                     continue
                 partial += chunk  # a line still being written
                 if not (self.follow and self.path):
                     break
                 if self.state is None or self.state.state != "following":
-                    self.report("following", f"{self.feed.lines} lines so far")
+                    self.report("following", f"{self.feed.summary()} so far")
                 if _truncated(f, self.path):
                     f.seek(0)
                     partial = b""
                 self.stopping.wait(FOLLOW_EVERY)
         if not self.stopping.is_set():
-            self.report("ended", f"{self.feed.lines} lines")
+            self.report("ended", self.feed.summary())
 
 
 def _truncated(f: IO[bytes], path: str) -> bool:
