@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from regtui.registry.eventjson import TEXT, Decoder, dumps, json_part, parse_time
-from regtui.registry.events import Event
+from regtui.registry.events import Event, ServerLog
 
 
 @dataclass(frozen=True)
@@ -93,9 +93,16 @@ class Feed:
         self._publish(self.decoder.obj(obj, text))
 
     def _export(self, obj: dict) -> None:
-        if self.export is not None:
+        if self.export is None:
+            return
+        try:
             self.export.write(dumps(obj) + "\n")
             self.export.flush()  # a bug report should hold what was seen even if the watch is killed
+        except ValueError:  # closed: the watch is quitting
+            self.export = None
+        except OSError as e:  # a full disk must not end the watch; it says so once
+            self.export = None
+            self.publish(ServerLog("error", f"--export stopped: {e.strerror or e}", time.time()))
 
     def _publish(self, events: list[Event]) -> None:
         for e in events:

@@ -1,8 +1,9 @@
 """Event sources for the TUI: where the Requests and Pulls views get their events.
 
 - The embedded server (the TUI opened on archives): the app's own bus, fed by the server it runs; no source.
-- `SseSource`: `regtui serve --events` elsewhere, `GET <url>/_regtui/events` streamed with httpx; reconnects with
-  backoff (saying so and why), resumes with `Last-Event-ID`, and starts its ids over when the server restarted.
+- `SseSource`: `regtui serve --events` elsewhere, `GET <url>/_regtui/events` streamed with httpx, with TLS, auth
+  and error wording from `regtui.remote` (as push and diff); reconnects with backoff (saying so and why), resumes
+  with `Last-Event-ID`, and starts its ids over when the server restarted.
 - `LinesSource`: `--log-format json` lines from stdin (`kubectl logs -f deploy/seed | regtui watch -`) or a file
   (replayed; `follow=True` tails it). Lines that are not events show as log lines.
 
