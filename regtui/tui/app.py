@@ -18,6 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
@@ -55,6 +56,9 @@ from regtui.tui.widgets.server import ServerView
 from regtui.tui.widgets.verify import VerifyView, problems_by_blob
 from regtui.watch.feed import SourceState
 
+if TYPE_CHECKING:
+    from regtui.watch.sources import EventSource
+
 TABS = ["layers", "config", "manifests", "verify", "server", "requests", "pulls"]
 ARCHIVE_TABS = ("layers", "config", "manifests", "verify")  # hidden while watching (no archive)
 STOP_GRACE = 2.0  # seconds running pulls get to finish when the server stops
@@ -90,7 +94,7 @@ class RegtuiApp(App):
         measure: bool = True,
         expectations: list | None = None,
         server_thread: bool = True,
-        source=None,
+        source: EventSource | None = None,
     ):
         super().__init__()
         items = list(archives)
@@ -161,7 +165,7 @@ class RegtuiApp(App):
                 self.expect_results = apply_to_archives(self.archives, self.expectations)
             self._archives_ready()
         self._status()
-        self.query_one(ImagesTree).focus()
+        (self.query_one("#requests-table") if self.source is not None else self.query_one(ImagesTree)).focus()
 
     def _watch_mode(self) -> None:
         """No archive: only what a remote server's events fill (Server log, Requests, Pulls)."""
