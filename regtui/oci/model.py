@@ -212,16 +212,25 @@ class Problem:
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """Identity of a file at open time; a change means our offsets may be stale."""
+    """Identity of a file at open time; a change means our offsets may be stale.
+
+    mtime alone can be put back (`touch -r`, `os.utime`) after other bytes were written; ctime cannot be set
+    from user space and moves with every write, truncate and utime, so it catches those too.
+    """
 
     size: int
     mtime_ns: int
     inode: int
+    ctime_ns: int = 0
+    device: int = 0
 
     @classmethod
     def of(cls, path: str) -> Fingerprint:
-        st = os.stat(path)
-        return cls(st.st_size, st.st_mtime_ns, st.st_ino)
+        return cls.of_stat(os.stat(path))
+
+    @classmethod
+    def of_stat(cls, st: os.stat_result) -> Fingerprint:
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, st.st_dev)
 
 
 @dataclass

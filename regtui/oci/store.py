@@ -253,7 +253,7 @@ class DirStore(Store):
                                hint="the layout is incomplete") from None
         if not stat.S_ISREG(st.st_mode):
             raise ArchiveError("is not a regular file", member=name, path=self.path)
-        self._prints[full] = Fingerprint(st.st_size, st.st_mtime_ns, st.st_ino)
+        self._prints[full] = Fingerprint.of_stat(st)
         return Location(full, 0, st.st_size, member=name)
 
     def fingerprints(self) -> dict[str, Fingerprint]:
