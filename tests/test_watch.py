@@ -177,7 +177,8 @@ async def test_watch_reconnects_when_the_server_restarts(seed_tar, serve_proc):
         assert time.monotonic() - t0 < 5  # the open stream does not hold the graceful stop (--grace 10)
         await until(pilot, lambda: state() == "reconnecting" and "refused" in (app.source_state.detail or ""),
                     what="reconnecting")
-        assert "reconnecting" in text_of(app.query_one("#status"))
+        await until(pilot, lambda: "reconnecting" in text_of(app.query_one("#status")), what="the status line")
+        assert app.live.server.state == "stopping"  # the last word of the stream, before it ended
         s2 = serve_proc(*args)
         assert s2.url() == url
         await until(pilot, lambda: state() == "connected", what="connected again")
@@ -215,7 +216,7 @@ async def test_events_need_the_registry_credentials(seed_tar, serve_proc, tmp_pa
                         what="an answer")
             assert app.source_state.state == state and says in (app.source_state.detail or "")
             if state == "failed":
-                assert says in text_of(app.query_one("#status"))
+                await until(pilot, lambda a=app, w=says: w in text_of(a.query_one("#status")), what="the status")
 
 
 async def test_watch_over_tls_as_push_and_diff(seed_tar, serve_proc):
