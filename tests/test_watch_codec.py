@@ -100,6 +100,18 @@ def test_prefixed_json_lines_are_read_and_blank_lines_ignored():
         ServerState("serving", "http://x:1")] * 2
 
 
+def test_terminal_escapes_from_elsewhere_are_escaped():
+    """A log line or a JSON field can carry ESC sequences; the TUI must show them, not send them to the terminal."""
+    [text] = Decoder().line("\x1b[2J\x1b]0;pwned\x07 cleared")
+    assert "\x1b" not in text.message and text.message.startswith("\\x1b[2J")
+    obj = {"event": "request", "time": 1, "client": "c", "method": "GET", "path": "/v2/\x1b[31m",
+           "user_agent": "ua\x1b]0;x\x07", "status": 404, "bytes": 0, "duration_ms": 1, "error": "NAME_UNKNOWN",
+           "detail": "repository '\x1b[1m' unknown", "accept": ["\x1b"]}
+    started, finished = Decoder().line(json.dumps(obj))
+    fields = [started.path, started.user_agent, finished.detail, *started.accept]
+    assert all("\x1b" not in f and "\x07" not in f for f in fields), fields
+
+
 def test_progress_of_a_request_started_before_we_joined_is_skipped():
     assert Decoder().line(dumps({"event": "request_progress", "id": 1, "bytes": 5, "total": 9})) == []
 

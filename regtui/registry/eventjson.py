@@ -136,20 +136,28 @@ class _Bad(Exception):
     """A field is missing or of the wrong type."""
 
 
+def _clean(text: str) -> str:
+    """Control characters escaped: a log line or a field from elsewhere must not carry terminal escapes into the
+    TUI (as `serve`'s human lines escape them)."""
+    from regtui.registry.logformat import safe  # not at the top: logformat builds its JSON lines with this module
+
+    return safe(text)
+
+
 def _str(d: dict, key: str, default: str | None = "") -> str:
     v = d.get(key, default)
     if v is None and default is None:
         return ""
     if not isinstance(v, str):
         raise _Bad(key)
-    return v
+    return _clean(v)
 
 
 def _opt(d: dict, key: str) -> str | None:
     v = d.get(key)
     if v is not None and not isinstance(v, str):
         raise _Bad(key)
-    return v
+    return None if v is None else _clean(v)
 
 
 def _int(d: dict, key: str, default: int | None = 0) -> int:
@@ -213,13 +221,13 @@ class Decoder:
                 obj = None
             if isinstance(obj, dict):
                 return self.obj(obj, text)
-        return [ServerLog(TEXT, text.rstrip("\r\n"), 0.0)] if text.strip() else []
+        return [ServerLog(TEXT, _clean(text.rstrip("\r\n")), 0.0)] if text.strip() else []
 
     def obj(self, d: dict, raw: str | None = None) -> list[Event]:
         try:
             return self._decode(d)
         except (_Bad, KeyError, TypeError, ValueError, OverflowError):
-            return [ServerLog(TEXT, raw.rstrip("\r\n") if raw is not None else dumps(d), 0.0)]
+            return [ServerLog(TEXT, _clean(raw.rstrip("\r\n") if raw is not None else dumps(d)), 0.0)]
 
     def _decode(self, d: dict) -> list[Event]:
         kind = d.get("event")
@@ -255,7 +263,7 @@ class Decoder:
         ours = self._new_id()
         event = RequestStarted(ours, _time(d), _str(d, "client"), _str(d, "method"), _str(d, "path"),
                                _opt(d, "repository"), _opt(d, "reference"), _str(d, "kind", None) or "other",
-                               _str(d, "user_agent", None), tuple(accept))
+                               _str(d, "user_agent", None), tuple(_clean(a) for a in accept))
         if "id" in d:
             self._started[d["id"]] = ours
             if len(self._started) > 10_000:
