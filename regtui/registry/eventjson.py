@@ -37,6 +37,17 @@ from regtui.registry.events import (
 
 TEXT = "text"  # ServerLog level of a line that was not an event object
 
+# Control characters (C0, DEL, C1, Unicode line/paragraph separators) arrive percent-decoded in paths and
+# in header values; raw, a `%0a` in a path would split one logged request into two lines, or forge another,
+# and an ESC from a watched log or stream would reach the terminal.
+_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7f, 0xa0)]}
+_ESCAPES.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def safe(text: object) -> str:
+    """`text` on one line, with control characters escaped as \\xNN (JSON output escapes them itself)."""
+    return str(text).translate(_ESCAPES)
+
 
 def iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
@@ -136,28 +147,20 @@ class _Bad(Exception):
     """A field is missing or of the wrong type."""
 
 
-def _clean(text: str) -> str:
-    """Control characters escaped: a log line or a field from elsewhere must not carry terminal escapes into the
-    TUI (as `serve`'s human lines escape them)."""
-    from regtui.registry.logformat import safe  # not at the top: logformat builds its JSON lines with this module
-
-    return safe(text)
-
-
 def _str(d: dict, key: str, default: str | None = "") -> str:
     v = d.get(key, default)
     if v is None and default is None:
         return ""
     if not isinstance(v, str):
         raise _Bad(key)
-    return _clean(v)
+    return safe(v)
 
 
 def _opt(d: dict, key: str) -> str | None:
     v = d.get(key)
     if v is not None and not isinstance(v, str):
         raise _Bad(key)
-    return None if v is None else _clean(v)
+    return None if v is None else safe(v)
 
 
 def _int(d: dict, key: str, default: int | None = 0) -> int:
@@ -221,13 +224,13 @@ class Decoder:
                 obj = None
             if isinstance(obj, dict):
                 return self.obj(obj, text)
-        return [ServerLog(TEXT, _clean(text.rstrip("\r\n")), 0.0)] if text.strip() else []
+        return [ServerLog(TEXT, safe(text.rstrip("\r\n")), 0.0)] if text.strip() else []
 
     def obj(self, d: dict, raw: str | None = None) -> list[Event]:
         try:
             return self._decode(d)
         except (_Bad, KeyError, TypeError, ValueError, OverflowError):
-            return [ServerLog(TEXT, _clean(raw.rstrip("\r\n") if raw is not None else dumps(d)), 0.0)]
+            return [ServerLog(TEXT, safe(raw.rstrip("\r\n") if raw is not None else dumps(d)), 0.0)]
 
     def _decode(self, d: dict) -> list[Event]:
         kind = d.get("event")
@@ -263,7 +266,7 @@ class Decoder:
         ours = self._new_id()
         event = RequestStarted(ours, _time(d), _str(d, "client"), _str(d, "method"), _str(d, "path"),
                                _opt(d, "repository"), _opt(d, "reference"), _str(d, "kind", None) or "other",
-                               _str(d, "user_agent", None), tuple(_clean(a) for a in accept))
+                               _str(d, "user_agent", None), tuple(safe(a) for a in accept))
         if "id" in d:
             self._started[d["id"]] = ours
             if len(self._started) > 10_000:

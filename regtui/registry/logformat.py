@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from regtui.registry.eventjson import dumps, log_object, pull_object, request_object, state_object
+from regtui.registry.eventjson import dumps, log_object, pull_object, request_object, safe, state_object
 from regtui.registry.events import (
     Event,
     PullProgress,
@@ -23,17 +23,6 @@ def human_size(n: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{n} B"
-
-
-# Control characters (C0, DEL, C1, Unicode line/paragraph separators) arrive percent-decoded in paths and
-# in header values; raw, a `%0a` in a path would split one logged request into two lines, or forge another.
-_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7f, 0xa0)]}
-_ESCAPES.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
-
-
-def safe(text: object) -> str:
-    """`text` on one line, with control characters escaped as \\xNN (JSON output escapes them itself)."""
-    return str(text).translate(_ESCAPES)
 
 
 def _clock(t: float) -> str:
