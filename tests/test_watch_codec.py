@@ -112,6 +112,14 @@ def test_terminal_escapes_from_elsewhere_are_escaped():
     assert all("\x1b" not in f and "\x07" not in f for f in fields), fields
 
 
+def test_the_embedded_servers_paths_are_escaped_too():
+    from regtui.tui.live import LiveState
+
+    live = LiveState()
+    live.apply(RequestStarted(1, T, "c:1", "GET", "/v2/\x1b[2J/manifests/x", None, None, "other", "ua"))
+    assert live.rows[1].path == "/v2/\\x1b[2J/manifests/x"
+
+
 def test_progress_of_a_request_started_before_we_joined_is_skipped():
     assert Decoder().line(dumps({"event": "request_progress", "id": 1, "bytes": 5, "total": 9})) == []
 
