@@ -336,7 +336,7 @@ def test_a_late_joiner_gets_a_replay_and_a_reconnect_only_what_it_missed(seed_ta
     from tests.registry_harness import RunningRegistry
 
     reg = RunningRegistry([seed_tar])
-    install(reg.app, replay=4)
+    install(reg.app, replay=4, keepalive=0.2)
     reg.start()
     try:
         events = f"{reg.url}/_regtui/events"
@@ -355,5 +355,15 @@ def test_a_late_joiner_gets_a_replay_and_a_reconnect_only_what_it_missed(seed_ta
             assert again[-1][1]["error"] == "MANIFEST_UNKNOWN"
             fewer = _sse(f"{events}?replay=1", until_path="/v2/registry/manifests/nope")
             assert len(fewer) == 1
+    finally:
+        reg.stop()
+
+    # A quiet stream still says it is alive (proxies and the watch's read timeout count on it).
+    reg = RunningRegistry([seed_tar])
+    install(reg.app, keepalive=0.2)
+    reg.start()
+    try:
+        with httpx.stream("GET", f"{reg.url}/_regtui/events?replay=0", timeout=5) as r:
+            assert next(l for l in r.iter_lines() if l.startswith(":")) == ": keepalive"
     finally:
         reg.stop()

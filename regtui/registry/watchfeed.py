@@ -209,9 +209,9 @@ async def _error(send, err: RegistryError) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def install(app, replay: int = REPLAY, queue: int = QUEUE) -> WatchFeed:
+def install(app, replay: int = REPLAY, queue: int = QUEUE, keepalive: float = KEEPALIVE) -> WatchFeed:
     """Put the feed in front of a `create_app` app (its bus and auth); returns it (tests look at its watchers)."""
     state = app.extensions["regtui"]
-    feed = WatchFeed(app.asgi_app, state.bus, state.auth, replay=replay, queue=queue)
+    feed = WatchFeed(app.asgi_app, state.bus, state.auth, replay=replay, queue=queue, keepalive=keepalive)
     app.asgi_app = feed
     return feed
