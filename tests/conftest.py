@@ -14,6 +14,8 @@ import pytest
 
 from tests.support import build_multiarch_layout, require_tool, tar_folder
 
+pytest_plugins = ["tests.zarf_fixtures"]  # Zarf packages in every form, built from the images below
+
 SEED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "seed-image.tar"
 if not SEED.exists():  # CI clones main elsewhere and copies shared/ beside it
     SEED = Path(os.environ.get("REGTUI_SEED", "/work/shared/fixtures/seed-image.tar"))

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-COMMANDS = ("tui", "inspect", "verify", "serve", "diff", "push", "watch")  # modules of this package; help sorts them
+COMMANDS = ("tui", "inspect", "verify", "serve", "diff", "push", "cache", "watch")  # modules; help sorts them
 
 
 class DefaultGroup(click.Group):

@@ -241,6 +241,7 @@ class Archive:
     blobs: dict[str, Location]  # every blob the archive holds, by digest (claimed; verify checks)
     warnings: list[Problem] = field(default_factory=list)
     fingerprints: dict[str, Fingerprint] = field(default_factory=dict)  # file path -> identity at open
+    package: Any = None  # a regtui.oci.zarf.ZarfPackage when the archive is a Zarf package
 
     # -- derived views, built once -------------------------------------------------------------------
     def __post_init__(self) -> None:
@@ -334,4 +335,5 @@ FORMAT_NAMES = {
     "docker-save": "docker save (Docker 25+, OCI layout inside)",
     "oci-archive": "OCI image layout (tar archive)",
     "oci-layout": "OCI image layout (folder)",
+    "zarf-package": "Zarf package",
 }

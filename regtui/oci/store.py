@@ -83,6 +83,8 @@ def parse_json(data: bytes, *, member: str, path: str) -> Any:
 
 def _depth_exceeds(text: str, limit: int) -> bool:
     # Cheap bracket count, ignoring strings: a bound, not a parser.
+    if text.count("[") + text.count("{") <= limit:  # C-speed: most documents cannot nest that deep at all
+        return False
     depth = 0
     in_str = esc = False
     for ch in text:
@@ -220,10 +222,19 @@ class DirStore(Store):
         self.path = path
         self._root = os.path.realpath(path)
         self._prints: dict[str, Fingerprint] = {}
+        self._dirs: dict[str, str] = {}  # folder inside the layout -> its real path (resolved once)
 
     def _full(self, name: str) -> str:
         clean = _clean(name, path=self.path)
-        full = os.path.realpath(os.path.join(self._root, clean))
+        # realpath() lstat()s every component; a layout of thousands of blobs asks for the same few folders,
+        # so each folder is resolved once and only the last component is checked per name.
+        parent, _, leaf = clean.rpartition("/")
+        real_parent = self._dirs.get(parent)
+        if real_parent is None:
+            real_parent = self._dirs[parent] = os.path.realpath(os.path.join(self._root, parent))
+        full = os.path.join(real_parent, leaf) if leaf else real_parent
+        if os.path.islink(full):
+            full = os.path.realpath(full)
         if full != self._root and not full.startswith(self._root + os.sep):
             raise ArchiveError("resolves outside the layout folder; refused", member=name, path=self.path,
                                hint="a symlink in the layout points elsewhere")
@@ -258,6 +269,30 @@ class DirStore(Store):
 
     def fingerprints(self) -> dict[str, Fingerprint]:
         return dict(self._prints)
+
+
+class SubStore(Store):
+    """The files under one folder of another store, by their names relative to it (a Zarf package's
+    `images/` layout inside the package tar)."""
+
+    def __init__(self, inner: Store, prefix: str):
+        self.inner = inner
+        self.prefix = prefix.rstrip("/") + "/"
+        self.path = inner.path
+        self.kind = inner.kind
+
+    def names(self) -> list[str]:
+        n = len(self.prefix)
+        return [name[n:] for name in self.inner.names() if name.startswith(self.prefix)]
+
+    def has(self, name: str) -> bool:
+        return self.inner.has(self.prefix + _clean(name, path=self.path))
+
+    def locate(self, name: str) -> Location:
+        return self.inner.locate(self.prefix + _clean(name, path=self.path))
+
+    def fingerprints(self) -> dict[str, Fingerprint]:
+        return self.inner.fingerprints()
 
 
 def open_store(path: str) -> Store:
