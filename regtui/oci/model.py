@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from regtui.oci import mediatypes as mt
 from regtui.oci.refs import aliases
+
+Severity = Literal["error", "warning"]
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,7 @@ class Problem:
     expected: str
     found: str
     cause: str
-    severity: str = "error"  # or "warning"
+    severity: Severity = "error"
 
     def line(self) -> str:
         return f"{self.check} {self.subject}: expected {self.expected}, found {self.found} — {self.cause}"
