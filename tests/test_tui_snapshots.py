@@ -91,3 +91,26 @@ def test_pulls_view(snap_compare, seed_tar):
 
 def test_help_screen(snap_compare, seed_tar):
     assert snap_compare(_app(seed_tar, measure=False), press=["question_mark"], terminal_size=SIZE)
+
+
+@pytest.mark.parametrize("tab", ["6", "7"])
+def test_watch_mode(snap_compare, seed_tar, tmp_path, monkeypatch, tab):
+    """`regtui watch serve.log`: the demo traffic as a JSON log (live objects included), replayed; no archive."""
+    from regtui.registry.eventjson import Encoder, dumps
+    from regtui.registry.events import EventBus
+    from regtui.watch.sources import LinesSource
+
+    bus, enc, lines = EventBus(), Encoder(live=True), []
+    bus.subscribe(lambda e: lines.append(dumps(o)) if (o := enc.encode(e)) is not None else None)
+    publish_demo_traffic(bus, open_archive(str(seed_tar)).images()[0], PORT)
+    monkeypatch.chdir(tmp_path)  # the status line shows the file as given
+    (tmp_path / "serve.log").write_text("\n".join(["serving registry:2.8.1 from seed-image.tar", *lines]) + "\n")
+    app = RegtuiApp([], clock=lambda: T0 + 6, source=LinesSource(path="serve.log"))
+
+    async def replayed(pilot):
+        await until(pilot, lambda: app.source_state is not None and app.source_state.state == "ended",
+                    what="the log replayed")
+        await pilot.press(tab)
+        await pilot.pause(0.5)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=replayed)

@@ -4,6 +4,9 @@ The app owns the work: opening, measuring and verifying archives run in thread w
 runs on an event loop of its own in a worker thread (`serving`; `server_thread=False` puts it on the app's
 loop instead), and its events arrive through the shared `EventBus`, coalesced and drawn a few times a second.
 Views (in `widgets/`) only render what they are handed.
+
+`source=` (regtui.watch.sources) opens it without archives on events from elsewhere (`regtui watch`): the source
+publishes on the same bus, the archive views are hidden, and the status line tells where the events come from.
 """
 
 from __future__ import annotations
@@ -15,18 +18,20 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import Worker, get_current_worker
 
 from regtui.oci.errors import ArchiveError
 from regtui.oci.model import Archive
-from regtui.registry.events import EventBus, ServerState
+from regtui.registry.events import EventBus, ServerLog, ServerState
 from regtui.tui.facts import Selection
 from regtui.tui.live import LiveState
 from regtui.tui.measure import LayerFacts, measure_layer
@@ -50,8 +55,13 @@ from regtui.tui.widgets.pulls import PullsView
 from regtui.tui.widgets.requests import RequestsView
 from regtui.tui.widgets.server import ServerView
 from regtui.tui.widgets.verify import VerifyView, problems_by_blob
+from regtui.watch.feed import SourceState
+
+if TYPE_CHECKING:
+    from regtui.watch.sources import EventSource
 
 TABS = ["layers", "config", "manifests", "verify", "server", "requests", "pulls", "package"]
+ARCHIVE_TABS = ("layers", "config", "manifests", "verify", "package")  # hidden while watching (no archive)
 STOP_GRACE = 2.0  # seconds running pulls get to finish when the server stops
 REDRAW_EVERY = 0.2  # live views redraw at most this often, however fast events arrive
 
@@ -85,6 +95,7 @@ class RegtuiApp(App):
         measure: bool = True,
         expectations: list | None = None,
         server_thread: bool = True,
+        source: EventSource | None = None,
     ):
         super().__init__()
         items = list(archives)
@@ -113,6 +124,9 @@ class RegtuiApp(App):
         self.server_thread = server_thread  # False: serve on the app's own loop (simpler, less responsive)
         self._verify_cancel: threading.Event | None = None
         self._measure_cancel: threading.Event | None = None
+        self.source = source  # regtui.watch.sources.EventSource: watching, no archive of our own
+        self.source_state: SourceState | None = None
+        self._source_changed = False
 
     # -- layout ------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -142,6 +156,8 @@ class RegtuiApp(App):
         self.query_one(TabbedContent).hide_tab("package")
         self._unsubscribe = self.bus.subscribe(self._on_bus_event)
         self.set_interval(REDRAW_EVERY, self._redraw_live)
+        if self.source is not None:
+            self._watch_mode()
         self.query_one(ServerView).show_state(self.live.server, 0)
         if self.pending_paths:
             self.loading = f"opening {len(self.pending_paths)} archive(s)…"
@@ -153,7 +169,26 @@ class RegtuiApp(App):
                 self.expect_results = apply_to_archives(self.archives, self.expectations)
             self._archives_ready()
         self._status()
-        self.query_one(ImagesTree).focus()
+        (self.query_one("#requests-table") if self.source is not None else self.query_one(ImagesTree)).focus()
+
+    def _watch_mode(self) -> None:
+        """No archive: only what a remote server's events fill (Server log, Requests, Pulls)."""
+        self.query_one(ImagesTree).display = False
+        tabs = self.query_one(TabbedContent)
+        for tab in ARCHIVE_TABS:
+            tabs.hide_tab(tab)
+        tabs.active = "requests"
+        self.query_one(ServerView).watching(self.source.label)
+        self.query_one(RequestsView).empty_hint = f"no requests yet from {self.source.label}"
+        self.query_one(PullsView).empty_hint = f"No pulls yet from {self.source.label}."
+        self.source.start(self.bus.publish)
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        # Nothing of our own to serve, verify, push or look into while watching.
+        watching = self.source is not None
+        archive_only = action in ("toggle_server", "verify", "push") or (
+            action == "show_tab" and bool(parameters) and parameters[0] in ARCHIVE_TABS)
+        return not (watching and archive_only)
 
     # -- opening archives (thread worker: a large archive's tar headers take a while to scan) ------------
     @work(thread=True, exclusive=True, group="open")
@@ -441,12 +476,28 @@ class RegtuiApp(App):
     def on_registry_events(self, message: RegistryEvents) -> None:
         self._flush_posted = False
         for e in message.events:
-            self.live.apply(e)
+            self._apply(e)
         while self._pending:
-            self.live.apply(self._pending.popleft())
+            self._apply(self._pending.popleft())
+
+    def _apply(self, event) -> None:
+        if isinstance(event, SourceState):  # how the watched stream goes: status line, and the Server log
+            if event != self.source_state:
+                level = "error" if event.state == "failed" else "warning" if event.state == "reconnecting" else "info"
+                self.live.apply(ServerLog(level, f"watch {event.label}: {event.state}"
+                                                 f"{': ' + event.detail if event.detail else ''}", self.clock()))
+            self.source_state = event
+            self._source_changed = True
+            return
+        self.live.apply(event)
 
     def _redraw_live(self) -> None:
-        changes = self.live.take_changes()
+        try:
+            self._redraw(self.live.take_changes())
+        except NoMatches:  # the screen is being torn down (quitting) while events still arrive
+            pass
+
+    def _redraw(self, changes) -> None:
         if changes.rows or changes.evicted:
             self.query_one(RequestsView).apply(changes)
         if changes.pulls:
@@ -455,8 +506,9 @@ class RegtuiApp(App):
             self.query_one(ServerView).add_logs(changes.logs)
         if changes.server:
             self._refresh_server()
-        elif changes:
+        elif changes or self._source_changed:
             self._status()
+        self._source_changed = False
 
     def _refresh_server(self) -> None:
         self.query_one(ServerView).show_state(self.live.server, self.live.requests_total)
@@ -466,6 +518,10 @@ class RegtuiApp(App):
         self._status()
 
     def _status(self) -> None:
+        if self.source is not None:
+            self.query_one(StatusLine).show_watch(self.source.label, self.source_state, self.live.server,
+                                                  self.live.requests_total, self.live.bytes_total)
+            return
         self.query_one(StatusLine).show(self.archives, self.live.server, self.live.requests_total,
                                         self.live.bytes_total, self._hostport(), self.loading)
 
@@ -519,6 +575,8 @@ class RegtuiApp(App):
         self.exit()
 
     def on_unmount(self) -> None:
+        if self.source is not None:
+            self.source.stop()
         self._signal_stop()  # the server thread finishes its requests (short grace) and ends
         if self._unsubscribe is not None:
             self._unsubscribe()
