@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from regtui.contents_cli import ci_options
 from regtui.forensics_cli import expect_options
 from regtui.oci.errors import ArchiveError
 
@@ -105,8 +106,11 @@ def inspect(archives, as_json: bool, expect, expect_file, expect_manifest) -> No
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--no-cache", is_flag=True, help="Verify again even if a cached result exists.")
 @expect_options
-def verify(archives, as_json: bool, no_cache: bool, expect, expect_file, expect_manifest) -> None:
-    """Check every digest, size and diff_id of ARCHIVES; exit 0 only when everything holds."""
+@ci_options
+def verify(archives, as_json: bool, no_cache: bool, expect, expect_file, expect_manifest, **thresholds) -> None:
+    """Check every digest, size and diff_id of ARCHIVES; exit 0 only when everything holds.
+
+    With dive's CI thresholds, also check each image's wasted bytes and efficiency."""
     from regtui.forensics_cli import all_matched, apply_cli_expectations, render_results
 
     archives_ = open_or_fail(archives)
@@ -115,7 +119,12 @@ def verify(archives, as_json: bool, no_cache: bool, expect, expect_file, expect_
 
     code = run_verify(archives_, as_json=as_json, use_cache=not no_cache)
     render_results(results, err=as_json)  # stdout stays one JSON document
-    sys.exit(code or (0 if all_matched(results) else 1))
+    from rich.console import Console
+
+    from regtui.contents_cli import check_thresholds
+
+    lean = check_thresholds(archives_, console=Console(stderr=as_json), **thresholds)
+    sys.exit(code or (0 if all_matched(results) and lean else 1))
 
 
 def _register_optional() -> None:
@@ -123,7 +132,8 @@ def _register_optional() -> None:
     import importlib
 
     for module, name in (("regtui.registry.command", "serve"), ("regtui.forensics_cli", "diff"),
-                         ("regtui.push.command", "push")):
+                         ("regtui.push.command", "push"), ("regtui.contents_cli", "files"),
+                         ("regtui.contents_cli", "cat")):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as e:

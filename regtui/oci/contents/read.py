@@ -126,7 +126,9 @@ def read_file(files: ImageFiles, layers: list[Layer], path: str, *, layer: int |
     if kind == SYMLINK:
         return FileContent(path, li, 0, hashlib.sha256().hexdigest(), b"", True, "symlink", idx.link(j))
     if kind != FILE:
-        raise ContentError(f"{path} is a {KIND_NAMES[kind]} in layer {li}, not a regular file")
+        what = {"dir": "directory", "char": "character device", "block": "block device"}.get(KIND_NAMES[kind],
+                                                                                            KIND_NAMES[kind])
+        raise ContentError(f"{path} is a {what} in layer {li}, not a regular file")
     h = hashlib.sha256()
     kept = bytearray()
     for chunk in iter_entry(layers[li], idx.data_offset[j], idx.size[j], cancel=cancel):
