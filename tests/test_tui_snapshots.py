@@ -91,3 +91,16 @@ def test_pulls_view(snap_compare, seed_tar):
 
 def test_help_screen(snap_compare, seed_tar):
     assert snap_compare(_app(seed_tar, measure=False), press=["question_mark"], terminal_size=SIZE)
+
+
+def test_files_view(snap_compare, seed_tar):
+    async def indexed(pilot):
+        app = pilot.app
+        await until(pilot, lambda: app.selection is not None, what="selection")
+        await pilot.press("8")
+        view = app.query_one("#files-view")
+        await until(pilot, lambda: view.view is not None, timeout=60, what="indexing")
+        await pilot.press("l", "j", "j")  # bin/ open, on a file: its versions in the detail pane
+        await pilot.pause(0.2)
+
+    assert snap_compare(_app(seed_tar, measure=False), terminal_size=SIZE, run_before=indexed)

@@ -45,6 +45,9 @@ class LayerIndex:
     diff_id: str | None = None
     cached: bool = False
     names: bytearray = field(default_factory=bytearray)
+    # From the pass that built it (not cached): did the blob hash to its digest, did it inflate.
+    digest_ok: bool | None = None
+    inflate_error: str | None = None
 
     def __post_init__(self) -> None:
         for name, code in COLUMNS:
@@ -211,8 +214,8 @@ def index_layer(
     except OSError as e:
         return indexer.finish(stream_error=f"cannot read the layer: {e.strerror or e}")
     idx = indexer.finish(stream_error=r.inflate_error)
-    idx.uncompressed_size, idx.diff_id = r.uncompressed_size, r.diff_id
-    digest_ok = r.digest == layer.digest and r.size == layer.descriptor.size
+    idx.uncompressed_size, idx.diff_id, idx.inflate_error = r.uncompressed_size, r.diff_id, r.inflate_error
+    idx.digest_ok = digest_ok = r.digest == layer.digest and r.size == layer.descriptor.size
     if not digest_ok:
         idx.complete = False
         idx.problems.insert(0, f"the blob's digest is {r.digest}, not {layer.digest}; its index is not cached")
