@@ -57,8 +57,9 @@ def test_merged_tree_and_marks_match_the_spec(archives, umoci_layout, fmt):
     assert "usr/share" not in final and "usr/share/doc/readme.md" not in final  # a directory deleted
     assert final["usr/lib"][0] == "file" and "usr/lib/libz.so.1" not in final  # a file over a directory
     _, marks = oracle.apply_layers(expected_layers)
-    for i, idx in enumerate(files.layers):
-        ours = [(files.paths[k] if k != 0xFFFFFFFF else "", MARK_NAMES[m]) for k, m in zip(files.ids[i], files.marks[i])]
+    for i in range(len(files.layers)):
+        ours = [(files.paths[k] if k != 0xFFFFFFFF else "", MARK_NAMES[m])
+                for k, m in zip(files.ids[i], files.marks[i], strict=True)]
         assert ours == [(p, m) for p, m in marks[i] if p], f"layer {i}"
     counts = files.counts(3)
     assert counts["unchanged"] >= 1 and counts["modified"] >= 2 and counts["removed"] == 1 and counts["added"] >= 1
@@ -108,7 +109,7 @@ def test_cat_follows_symlinks_and_reports_loops(archives, tmp_path):
     from regtui.oci.contents.read import ContentError
     with pytest.raises(ContentError, match="not in the image"):
         read_file(files, img.layers, "etc/a.txt")
-    with pytest.raises(ContentError, match="layer 2 does not touch etc/a.txt; it is in layers 0, 1"):
+    with pytest.raises(ContentError, match=r"layer 2 does not touch etc/a\.txt; it is in layers 0, 1"):
         read_file(files, img.layers, "etc/a.txt", layer=2)
     old = read_file(files, img.layers, "etc/a.txt", layer=0)
     assert old.head == b"hello\n" and old.sha256 == hashlib.sha256(b"hello\n").hexdigest()

@@ -56,6 +56,7 @@ Sink = Callable[[Member], None]
 
 
 def _octal(field: bytes) -> int:
+    """A tar number field; -1 when it is not one (a corrupt or foreign header)."""
     try:
         return int(field.rstrip(b"\0 ") or b"0", 8)  # the common case: digits, then NUL or space
     except ValueError:
@@ -64,7 +65,10 @@ def _octal(field: bytes) -> int:
         value = int.from_bytes(field[1:], "big")
         return -value if field[0] & 0x40 else value
     text = field.split(b"\0", 1)[0].strip(b" \0")
-    return int(text, 8) if text else 0
+    try:
+        return int(text, 8) if text else 0
+    except ValueError:
+        return -1
 
 
 def _cstr(field: bytes) -> bytes:
@@ -121,7 +125,7 @@ class TarScanner:
             return
         try:
             self._feed(memoryview(data))
-        except Exception as e:  # noqa: BLE001 - a parser bug must not take down the inflate pass; report it as the layer's
+        except Exception as e:  # a parser bug must not take down the inflate pass; report it as the layer's
             self.stop(f"cannot read the tar at byte {self.offset}: {e}")
         self.offset += len(data)
 

@@ -50,7 +50,8 @@ class ContentScreen(ModalScreen[None]):
     @work(thread=True, exclusive=True, exit_on_error=False)
     def read_worker(self) -> None:
         try:
-            got = read_file(self.files, self.image_layers, self.path, layer=self.from_layer, head=SHOWN, cancel=self.cancel)
+            got = read_file(self.files, self.image_layers, self.path, layer=self.from_layer, head=SHOWN,
+                            cancel=self.cancel)
         except ContentError as e:
             self.app.call_from_thread(self._failed, str(e))
             return

@@ -92,7 +92,7 @@ class FilesView(FilteredView):
     filter_id = "files-filter"
     focus_type = FilesTree
 
-    def __init__(self, **kwargs):  # type: ignore[no-untyped-def]
+    def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.selection: Selection | None = None
         self.files: ImageFiles | None = None
@@ -155,7 +155,7 @@ class FilesView(FilteredView):
             files = load_image_files(sel.image, progress=progress, cancel=cancel)  # type: ignore[arg-type]
         except Cancelled:
             return
-        except Exception as e:  # noqa: BLE001 - a bug here must not take the UI down
+        except Exception as e:  # a bug here must not take the UI down
             self.app.call_from_thread(self._head, f"cannot index: {type(e).__name__}: {e}")
             return
         waste = analyze(files)
@@ -194,7 +194,7 @@ class FilesView(FilteredView):
         self.view = view
         tree = self.query_one(FilesTree)
         tree.clear()
-        self._add_children(tree.root, NO_PARENT, 0)
+        self._add_rows(tree.root, NO_PARENT, 0)
         tree.root.expand()
         tree.cursor_line = 0
         if view.text and len(view) < 2000:  # a narrow filter: open every match's directories
@@ -203,14 +203,14 @@ class FilesView(FilteredView):
         self._head()
         self._detail(None)
 
-    def _expand_all(self, node) -> None:  # type: ignore[no-untyped-def]
+    def _expand_all(self, node) -> None:
         if isinstance(node.data, int) and node.allow_expand:
             node.expand()
             self._load(node)
             for child in list(node.children):
                 self._expand_all(child)
 
-    def _add_children(self, node, parent: int, start: int) -> None:  # type: ignore[no-untyped-def]
+    def _add_rows(self, node, parent: int, start: int) -> None:
         view = self.view
         assert view is not None
         kids = view.children(parent, by_size=self.by_size)
@@ -224,25 +224,25 @@ class FilesView(FilteredView):
             node.add_leaf(Text(f"… {len(kids) - start - BATCH} more (enter)", style="dim italic"),
                           data=More(parent, start + BATCH))
 
-    def _load(self, node) -> None:  # type: ignore[no-untyped-def]
+    def _load(self, node) -> None:
         if isinstance(node.data, int) and not node.children and self.view is not None:
-            self._add_children(node, node.data, 0)
+            self._add_rows(node, node.data, 0)
 
-    def on_tree_node_expanded(self, event: Tree.NodeExpanded) -> None:  # type: ignore[type-arg]
+    def on_tree_node_expanded(self, event: Tree.NodeExpanded) -> None:
         event.stop()
         self._load(event.node)
 
-    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:  # type: ignore[type-arg]
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
         event.stop()
         self._detail(event.node.data if isinstance(event.node.data, int) else None)
 
-    def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:  # type: ignore[type-arg]
+    def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
         event.stop()
         node, data = event.node, event.node.data
         if isinstance(data, More):
             parent = node.parent
             node.remove()
-            self._add_children(parent, data.parent, data.start)
+            self._add_rows(parent, data.parent, data.start)
         elif isinstance(data, int) and self.view is not None:
             if node.allow_expand:
                 node.toggle()
