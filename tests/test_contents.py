@@ -109,7 +109,7 @@ def test_cat_follows_symlinks_and_reports_loops(archives, tmp_path):
     from regtui.oci.contents.read import ContentError
     with pytest.raises(ContentError, match="not in the image"):
         read_file(files, img.layers, "etc/a.txt")
-    with pytest.raises(ContentError, match=r"layer 2 does not touch etc/a\.txt; it is in layers 0, 1"):
+    with pytest.raises(ContentError, match=r"layer 3 does not touch etc/a\.txt; it is in layers 1, 2"):
         read_file(files, img.layers, "etc/a.txt", layer=2)
     old = read_file(files, img.layers, "etc/a.txt", layer=0)
     assert old.head == b"hello\n" and old.sha256 == hashlib.sha256(b"hello\n").hexdigest()

@@ -49,11 +49,11 @@ def test_files_json_is_the_final_image(archives, umoci_layout, tmp_path):
 
 def test_files_tree_layer_changes_and_find(archives, umoci_layout, tmp_path):
     arc = str(archives["docker-archive"])
-    tree = run(tmp_path, "files", arc, "--layer", "3", check=True).stdout.decode()
+    tree = run(tmp_path, "files", arc, "--layer", "4", check=True).stdout.decode()
     lines = tree.splitlines()
     assert any(line.startswith("D ") and line.rstrip().endswith("share/") for line in lines)
     assert any(line.startswith("M ") and line.rstrip().endswith("libz.so.1") for line in lines)
-    changed = json.loads(run(tmp_path, "files", arc, "--layer", "3", "--changes", "--json", check=True).stdout)
+    changed = json.loads(run(tmp_path, "files", arc, "--layer", "4", "--changes", "--json", check=True).stdout)
     _, marks = oracle.apply_layers(oracle.layout_layers(umoci_layout))
     want = {p: m for p, m in marks[3] if m in ("added", "modified")}
     got = {e["path"].lstrip("/"): e["mark"] for e in changed["entries"] if e["mark"] in ("added", "modified")}
@@ -64,8 +64,8 @@ def test_files_tree_layer_changes_and_find(archives, umoci_layout, tmp_path):
     assert [c["counts"]["removed"] for c in per_layer] == [sum(m == "removed" for _, m in ms) for ms in marks]
     found = json.loads(run(tmp_path, "files", arc, "--find", "/etc/a.txt", "--json", check=True).stdout)
     assert found == [{"path": "/etc/a.txt", "in_image": False, "versions": [
-        {**found[0]["versions"][0], "layer": 0, "mark": "added", "kind": "file", "size": 6},
-        {**found[0]["versions"][1], "layer": 1, "mark": "removed", "kind": "whiteout"}]}]
+        {**found[0]["versions"][0], "layer": 1, "mark": "added", "kind": "file", "size": 6},
+        {**found[0]["versions"][1], "layer": 2, "mark": "removed", "kind": "whiteout"}]}]
     glob = run(tmp_path, "files", arc, "*.so*", check=True).stdout.decode()
     assert "/usr/lib/libz.so" not in glob  # /usr/lib is a file in the final image: its old contents are gone
     sub = run(tmp_path, "files", arc, "/etc", "--by-size", check=True).stdout.decode().splitlines()
@@ -76,11 +76,11 @@ def test_cat_streams_exact_bytes_and_pretty_prints(archives, umoci_layout, tmp_p
     layers = oracle.layout_layers(umoci_layout)
     big = next(m for m in layers[0] if m.path == "opt/app/big.bin")
     for fmt in ("oci-archive", "docker-archive"):
-        raw = run(tmp_path, "cat", str(archives[fmt]), "/opt/app/big.bin", "--layer", "0", check=True).stdout
+        raw = run(tmp_path, "cat", str(archives[fmt]), "/opt/app/big.bin", "--layer", "1", check=True).stdout
         assert hashlib.sha256(raw).hexdigest() == big.sha and len(raw) == 70_000
     only = run(tmp_path, "cat", f"{archives['oci-archive']}:img:t", "opt/app/only", check=True).stdout
     assert only == b"only, changed\n"
-    pretty = run(tmp_path, "cat", str(archives["oci-archive"]), "/opt/app/big.bin", "--layer", "0", "--pretty",
+    pretty = run(tmp_path, "cat", str(archives["oci-archive"]), "/opt/app/big.bin", "--layer", "1", "--pretty",
                  check=True)
     text = pretty.stdout.decode()
     assert f"sha256:{big.sha}" in text and "70000 bytes" in text and text.count("\n00000") >= 10
@@ -92,9 +92,9 @@ def test_cat_streams_exact_bytes_and_pretty_prints(archives, umoci_layout, tmp_p
 def test_bad_input_is_one_line(archives, tmp_path):
     arc = str(archives["oci-archive"])
     _one_line_error(run(tmp_path, "cat", arc, "/etc/a.txt"), 1, "not in the image")
-    _one_line_error(run(tmp_path, "cat", arc, "/etc/a.txt", "--layer", "2"), 1, "layer 2 does not touch")
+    _one_line_error(run(tmp_path, "cat", arc, "/etc/a.txt", "--layer", "3"), 1, "layer 3 does not touch")
     _one_line_error(run(tmp_path, "cat", arc, "/etc", "--raw"), 1, "directory")
-    _one_line_error(run(tmp_path, "files", arc, "--layer", "9"), 2, "no layer 9", "0..4")
+    _one_line_error(run(tmp_path, "files", arc, "--layer", "9"), 2, "no layer 9", "1..5")
     _one_line_error(run(tmp_path, "files", arc, "/nope"), 2, "/nope is not in the image")
     _one_line_error(run(tmp_path, "files", str(tmp_path / "missing.tar")), 2, "missing.tar")
     _one_line_error(run(tmp_path, "files", arc, "--image", "other:1"), 2, "no image 'other:1'", "img:t")

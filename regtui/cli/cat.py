@@ -23,7 +23,8 @@ HEX_HEAD = 512
 @click.command("cat")
 @click.argument("target", metavar="ARCHIVE[:IMAGE]")
 @click.argument("path")
-@click.option("--layer", type=int, metavar="N", help="The version layer N wrote (default: the final image's).")
+@click.option("--layer", type=int, metavar="N",
+              help="The version layer N wrote (1 = base; default: the final image's).")
 @click.option("--pretty/--raw", default=None, help="Highlight text or hex-dump binaries (default on a terminal); "
               "--raw writes the bytes.")
 def command(target: str, path: str, layer: int | None, pretty: bool | None) -> None:
@@ -34,6 +35,7 @@ def command(target: str, path: str, layer: int | None, pretty: bool | None) -> N
     image = select_image(open_one(archive), ref)
     contents = load_files(image, err)
     pretty = sys.stdout.isatty() if pretty is None else pretty
+    layer = None if layer is None else layer - 1  # the Layers view's numbering, 1 = base
     try:
         if not pretty:
             li, j = locate(contents, path, layer)
@@ -53,9 +55,9 @@ def command(target: str, path: str, layer: int | None, pretty: bool | None) -> N
     except BrokenPipeError:
         return
     if content.kind == "symlink":
-        out.print(Text(f"{path} → {content.link} (symbolic link, layer {content.layer})"))
+        out.print(Text(f"{path} → {content.link} (symbolic link, layer {content.layer + 1})"))
         return
-    where = f"{path}  layer {content.layer}  {human_size(content.size)}  sha256:{content.sha256}"
+    where = f"{path}  layer {content.layer + 1}  {human_size(content.size)}  sha256:{content.sha256}"
     err.print(Text(where, style="dim"))
     if content.is_text:
         text = content.head.decode("utf-8", "replace")

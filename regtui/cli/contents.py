@@ -119,7 +119,8 @@ def summary_lines(files: ImageFiles, waste: Waste) -> list[str]:
 
 def row_dict(row: Row) -> dict[str, Any]:
     return {"path": "/" + row.path, "kind": row.kind, "mode": oct(row.mode), "uid": row.uid, "gid": row.gid,
-            "size": row.size, "mtime": row.mtime, "link": row.link, "mark": row.mark, "layer": row.layer}
+            "size": row.size, "mtime": row.mtime, "link": row.link, "mark": row.mark,
+            "layer": row.layer + 1 if row.layer >= 0 else None}
 
 
 def row_text(row: Row, depth: int | None) -> Text:

@@ -37,7 +37,8 @@ from regtui.oci.units import human_size
 @click.argument("archive", type=click.Path())
 @click.argument("pattern", required=False)
 @click.option("--image", "image_ref", metavar="REF", help="Which image: repo:tag, tag, digest, os/arch or #index.")
-@click.option("--layer", type=int, metavar="N", help="The image as of layer N (0 = base), its changes marked.")
+@click.option("--layer", type=int, metavar="N",
+              help="The image as of layer N (1 = base, as Layers numbers them), its changes marked.")
 @click.option("--changes", is_flag=True, help="Only what changed: in layer N, or in every layer as a list.")
 @click.option("--find", "find_path", metavar="PATH", help="Which layers touch PATH (or a glob like '*.pyc').")
 @click.option("--by-size", is_flag=True, help="Largest first.")
@@ -51,14 +52,15 @@ def command(archive: str, pattern: str | None, image_ref: str | None, layer: int
     arc = open_one(archive)
     image = select_image(arc, image_ref)
     contents = load_files(image, err)
-    if layer is not None and not 0 <= layer < len(contents.layers):
-        fail(f"no layer {layer}: the image has layers 0..{len(contents.layers) - 1}")
+    if layer is not None and not 1 <= layer <= len(contents.layers):
+        fail(f"no layer {layer}: the image has layers 1..{len(contents.layers)}")
+    index = None if layer is None else layer - 1
     waste = analyze(contents)
     if find_path is not None:
         return _find(contents, find_path, out, as_json)
     if changes and layer is None:
         return _changes(contents, out, as_json)
-    view = FileView(contents, layer, changes_only=changes)
+    view = FileView(contents, index, changes_only=changes)
     if pattern and is_glob(pattern):
         matches, truncated = find(contents, pattern)
         rows = [view.row(path_id(contents, f.path)) for f in matches if view.mask[path_id(contents, f.path)]]
@@ -95,8 +97,9 @@ def _find(contents: ImageFiles, pattern: str, out: Console, as_json: bool) -> No
     matches, truncated = find(contents, pattern)
     if as_json:
         data = [{"path": "/" + f.path, "in_image": f.in_image,
-                 "versions": [{"layer": v.layer, "mark": v.mark, "kind": v.kind, "size": v.size, "mode": oct(v.mode),
-                               "uid": v.uid, "gid": v.gid, "mtime": v.mtime, "link": v.link} for v in f.versions]}
+                 "versions": [{"layer": v.layer + 1, "mark": v.mark, "kind": v.kind, "size": v.size,
+                               "mode": oct(v.mode), "uid": v.uid, "gid": v.gid, "mtime": v.mtime, "link": v.link}
+                              for v in f.versions]}
                 for f in matches]
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
@@ -105,7 +108,7 @@ def _find(contents: ImageFiles, pattern: str, out: Console, as_json: bool) -> No
     for f in matches:
         out.print(Text.assemble(("/" + f.path, "bold"), "" if f.in_image else (" (not in the final image)", "red")))
         for v in f.versions:
-            out.print(Text.assemble(f"  layer {v.layer:>2}  ", (f"{v.mark:<9}", MARK_STYLE.get(v.mark, "")),
+            out.print(Text.assemble(f"  layer {v.layer + 1:>2}  ", (f"{v.mark:<9}", MARK_STYLE.get(v.mark, "")),
                                     f" {mode_string(v.kind, v.mode)} {v.uid}:{v.gid} {human_size(v.size):>10} "
                                     f"{_time(v.mtime)}" + (f" → {v.link}" if v.link else "")))
     if truncated:
@@ -130,7 +133,7 @@ def _changes(contents: ImageFiles, out: Console, as_json: bool) -> None:
             if mark in ("added", "modified", "removed"):
                 items.append({"path": "/" + (contents.paths[k] if k < len(contents.paths) else ""), "mark": mark,
                               "size": idx.size[j]})
-        data.append({"layer": i, "digest": idx.digest, "counts": contents.counts(i), "changes": items})
+        data.append({"layer": i + 1, "digest": idx.digest, "counts": contents.counts(i), "changes": items})
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return

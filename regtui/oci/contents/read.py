@@ -1,4 +1,5 @@
-"""Read one file's bytes from a layer, streamed: an uncompressed layer is read at the member's offset; a gzip or
+"""Read one file's bytes from a layer (layers are 0-based indexes here, 1-based in messages, as the UI counts),
+streamed: an uncompressed layer is read at the member's offset; a gzip or
 zstd layer is inflated from its start up to the member and no further. Memory stays bounded by the chunk size
 and the `head` kept for display; the sha256 covers every byte.
 """
@@ -59,13 +60,13 @@ def locate(files: ImageFiles, path: str, layer: int | None = None) -> tuple[int,
     layer's entry. Raises ContentError with the reason."""
     if layer is not None:
         if not 0 <= layer < len(files.layers):
-            raise ContentError(f"no layer {layer}: the image has layers 0..{len(files.layers) - 1}")
+            raise ContentError(f"no layer {layer + 1}: the image has layers 1..{len(files.layers)}")
         k = path_id(files, path)
         j = files.entry_in(layer, k) if k >= 0 else -1
         if j < 0:
             touched = [v.layer for v in files.versions(k)] if k >= 0 else []
-            where = f"; it is in layers {', '.join(map(str, touched))}" if touched else "; no layer has it"
-            raise ContentError(f"layer {layer} does not touch {path}{where}")
+            where = f"; it is in layers {', '.join(str(t + 1) for t in touched)}" if touched else "; no layer has it"
+            raise ContentError(f"layer {layer + 1} does not touch {path}{where}")
         return _through_hardlinks(files, layer, j)
     parts = [p for p in path.split("/") if p not in ("", ".")]
     cur: list[str] = []
@@ -128,7 +129,7 @@ def read_file(files: ImageFiles, layers: list[Layer], path: str, *, layer: int |
     if kind != FILE:
         what = {"dir": "directory", "char": "character device", "block": "block device"}.get(KIND_NAMES[kind],
                                                                                             KIND_NAMES[kind])
-        raise ContentError(f"{path} is a {what} in layer {li}, not a regular file")
+        raise ContentError(f"{path} is a {what} in layer {li + 1}, not a regular file")
     h = hashlib.sha256()
     kept = bytearray()
     for chunk in iter_entry(layers[li], idx.data_offset[j], idx.size[j], cancel=cancel):
