@@ -156,3 +156,30 @@ def test_seed_image_against_tarfile(seed_tar, tmp_path):
         v = files.visible_version(k)
         if v is not None:
             assert KIND_NAMES.index(v.kind) >= 0 and files.present[k] != NONE and unpack(files.present[k])[0] == v.layer
+
+
+def test_measuring_a_layer_indexes_it_in_the_same_read_and_the_cache_never_vouches(archives, tmp_path):
+    import shutil
+
+    from regtui.oci.contents.index import load_cached
+    from regtui.tui.measure import measure_layer
+    from tests.tui_support import flip_byte_in_layer
+
+    img = open_archive(str(archives["oci-archive"])).images()[0]
+    for layer in img.layers:
+        assert load_cached(layer.digest) is None
+        facts = measure_layer(layer)
+        assert facts is not None and facts.ok and facts.uncompressed_size > 0
+        assert load_cached(layer.digest) is not None  # indexed by the measuring pass itself
+    files = load_image_files(img)
+    assert all(i.cached for i in files.layers)
+    # a copy with one flipped byte claims the same digests: the cached index must not make it pass
+    bad = tmp_path / "bad.tar"
+    digest = flip_byte_in_layer(archives["oci-archive"], bad)
+    layer = next(l for l in open_archive(str(bad)).images()[0].layers if l.digest == digest)
+    facts = measure_layer(layer)
+    assert facts is not None and not facts.ok
+    shutil.rmtree(tmp_path / "cache")
+    idx = load_image_files(open_archive(str(bad)).images()[0]).layers
+    assert any(not i.complete and "not cached" in " ".join(i.problems) for i in idx)
+    assert load_cached(digest) is None  # a blob that does not hash to its digest is never cached

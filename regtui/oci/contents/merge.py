@@ -58,18 +58,18 @@ class ImageFiles:
         self.id_of = {p: k for k, p in enumerate(self.paths)}
         self.end, self.parent = _ranges(self.paths)
         self.ids: list[array[int]] = []
-        self._sorted: list[tuple[array[int], array[int]]] = []  # per layer: path ids ascending, and their entries
+        self.by_path: list[tuple[array[int], array[int]]] = []  # per layer: path ids ascending, and their entries
         id_of = self.id_of
         for layer_names in names:
             ids = array("I", (id_of[p] if p else ROOT for p in layer_names))
             self.ids.append(ids)
             order = sorted(range(len(ids)), key=ids.__getitem__)
-            self._sorted.append((array("I", (ids[j] for j in order)), array("I", order)))
+            self.by_path.append((array("I", (ids[j] for j in order)), array("I", order)))
         self.marks: list[bytearray] = []
         present = array("q", [NONE]) * len(self.paths)
         for i in range(len(layers)):
             self.marks.append(self._mark(present, i))
-            self._apply(present, i)
+            self.apply_layer(present, i)
         self.present = present
         self.visible = self._visible(present)
 
@@ -104,7 +104,7 @@ class ImageFiles:
                 marks[j] = UNCHANGED if _same(self.layers, ref, idx, j) else MODIFIED
         return marks
 
-    def _apply(self, present: array[int], i: int) -> None:
+    def apply_layer(self, present: array[int], i: int) -> None:
         idx, ids = self.layers[i], self.ids[i]
         n = len(self.paths)
         for j, k in enumerate(ids):  # removals first: they apply to the layers below
@@ -134,13 +134,13 @@ class ImageFiles:
             return self.present
         present = array("q", [NONE]) * len(self.paths)
         for i in range(layer + 1):
-            self._apply(present, i)
+            self.apply_layer(present, i)
         return present
 
     # -- questions -------------------------------------------------------------------------------------------
     def entry_in(self, layer: int, k: int) -> int:
         """The last entry of `layer` for path id `k`, or -1."""
-        keys, entries = self._sorted[layer]
+        keys, entries = self.by_path[layer]
         pos = bisect_left(keys, k + 1) - 1
         return entries[pos] if pos >= 0 and keys[pos] == k else -1
 
@@ -220,8 +220,3 @@ def path_id(files: ImageFiles, path: str) -> int:
     norm = "/".join(p for p in path.split("/") if p not in ("", "."))
     return files.id_of.get(norm, -1)
 
-
-def first_descendant(files: ImageFiles, prefix: str) -> int:
-    """Index of the first path at or after `prefix` in the table (for prefix scans)."""
-    key = prefix.replace("/", "\0")
-    return bisect_left(files.paths, key, key=lambda p: p.replace("/", "\0"))

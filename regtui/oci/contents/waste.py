@@ -49,7 +49,7 @@ def analyze(files: ImageFiles) -> Waste:
     count = array("I", [0]) * n
     present = array("q", [NONE]) * n
     for i, idx in enumerate(files.layers):
-        keys, entries = files._sorted[i]
+        keys, entries = files.by_path[i]
         m = len(keys)
         pos = 0
         while pos < m:
@@ -73,7 +73,7 @@ def analyze(files: ImageFiles) -> Waste:
             if low[k] < 0 or size < low[k]:
                 low[k] = size
             count[k] += 1
-        files._apply(present, i)
+        files.apply_layer(present, i)
     total = sum(cum)
     minimum = sum(v for v in low if v > 0)
     offenders = sorted((Offender(files.paths[k], count[k], cum[k]) for k in range(n) if count[k] >= 2),
