@@ -14,6 +14,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -35,15 +36,17 @@ def _blob(layout: Path, data: bytes) -> dict:
     return {"digest": f"sha256:{d}", "size": len(data)}
 
 
-def make_layout(layout: Path, tars: list[bytes], *, gz: bool = True) -> Path:
-    """An OCI layout (one image, tag `t`) whose layers are exactly these tars (gzipped when `gz`)."""
+def make_layout(layout: Path, tars: list[bytes], *, gz: bool = True, zstd: bool = False) -> Path:
+    """An OCI layout (one image, tag `t`) whose layers are exactly these tars (gzipped when `gz`, or zstd)."""
     (layout / "blobs/sha256").mkdir(parents=True)
     (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
     layers = []
     for t in tars:
-        data = gzip.compress(t, mtime=0) if gz else t
-        layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if gz else ""),
-                       **_blob(layout, data)})
+        if zstd:
+            data, suffix = zstandard.ZstdCompressor().compress(t), "+zstd"
+        else:
+            data, suffix = (gzip.compress(t, mtime=0), "+gzip") if gz else (t, "")
+        layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar" + suffix, **_blob(layout, data)})
     cfg = {"architecture": "amd64", "os": "linux",
            "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(t).hexdigest() for t in tars]}}
     config = {"mediaType": "application/vnd.oci.image.config.v1+json", **_blob(layout, json.dumps(cfg).encode())}
@@ -211,3 +214,15 @@ def test_scanner_survives_mutated_and_random_tars(data):
     for j in range(len(idx)):
         p = idx.path(j)
         assert not p.startswith("/") and ".." not in p.split("/")
+
+
+def test_zstd_layers_index_and_read(tmp_path):
+    big = os.urandom(300_000)
+    img, files = _files(make_layout(tmp_path / "lay", [tar_bytes([folder("opt"), file("opt/big", big)]),
+                                                       tar_bytes([file("opt/.wh.big", ""), file("opt/new", "n")])],
+                                    zstd=True))
+    assert files.complete and [i.compression for i in files.layers] == ["zstd", "zstd"]
+    got = read_file(files, img.layers, "opt/big", layer=0)
+    assert got.sha256 == hashlib.sha256(big).hexdigest() and got.size == len(big)
+    with pytest.raises(ContentError, match="not in the image"):
+        read_file(files, img.layers, "opt/big")
