@@ -36,6 +36,7 @@ async def _measured(pilot) -> None:
     app = pilot.app
     await until(pilot, lambda: app.selection is not None and app.layer_facts and
                 all(v is not None for v in app.layer_facts.values()), what="layer measurement")
+    await until(pilot, lambda: app.layer_contents, what="the layers' files (indexed while measuring)")
     await pilot.pause(0.1)
 
 

@@ -220,6 +220,7 @@ class RegtuiApp(App):
         todo = [l for l in sel.image.layers if (sel.archive.path, l.digest) not in self.layer_facts
                 and l.location is not None]
         if not todo:
+            self.query_one(FilesView).ensure_loaded()  # per-layer changes for Layers, efficiency for the status
             return
         if self._measure_cancel is not None:
             self._measure_cancel.set()
@@ -238,6 +239,8 @@ class RegtuiApp(App):
             facts = measure_layer(layer, cancel)
             if facts is not None:
                 self.post_message(LayerMeasured(archive_path, facts))
+        if not cancel.is_set():  # measuring indexed every layer: the Files view merges them from the cache
+            self.call_from_thread(lambda: self.query_one(FilesView).ensure_loaded())
         # Layers left unmeasured (selection moved on) go back to "not checked".
         self.call_from_thread(self._unmark, archive_path, layers)
 

@@ -126,6 +126,10 @@ class FilesView(FilteredView):
     def on_show(self) -> None:
         self.ensure_loaded()
 
+    def on_unmount(self) -> None:
+        if self._cancel is not None:
+            self._cancel.set()
+
     def ensure_loaded(self) -> None:
         sel = self.selection
         if sel is None or sel.image is None or (self._loaded_for is not None and sel.same(self._loaded_for)):

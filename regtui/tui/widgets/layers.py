@@ -165,6 +165,13 @@ class LayersView(FilteredView):
             why = f.error or ("the bytes do not hash to the digest" if not f.digest_ok else
                               "the uncompressed bytes do not hash to the diff_id")
             txt.append(f"mismatch: {why}\n", style="bold red")
+        indexed = self.contents.get((self.selection.archive.path, image.manifest.digest))
+        if indexed is not None and i < len(indexed.counts):
+            changes, hidden = self._contents_cells(indexed, i)
+            txt.append(f"{'files':>13}  ", style="dim")
+            txt.append_text(changes)
+            txt.append(f"  (+added ~modified -removed; enter shows them)  ·  {hidden.plain} of it hidden "
+                       "in the final image\n")
         history = layer_history(image)[i]
         txt.append(f"{'created_by':>13}  ", style="dim")
         txt.append(history or "— (no history entry)")
