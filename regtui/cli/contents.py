@@ -61,8 +61,9 @@ def select_image(archive: Archive, ref: str | None) -> Image:
         if len(images) > 1:
             fail(f"{archive.path} holds {len(images)} images; choose one with --image ({_names(images)})")
         return images[0]
-    if ref.isdigit() and int(ref) < len(images):
-        return images[int(ref)]
+    number = ref.removeprefix("#")
+    if number.isdigit() and int(number) < len(images):
+        return images[int(number)]
     for img in images:
         names = {f"{img.repository}:{t}" for t in img.tags} | set(img.tags)
         if ref in names or img.manifest.digest.startswith(ref) or (img.platform and str(img.platform) == ref):
