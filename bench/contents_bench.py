@@ -113,7 +113,7 @@ async def key_latency(layout: Path, presses: int) -> dict[str, float]:
     async with app.run_test(size=(150, 42)) as pilot:
         while app.selection is None:
             await pilot.pause(0.05)
-        await pilot.press("8")
+        await pilot.press("9")
         view = app.query_one("#files-view")
         while view.view is None:
             await pilot.pause(0.1)

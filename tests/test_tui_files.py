@@ -1,4 +1,4 @@
-"""The Files view (key 8) in the real app: the merged tree, layers stepped with `[` `]`, only-changes, filter,
+"""The Files view (key 9) in the real app: the merged tree, layers stepped with `[` `]`, only-changes, filter,
 the content viewer, the Layers view's per-layer numbers and the status line's efficiency; and a tree of 200k
 paths that stays lazy and quick to move in."""
 
@@ -34,7 +34,7 @@ def _labels(tree: FilesTree, node=None) -> list[str]:
 
 async def _files_ready(pilot, app) -> FilesView:
     await until(pilot, lambda: app.selection is not None, what="the archive to open")
-    await pilot.press("8")
+    await pilot.press("9")
     view = app.query_one(FilesView)
     await until(pilot, lambda: view.view is not None, timeout=60, what="indexing")
     return view

@@ -98,7 +98,7 @@ def test_files_view(snap_compare, seed_tar):
     async def indexed(pilot):
         app = pilot.app
         await until(pilot, lambda: app.selection is not None, what="selection")
-        await pilot.press("8")
+        await pilot.press("9")
         view = app.query_one("#files-view")
         await until(pilot, lambda: view.view is not None, timeout=60, what="indexing")
         await pilot.press("l", "j", "j")  # bin/ open, on a file: its versions in the detail pane

@@ -92,7 +92,7 @@ async def _main(archive_path, registry, tag_map, insecure, ca, credentials, dry_
                 quiet, expectations):
     from rich.console import Console
 
-    from regtui.oci import open_archive
+    from regtui.cli.common import open_one
     from regtui.oci.errors import ArchiveError
     from regtui.push.client import PushClient
     from regtui.push.display import LineView, ProgressView
@@ -103,7 +103,7 @@ async def _main(archive_path, registry, tag_map, insecure, ca, credentials, dry_
     target = parse_target(registry)
     rules = parse_tag_map(tag_map)
     try:
-        archive = await asyncio.to_thread(open_archive, archive_path)
+        archive = await asyncio.to_thread(open_one, archive_path)
     except ArchiveError as e:
         raise PushError(e.line()) from None
     _apply_expectations(archive, *expectations)

@@ -1,4 +1,4 @@
-"""The Files view (key 8): the selected image's merged file tree, or the image as of one layer with that layer's
+"""The Files view (key 9): the selected image's merged file tree, or the image as of one layer with that layer's
 changes coloured as dive colours them (added green, modified yellow, removed red).
 
 Indexing and every rebuild (filter, layer, changes only) run in thread workers; the tree adds a directory's
