@@ -36,6 +36,7 @@ async def _measured(pilot) -> None:
     app = pilot.app
     await until(pilot, lambda: app.selection is not None and app.layer_facts and
                 all(v is not None for v in app.layer_facts.values()), what="layer measurement")
+    await until(pilot, lambda: app.layer_contents, what="the layers' files (indexed while measuring)")
     await pilot.pause(0.1)
 
 
@@ -114,3 +115,16 @@ def test_watch_mode(snap_compare, seed_tar, tmp_path, monkeypatch, tab):
         await pilot.pause(0.5)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=replayed)
+
+
+def test_files_view(snap_compare, seed_tar):
+    async def indexed(pilot):
+        app = pilot.app
+        await until(pilot, lambda: app.selection is not None, what="selection")
+        await pilot.press("9")
+        view = app.query_one("#files-view")
+        await until(pilot, lambda: view.view is not None, timeout=60, what="indexing")
+        await pilot.press("l", "j", "j")  # bin/ open, on a file: its versions in the detail pane
+        await pilot.pause(0.2)
+
+    assert snap_compare(_app(seed_tar, measure=False), terminal_size=SIZE, run_before=indexed)

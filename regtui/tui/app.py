@@ -46,6 +46,7 @@ from regtui.tui.screens.help import HelpScreen
 from regtui.tui.serving import serve_archives, serve_on_own_loop, signal_stop
 from regtui.tui.widgets.common import VimTable
 from regtui.tui.widgets.config import ConfigView
+from regtui.tui.widgets.files import FilesIndexed, FilesView
 from regtui.tui.widgets.header import StatusLine
 from regtui.tui.widgets.images import ImagesTree
 from regtui.tui.widgets.layers import LayersView
@@ -60,8 +61,8 @@ from regtui.watch.feed import SourceState
 if TYPE_CHECKING:
     from regtui.watch.sources import EventSource
 
-TABS = ["layers", "config", "manifests", "verify", "server", "requests", "pulls", "package"]
-ARCHIVE_TABS = ("layers", "config", "manifests", "verify", "package")  # hidden while watching (no archive)
+TABS = ["layers", "config", "manifests", "verify", "server", "requests", "pulls", "package", "files"]
+ARCHIVE_TABS = ("layers", "config", "manifests", "verify", "package", "files")  # hidden while watching
 STOP_GRACE = 2.0  # seconds running pulls get to finish when the server stops
 REDRAW_EVERY = 0.2  # live views redraw at most this often, however fast events arrive
 
@@ -111,6 +112,7 @@ class RegtuiApp(App):
         self.expect_results: list = []
         self.selection: Selection | None = None
         self.layer_facts: dict = {}  # (archive path, digest) -> LayerFacts, None while being measured
+        self.layer_contents: dict = {}  # (archive path, manifest digest) -> FilesIndexed (per-layer changes, waste)
         self.blob_problems: dict = {}  # (archive path, digest) -> [Problem] from verification
         self.verify_reports: dict = {}  # archive path -> VerifyReport
         self.verify_errors: dict = {}  # archive path -> why the last verification did not finish
@@ -135,7 +137,7 @@ class RegtuiApp(App):
             yield ImagesTree(id="images")
             with TabbedContent(id="tabs", initial="layers"):
                 with TabPane("1 Layers", id="layers"):
-                    yield LayersView(self.layer_facts, self.blob_problems, id="layers-view")
+                    yield LayersView(self.layer_facts, self.blob_problems, self.layer_contents, id="layers-view")
                 with TabPane("2 Config", id="config"):
                     yield ConfigView(id="config-view")
                 with TabPane("3 Manifests", id="manifests"):
@@ -150,6 +152,8 @@ class RegtuiApp(App):
                     yield PullsView(self.clock, id="pulls-view")
                 with TabPane("8 Package", id="package"):  # shown only while a Zarf package is open
                     yield PackageView(id="package-view")
+                with TabPane("9 Files", id="files"):
+                    yield FilesView(id="files-view")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -251,6 +255,7 @@ class RegtuiApp(App):
         self.query_one(ManifestsView).show(sel, self._hostport(), self.expect_results)
         self.query_one(VerifyView).show(sel, self.verify_reports.get(sel.archive.path))
         self.query_one(PackageView).show(sel.archive, self.verify_reports.get(sel.archive.path))
+        self.query_one(FilesView).show(sel)
         if self.measure_layers and sel.image is not None:
             self._measure(sel)
 
@@ -258,6 +263,7 @@ class RegtuiApp(App):
         todo = [l for l in sel.image.layers if (sel.archive.path, l.digest) not in self.layer_facts
                 and l.location is not None]
         if not todo:
+            self.query_one(FilesView).ensure_loaded()  # per-layer changes for Layers, efficiency for the status
             return
         if self._measure_cancel is not None:
             self._measure_cancel.set()
@@ -276,6 +282,8 @@ class RegtuiApp(App):
             facts = measure_layer(layer, cancel)
             if facts is not None:
                 self.post_message(LayerMeasured(archive_path, facts))
+        if not cancel.is_set():  # measuring indexed every layer: the Files view merges them from the cache
+            self.call_from_thread(lambda: self.query_one(FilesView).ensure_loaded())
         # Layers left unmeasured (selection moved on) go back to "not checked".
         self.call_from_thread(self._unmark, archive_path, layers)
 
@@ -289,6 +297,16 @@ class RegtuiApp(App):
         # Stored even if the worker's clean-up ran first: messages and call_from_thread are not ordered.
         self.layer_facts[(message.archive_path, message.facts.digest)] = message.facts
         self.query_one(LayersView).refresh_rows()
+
+    def on_files_indexed(self, message: FilesIndexed) -> None:
+        self.layer_contents[(message.archive_path, message.manifest_digest)] = message
+        self.query_one(StatusLine).note = f"efficiency {message.waste.efficiency * 100:.1f} %"
+        self._status()
+        self.query_one(LayersView).refresh_rows()
+
+    def on_layers_view_show_files(self, message: LayersView.ShowFiles) -> None:
+        self.action_show_tab("files")
+        self.query_one(FilesView).show_layer(message.index)
 
     # -- verification (thread worker; the UI and the server keep running) -----------------------------
     def action_verify(self) -> None:
@@ -531,6 +549,8 @@ class RegtuiApp(App):
         tables = self.query_one(f"#{tab}", TabPane).query(VimTable)
         if tables:
             tables.first().focus()
+        elif tab == "files":
+            self.query_one("#files-tree").focus()
 
     def action_view(self, action: str) -> None:
         """Keys that belong to one view (filter, sort, follow, copy) work wherever the focus is."""

@@ -11,6 +11,8 @@ from regtui.tui.facts import archive_summary, human_size
 
 
 class StatusLine(Static):
+    note = ""  # e.g. the selected image's efficiency, once the Files view has indexed it
+
     def show(self, archives: list[Archive], server: ServerState, requests: int, sent: int, bind: str,
              loading: str | None = None) -> None:
         t = Text(no_wrap=True, overflow="ellipsis")
@@ -22,6 +24,8 @@ class StatusLine(Static):
             names, formats, images, size = archive_summary(archives)
             t.append(names, style="bold")
             t.append(f"  {formats}  ·  {images} image{'s' * (images != 1)}  ·  {human_size(size)}")
+            if self.note:
+                t.append(f"  ·  {self.note}")
         else:
             t.append("no archive open", style="italic")
         t.append("\n")
