@@ -49,14 +49,15 @@ CLOSE = {"Connection": "close"}
 class Served:
     """`regtui serve ARCHIVE` as a user runs it; stopped by its PID."""
 
-    def __init__(self, archive: Path, logdir: Path, *args: str):
+    def __init__(self, archive: Path, logdir: Path, *args: str, preexec_fn=None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.out = logdir / f"serve-{self.port}.out"
         self.err = logdir / f"serve-{self.port}.err"
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
             self.proc = subprocess.Popen([sys.executable, "-m", "regtui", "serve", str(archive), "--port",
-                                          str(self.port), *args], stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+                                          str(self.port), *args], stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                         preexec_fn=preexec_fn)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, f"serve exited: {self.err.read_text()}"
@@ -104,8 +105,8 @@ class Served:
 def serve(tmp_path):
     started: list[Served] = []
 
-    def start(archive: Path, *args: str) -> Served:
-        s = Served(archive, tmp_path, *args)
+    def start(archive: Path, *args: str, preexec_fn=None) -> Served:
+        s = Served(archive, tmp_path, *args, preexec_fn=preexec_fn)
         started.append(s)
         return s
 

@@ -10,8 +10,10 @@ import base64
 import json
 import os
 import re
+import resource
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -338,3 +340,90 @@ def test_workers_die_with_their_parent_and_a_held_port_is_refused(seed_tar, tmp_
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+# -- 5: descriptor exhaustion: a connection cap below the fd limit, idle connections evicted oldest first -----
+def _fd_limit_1024() -> None:  # in the child, before exec: as `ulimit -n 1024` (soft and hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+
+
+def _idle_sockets(port: int, n: int) -> list[socket.socket]:
+    out = []
+    for _ in range(n):
+        sock = socket.socket()
+        sock.settimeout(1)
+        try:
+            sock.connect(("127.0.0.1", port))
+        except OSError:
+            sock.close()
+            continue
+        out.append(sock)
+    return out
+
+
+def test_1100_idle_sockets_at_ulimit_1024_leave_real_clients_answered(big_archive, serve):  # noqa: F811
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))  # this test's own sockets
+    s = serve(big_archive["path"], preexec_fn=_fd_limit_1024)
+    idle = _idle_sockets(s.port, 1100)
+    try:
+        assert len(idle) > 1000
+        t = time.perf_counter()
+        assert httpx.get(f"{s.url}/v2/", headers={"Connection": "close"}, timeout=5).status_code == 200
+        first = time.perf_counter() - t
+        got = httpx.get(blob_url(s, big_archive), headers={"Connection": "close"}, timeout=30)
+        assert got.status_code == 200 and sha(got.content) == big_archive["digest"]
+        assert s.fds() < 1024
+        time.sleep(1)  # asyncio would log accept() failures in this time, tens of thousands of them
+    finally:
+        for sock in idle:
+            sock.close()
+    assert first < 2.0, f"/v2/ took {first:.2f} s behind 1100 idle sockets"
+    err, out = s.stderr(), s.out.read_text()
+    assert len(err) < 2000 and "Traceback" not in err, err[:2000]
+    cap_lines = [line for line in out.splitlines() if "connection cap" in line]
+    assert 1 <= len(cap_lines) <= 3, cap_lines  # said, and rate-limited
+    print(f"\n1100 idle sockets at ulimit -n 1024: /v2/ in {first * 1000:.0f} ms; {cap_lines[0]}")
+
+
+def _client_hello() -> bytes:
+    ctx = ssl.create_default_context()
+    tls = ctx.wrap_bio(ssl.MemoryBIO(), out := ssl.MemoryBIO(), server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return out.read()
+
+
+def _first_bytes(sock: socket.socket, wait: float = 10) -> bytes | None:
+    """What the server sent first: b"" for a close without a reply, None if still open and silent."""
+    sock.settimeout(wait)
+    try:
+        return sock.recv(64)
+    except TimeoutError:
+        return None
+    except OSError:
+        return b""
+
+
+def test_connection_cap_never_closes_a_tls_probe_silently(seed_tar, serve):  # noqa: F811
+    """docker >= 25 falls back to plain HTTP only on a reply starting `HTTP/` to its ClientHello (REFERENCE.md).
+    Connections evicted at the cap before they sent a request get a 503 too, never a bare close."""
+    s = serve(seed_tar, "--max-connections", "8")
+    idle = _idle_sockets(s.port, 8)
+    try:
+        probes = []
+        for _ in range(4):  # each past the cap: the oldest idle connection makes room
+            probe = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+            probe.sendall(_client_hello())
+            probes.append(probe)
+        for probe in probes:
+            assert (_first_bytes(probe) or b"").startswith(b"HTTP/1.1 400"), "a TLS ClientHello got no HTTP/ reply"
+            probe.close()
+        seen = [_first_bytes(sock, 0.5) for sock in idle]
+        evicted = [b for b in seen if b is not None]
+        assert evicted and seen[0] is not None, "the oldest idle connection made room"
+        assert all(b.startswith(b"HTTP/1.1 503") for b in evicted), evicted  # never a bare close
+        assert httpx.get(f"{s.url}/v2/", timeout=5).status_code == 200
+    finally:
+        for sock in idle:
+            sock.close()
