@@ -427,3 +427,49 @@ def test_connection_cap_never_closes_a_tls_probe_silently(seed_tar, serve):  # n
     finally:
         for sock in idle:
             sock.close()
+
+
+# -- 9: the log says who ended a transfer --------------------------------------------------------------------
+def _request_line(s: Served, digest: str) -> str:
+    lines = [line for line in s.out.read_text().splitlines() if f"/blobs/{digest} " in line]
+    assert lines, s.out.read_text()
+    return lines[-1]
+
+
+def test_log_says_the_server_cut_a_transfer_when_the_archive_changed(big_archive, serve, tmp_path):  # noqa: F811
+    archive = copy_of(big_archive, tmp_path)
+    s = serve(archive)
+
+    def overwrite(f):
+        f.seek(big_archive["offset"] + (20 << 20))
+        f.write(os.urandom(64 << 10))
+
+    _, ended = _stream_then(blob_url(s, big_archive), lambda: _rewrite_keeping_mtime(archive, overwrite))
+    assert ended is not None
+    assert wait_until(lambda: f"/blobs/{big_archive['digest']} 200" in s.out.read_text(), 10)
+    line = _request_line(s, big_archive["digest"])
+    assert "client went away" not in line and "server stopped sending" in line and "changed" in line, line
+
+
+def test_log_says_the_server_cut_a_transfer_at_the_end_of_grace(big_archive, serve):  # noqa: F811
+    s = serve(big_archive["path"], "--grace", "1")
+    started = threading.Event()
+    result: list = []
+
+    def slow():
+        try:
+            with httpx.stream("GET", blob_url(s, big_archive), timeout=30) as r:
+                for chunk in r.iter_bytes(1 << 16):
+                    started.set()
+                    time.sleep(0.05)  # ~25 s for the blob: longer than the grace period
+        except httpx.HTTPError as e:
+            result.append(e)
+
+    t = threading.Thread(target=slow)
+    t.start()
+    assert started.wait(10)
+    assert s.terminate(20) == 0
+    t.join(30)
+    assert result, "the transfer was cut"
+    line = _request_line(s, big_archive["digest"])
+    assert "client went away" not in line and "grace" in line, line

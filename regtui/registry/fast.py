@@ -147,8 +147,8 @@ class FastPath:
                 info.blob = plan.digest
             await send({"type": "http.response.start", "status": plan.status, "headers": out})
             if fd is not None and not await pump_body(conn, fds, plan, count,
-                                                      lambda e: changed(self.state, plan.blob, e),
-                                                      lambda left: short_read(self.state, plan.blob, left)):
+                                                      lambda e: changed(self.state, plan.blob, e, info),
+                                                      lambda left: short_read(self.state, plan.blob, left, info)):
                 return True  # the client left: Hypercorn closes the connection, the middleware says so
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:

@@ -186,6 +186,9 @@ async def serve(app, *, host: str = "127.0.0.1", port: int | None = None, sock: 
     async def stopping():
         await trigger()
         bus.publish(ServerState("stopping", url=url))
+        events = getattr(state, "events", None)
+        if events is not None:  # Hypercorn cancels what still runs after `grace`: the server cut those bodies
+            asyncio.get_running_loop().call_later(grace * 0.98, setattr, events, "stopping", True)
 
     loop = asyncio.get_running_loop()
     previous = loop.get_exception_handler()
