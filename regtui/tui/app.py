@@ -20,6 +20,7 @@ from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import Worker, get_current_worker
@@ -137,7 +138,7 @@ class RegtuiApp(App):
 
     def on_mount(self) -> None:
         self._unsubscribe = self.bus.subscribe(self._on_bus_event)
-        self.set_interval(REDRAW_EVERY, self._redraw_live)
+        self._live_timer = self.set_interval(REDRAW_EVERY, self._redraw_live)
         self.query_one(ServerView).show_state(self.live.server, 0)
         if self.pending_paths:
             self.loading = f"opening {len(self.pending_paths)} archive(s)…"
@@ -436,6 +437,13 @@ class RegtuiApp(App):
             self.live.apply(self._pending.popleft())
 
     def _redraw_live(self) -> None:
+        try:
+            self._apply_live_changes()
+        except NoMatches:
+            if self._running and not self._closing:  # a widget missing while the app runs is a bug: say so
+                raise  # (while it shuts down, the views go before the timer does)
+
+    def _apply_live_changes(self) -> None:
         changes = self.live.take_changes()
         if changes.rows or changes.evicted:
             self.query_one(RequestsView).apply(changes)
@@ -506,9 +514,11 @@ class RegtuiApp(App):
             if ev is not None:
                 ev.set()
         await self.stop_server()
+        self._live_timer.stop()
         self.exit()
 
     def on_unmount(self) -> None:
+        self._live_timer.stop()
         self._signal_stop()  # the server thread finishes its requests (short grace) and ends
         if self._unsubscribe is not None:
             self._unsubscribe()
