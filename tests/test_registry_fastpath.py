@@ -15,16 +15,17 @@ import pytest
 from regtui.oci import open_archive
 from regtui.registry.app import create_app
 from regtui.registry.events import EventBus, RequestFinished, RequestStarted
+from tests.distribution import write_htpasswd
 
 DOCKER = "application/vnd.docker.distribution.manifest.v2+json"
 OCI = "application/vnd.oci.image.manifest.v1+json"
 INDEX = "application/vnd.oci.image.index.v1+json"
 
 
-async def _call(app, method: str, path: str, headers) -> tuple:
+async def _call(app, method: str, path: str, headers, client: str = "127.0.0.1") -> tuple:
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
              "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-             "headers": list(headers), "client": ("127.0.0.1", 4321), "server": ("127.0.0.1", 5000),
+             "headers": list(headers), "client": (client, 4321), "server": ("127.0.0.1", 5000),
              "extensions": {}}
     pending = [{"type": "http.request", "body": b"", "more_body": False}]
 
@@ -80,27 +81,68 @@ def _requests(archive) -> list[tuple[str, str, list]]:
     return [(m, p, h) for m, p, h in itertools.product(["GET", "HEAD", "PUT"], paths, headers)]
 
 
+@pytest.mark.parametrize("auth", [False, True], ids=["anonymous", "htpasswd"])
 @pytest.mark.parametrize("fixture", ["seed_tar", "multiarch_tar"])
-async def test_fast_path_answers_like_quart(fixture, request):
+async def test_fast_path_answers_like_quart(fixture, request, auth, tmp_path):
     archive = open_archive(str(request.getfixturevalue(fixture)))
+    htpasswd = str(write_htpasswd(tmp_path / "htpasswd", {"u": "p"})) if auth else None
     apps = []
     for fast in (True, False):
         bus, events = EventBus(), []
         bus.subscribe(events.append)
-        app = create_app([archive], bus=bus, fast=fast)
+        app = create_app([archive], bus=bus, fast=fast, htpasswd=htpasswd)
         await app.startup()
         apps.append((app, events))
     (fast_app, fast_events), (quart_app, quart_events) = apps
     cases = _requests(archive)
+    if auth:  # most with valid credentials, the others with none or wrong ones
+        creds = [[(b"authorization", b"Basic dTpw")]] * 3 + [[], [(b"authorization", b"Basic dTp4")]]
+        cases = [(m, p, [*creds[i % len(creds)], *h]) for i, (m, p, h) in enumerate(cases)]
     served = 0
-    for method, path, headers in cases:
+    for i, (method, path, headers) in enumerate(cases):
         fast_events.clear()
         quart_events.clear()
-        got = await _call(fast_app, method, path, headers)
-        want = await _call(quart_app, method, path, headers)
+        client = f"127.1.{i // 250}.{i % 250}"  # an address each: repeated password failures are slowed down
+        got = await _call(fast_app, method, path, headers, client)
+        want = await _call(quart_app, method, path, headers, client)
         assert got == want, (method, path, headers)
         assert _events(fast_events) == _events(quart_events), (method, path, headers)
         served += want[0][0] in (200, 206, 304)
-    assert served > len(cases) // 4  # the successes (the fast path's own answers) are well represented
+    assert served > len(cases) // (7 if auth else 4)  # the successes (the fast path's own answers) are well represented
     for app, _ in apps:
         await app.shutdown()
+
+
+def test_the_pump_engages_on_a_real_socket_with_the_right_bytes(seed_tar, monkeypatch):
+    """Over a real Hypercorn socket, blob GETs go through the thread pump (the in-process calls above never
+    reach it), whole and in ranges, and carry exactly the blob's bytes and the Quart path's headers."""
+    import hashlib
+
+    import httpx
+
+    from regtui.registry import pump
+    from tests.registry_harness import running_registry
+
+    pumped = []
+    real_run = pump._Pump.run
+    monkeypatch.setattr(pump._Pump, "run", lambda self, budget: pumped.append(budget) or real_run(self, budget))
+    archive = open_archive(str(seed_tar))
+    image = archive.images()[0]
+    with running_registry([archive]) as fast, running_registry([archive], fast=False) as slow:
+        for digest in [image.config.descriptor.digest, *(layer.digest for layer in image.layers)]:
+            whole = b""
+            for headers in ({}, {"Range": "bytes=10-1000"}, {"Range": "bytes=-77"}, {"Range": "bytes=3-"}):
+                before = len(pumped)
+                got = httpx.get(f"{fast.url}/v2/registry/blobs/{digest}", headers=headers, timeout=30)
+                want = httpx.get(f"{slow.url}/v2/registry/blobs/{digest}", headers=headers, timeout=30)
+                assert len(pumped) > before, "the pump did not run"
+                assert got.status_code == want.status_code and got.content == want.content
+                drop = {"date"}
+                assert [(k, v) for k, v in got.headers.items() if k not in drop] == \
+                    [(k, v) for k, v in want.headers.items() if k not in drop]
+                if not headers:
+                    whole = got.content
+                    assert "sha256:" + hashlib.sha256(whole).hexdigest() == digest
+                else:
+                    start = int(got.headers["content-range"].split()[1].split("-")[0])
+                    assert got.content == whole[start:start + len(got.content)]

@@ -61,7 +61,13 @@ def test_verify_view(snap_compare, seed_tar):
         await pilot.press("v")
         await until(pilot, lambda: pilot.app.verify_reports or pilot.app.verify_errors, timeout=60,
                     what="verification")
-        await pilot.pause(0.2)
+        view = pilot.app.query_one("#verify-view")
+        table = view.query_one("#verify-table")
+        # The rows, the status line and the detail of the first row drawn: a condition, not a fixed pause.
+        await until(pilot, lambda: not view.running and table.row_count == len(view.rows) > 0
+                    and str(view.query_one("#verify-detail-text").content), what="the verify view drawn")
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
 
     assert snap_compare(_app(seed_tar, measure=False), terminal_size=SIZE, run_before=verified)
 

@@ -42,11 +42,14 @@ from regtui.cli.common import (
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Processes accepting on the same socket: more requests/s on several cores. Each groups "
                    "only the pulls whose requests it answers (see README).")
+@click.option("--max-connections", type=click.IntRange(1), metavar="N",
+              help="Open connections at most, per process; past it the oldest idle ones are closed. "
+                   "[default: from the open-files limit, raised to its hard limit]")
 @click.option("--events", is_flag=True,
               help="Also serve the event stream at GET /_regtui/events (Server-Sent Events), for `regtui watch URL`.")
 @expect_options
 def command(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_signed, htpasswd, log_format,
-            grace, workers, events, expect, expect_file, expect_manifest) -> None:
+            grace, workers, max_connections, events, expect, expect_file, expect_manifest) -> None:
     """Serve ARCHIVES read-only over the OCI distribution API (the demo image when none is given).
 
     Clients pull e.g. `127.0.0.1:5000/registry:2.8.1`; see the README for name mapping, TLS and auth.
@@ -136,7 +139,7 @@ def command(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_s
             bus.subscribe(lambda e: None if isinstance(e, ServerState) and e.state != "failed" else log(e))
         else:
             bus.subscribe(log)
-        code = asyncio.run(_run(run_server, app, sock, host, tls, bus, grace, children))
+        code = asyncio.run(_run(run_server, app, sock, host, tls, bus, grace, children, max_connections))
         if worker:
             os._exit(code)  # leave the shared socket and the TLS folder to the first process
         code = max([code, *wait_workers(children)])
@@ -185,7 +188,7 @@ def wait_workers(children: list[int]) -> list[int]:
     return codes
 
 
-async def _run(run_server, app, sock, host, tls, bus, grace, children=()) -> int:
+async def _run(run_server, app, sock, host, tls, bus, grace, children=(), max_connections=None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -200,7 +203,8 @@ async def _run(run_server, app, sock, host, tls, bus, grace, children=()) -> int
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping, sig)
     try:
-        await run_server(app, host=host, sock=sock, shutdown_trigger=stop.wait, tls=tls, bus=bus, grace=grace)
+        await run_server(app, host=host, sock=sock, shutdown_trigger=stop.wait, tls=tls, bus=bus, grace=grace,
+                         max_connections=max_connections)
     except Exception:  # reported on the bus as a failed state
         stopping(signal.SIGTERM)
         return 1

@@ -58,6 +58,7 @@ class RegistryState:
     catalog: Catalog
     pulls: PullTracker
     auth: BasicAuth | None
+    events: RequestEvents | None = None
 
 
 class BusLogHandler(logging.Handler):
@@ -144,7 +145,7 @@ def create_app(archives: list[Archive], *, bus: EventBus | None = None, names=()
 
     from regtui.registry.fast import FastPath  # it builds on this module's lookups
 
-    events = RequestEvents(app.asgi_app, bus, pulls, fast=FastPath(state) if fast else None)
+    events = state.events = RequestEvents(app.asgi_app, bus, pulls, fast=FastPath(state) if fast else None)
 
     async def asgi(scope, receive, send):
         if scope["type"] == "websocket":  # Quart would answer it outside a request context: a bare 500
@@ -382,7 +383,7 @@ async def _blob(state: RegistryState, repo: Repo, route: Route, info: RequestInf
     plan = blob_plan(repo, route, request.headers)
     if plan.not_modified:
         return _not_modified(plan.etag, plan.digest, BLOB_CACHE)
-    body = await _open_body(state, plan.blob, plan.start, plan.length, head=request.method == "HEAD")
+    body = await _open_body(state, plan.blob, plan.start, plan.length, request.method == "HEAD", info)
     info.body = body
     resp = Response(body, status=plan.status, headers=plan.headers, content_type="application/octet-stream")
     resp.content_length = plan.length
@@ -397,7 +398,7 @@ def _close_opened(opening: asyncio.Future) -> None:
         os.close(opening.result())
 
 
-async def _open_body(state: RegistryState, blob: Blob, start: int, length: int, head: bool):
+async def _open_body(state: RegistryState, blob: Blob, start: int, length: int, head: bool, info: RequestInfo):
     if blob.location is None:
         return b"" if head else MemoryBody((blob.data or b"")[start:start + length])
     loc = blob.location
@@ -416,8 +417,8 @@ async def _open_body(state: RegistryState, blob: Blob, start: int, length: int, 
             raise
     except StaleArchive as e:
         refused(state, blob, e)
-    return BlobBody(fd, loc, start, length, on_short_read=lambda missing: short_read(state, blob, missing),
-                    expected=expected, on_change=lambda e: changed(state, blob, e))
+    return BlobBody(fd, loc, start, length, on_short_read=lambda missing: short_read(state, blob, missing, info),
+                    expected=expected, on_change=lambda e: changed(state, blob, e, info))
 
 
 def refused(state: RegistryState, blob: Blob, e: StaleArchive) -> None:
@@ -425,12 +426,14 @@ def refused(state: RegistryState, blob: Blob, e: StaleArchive) -> None:
     raise RegistryError("UNAVAILABLE", f"{e}; refusing to serve possibly wrong bytes") from None
 
 
-def short_read(state: RegistryState, blob: Blob, missing: int) -> None:
+def short_read(state: RegistryState, blob: Blob, missing: int, info: RequestInfo) -> None:
+    info.ended_by = "server stopped sending: the archive ended early (changed on disk)"
     state.bus.publish(ServerLog("error", f"{blob.location.path} ended {missing} bytes early while sending "
                                          f"{blob.digest}; the archive changed on disk", time.time()))
 
 
-def changed(state: RegistryState, blob: Blob, e: StaleArchive) -> None:
+def changed(state: RegistryState, blob: Blob, e: StaleArchive, info: RequestInfo) -> None:
+    info.ended_by = "server stopped sending: the archive changed on disk"
     state.bus.publish(ServerLog("error", f"stopped sending {blob.digest}: {e}", time.time()))
 
 

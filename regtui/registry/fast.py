@@ -27,7 +27,7 @@ from regtui.registry.app import (
     manifest_for,
     short_read,
 )
-from regtui.registry.blobs import StaleArchive, check_fresh, open_fresh
+from regtui.registry.blobs import BlobBody, StaleArchive, check_fresh, open_fresh
 from regtui.registry.catalog import blob_count
 from regtui.registry.errors import RegistryError
 from regtui.registry.observe import RequestInfo
@@ -146,9 +146,18 @@ class FastPath:
             if fd is not None:
                 info.blob = plan.digest
             await send({"type": "http.response.start", "status": plan.status, "headers": out})
+            if fd is not None and not conn.headers_sent():  # not the Hypercorn the pump knows: stream instead
+                fds[0] = None
+                body = BlobBody(fd, loc, plan.start, plan.length, expected=expected,
+                                on_short_read=lambda left: short_read(self.state, plan.blob, left, info),
+                                on_change=lambda e: changed(self.state, plan.blob, e, info))
+                info.body = body
+                async for chunk in body:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                fd = None
             if fd is not None and not await pump_body(conn, fds, plan, count,
-                                                      lambda e: changed(self.state, plan.blob, e),
-                                                      lambda left: short_read(self.state, plan.blob, left)):
+                                                      lambda e: changed(self.state, plan.blob, e, info),
+                                                      lambda left: short_read(self.state, plan.blob, left, info)):
                 return True  # the client left: Hypercorn closes the connection, the middleware says so
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:

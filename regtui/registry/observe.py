@@ -29,6 +29,7 @@ class RequestInfo:
     pull: tuple | None = None  # (repository, reference, manifest digest, blob sizes, child manifest digests)
     blob: str | None = None  # digest whose bytes this response carries
     body: object | None = None  # the blob body: closed when the request ends, even if never sent
+    ended_by: str | None = None  # why the server cut the body short, if it did
 
 
 @dataclass
@@ -153,6 +154,7 @@ class RequestEvents:
     """
 
     def __init__(self, app, bus: EventBus, pulls: PullTracker, fast=None):
+        self.stopping = False  # set by the server once shutdown began: a body cut then is the grace period's end
         self.app = app
         self.bus = bus
         self.pulls = pulls
@@ -200,9 +202,13 @@ class RequestEvents:
                 return
             await send(message)
 
+        cancelled = False
         try:
             if self.fast is None or not await self.fast(scope, send_events, send, info, count):
                 await self.app(scope, receive, send_events)
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
         finally:
             # A client gone before the body was sent leaves it unread; close its file now, not at GC time.
             close = getattr(info.body, "aclose", None)
@@ -220,6 +226,8 @@ class RequestEvents:
                     pulls.resolved(host, info.pull[1], info.pull[2])
             detail = info.detail
             if status in (200, 206) and info.blob is not None and state["sent"] < state["total"]:
-                detail = f"client went away after {state['sent']} of {state['total']} bytes"
+                who = info.ended_by or ("server shut down: the grace period ended" if cancelled and self.stopping
+                                        else "client went away")
+                detail = f"{who} after {state['sent']} of {state['total']} bytes"
             bus.publish(RequestFinished(info.id, time.time(), status, state["sent"], time.perf_counter() - t0,
                                         info.error_code, detail))

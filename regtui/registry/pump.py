@@ -47,8 +47,14 @@ class _Sent:
 class Connection:
     h11: h11.Connection
     transport: asyncio.Transport
+    writer: asyncio.StreamWriter
     sock: object
     lock: asyncio.Lock
+
+    def headers_sent(self) -> bool:
+        """After `http.response.start`: h11 wrote the headers and expects the body (Hypercorn >= 0.17 does
+        this at once; one that buffered them would have the pump's bytes go out before them)."""
+        return self.h11.our_state is h11.SEND_BODY and not self.transport.is_closing()
 
 
 def h11_connection(send) -> Connection | None:
@@ -61,7 +67,8 @@ def h11_connection(send) -> Connection | None:
         stream = send.__self__
         proto = stream.send.__self__
         server = proto.send.__self__
-        conn, transport, lock = proto.connection, server.writer.transport, server.send_lock
+        conn, writer, lock = proto.connection, server.writer, server.send_lock
+        transport = writer.transport
     except AttributeError:
         return None
     if not isinstance(conn, h11.Connection) or conn.our_state is not h11.SEND_RESPONSE:
@@ -69,9 +76,9 @@ def h11_connection(send) -> Connection | None:
     if transport.get_extra_info("sslcontext") is not None or transport.get_extra_info("ssl_object") is not None:
         return None
     sock = transport.get_extra_info("socket")
-    if sock is None or not isinstance(lock, asyncio.Lock):
+    if sock is None or not isinstance(lock, asyncio.Lock) or not isinstance(writer, asyncio.StreamWriter):
         return None
-    return Connection(conn, transport, sock, lock)
+    return Connection(conn, transport, writer, sock, lock)
 
 
 class _Pump:
@@ -138,6 +145,25 @@ class _Pump:
         self.have, self.done = n, 0
 
 
+async def _flushed(conn: Connection) -> bool:
+    """Wait until the transport has passed everything it holds (the headers) to the socket; False if it closed.
+
+    Limits of 0 pause the writer while any byte is buffered, so `drain()` returns once the buffer is empty.
+    """
+    if conn.transport.get_write_buffer_size() == 0:
+        return not conn.transport.is_closing()
+    low, high = conn.transport.get_write_buffer_limits()
+    conn.transport.set_write_buffer_limits(high=0, low=0)
+    try:
+        await conn.writer.drain()
+    except (ConnectionError, RuntimeError):
+        return False
+    finally:
+        if not conn.transport.is_closing():
+            conn.transport.set_write_buffer_limits(high=high, low=low)
+    return not conn.transport.is_closing() and conn.transport.get_write_buffer_size() == 0
+
+
 async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
     ready = loop.create_future()
     loop.add_writer(fd, lambda: ready.done() or ready.set_result(None))
@@ -163,10 +189,8 @@ async def pump_body(conn: Connection, fds: list, plan, count, on_change, on_shor
     out = os.dup(conn.sock.fileno())  # ours: stays valid (no reuse of the number) if Hypercorn closes first
     try:
         async with conn.lock:  # Hypercorn writes nothing else on this connection meanwhile
-            while conn.transport.get_write_buffer_size():  # the headers, if the socket was full
-                if conn.transport.is_closing():
-                    return False
-                await asyncio.sleep(0.001)
+            if not await _flushed(conn):  # the headers, if the socket was full
+                return False
             pump = _Pump(out, fd, pos, left, expected, loc.path)
             while not pump.finished:
                 if conn.transport.is_closing():

@@ -19,6 +19,7 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 
 from regtui.registry.app import BusLogHandler
+from regtui.registry.connections import ConnectionCap, default_max_connections, install, raise_fd_limit
 from regtui.registry.events import EventBus, ServerLog, ServerState
 
 GRACE_SECONDS = 10.0
@@ -100,14 +101,38 @@ def _logger(name: str, handler: logging.Handler) -> logging.Logger:
 _server_ids = iter(range(1, 1 << 62))
 
 
+def _rate_limited(bus: EventBus, every: float = 10.0):
+    """The loop's exception handler: one ServerLog per kind of message per `every` seconds, not a traceback
+    on stderr each time (asyncio's accept() retries once a second per socket, and on every wakeup)."""
+    last: dict[str, float] = {}
+    hidden: dict[str, int] = {}
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        message = str(context.get("message", "event loop error"))
+        now = time.monotonic()
+        if now - last.get(message, -every) < every:
+            hidden[message] = hidden.get(message, 0) + 1
+            return
+        last[message] = now
+        exc = context.get("exception")
+        text = f"{message}: {type(exc).__name__}: {exc}" if exc is not None else message
+        if hidden.get(message):
+            text += f" (and {hidden.pop(message)} more like it in the last {every:.0f} s)"
+        bus.publish(ServerLog("error", text, time.time()))
+
+    return handler
+
+
 async def serve(app, *, host: str = "127.0.0.1", port: int | None = None, sock: socket.socket | None = None,
                 shutdown_trigger: Callable[[], Awaitable[object]] | None = None, tls: TLS | None = None,
                 bus: EventBus | None = None, log_handler: logging.Handler | None = None,
-                grace: float = GRACE_SECONDS) -> None:
+                grace: float = GRACE_SECONDS, max_connections: int | None = None) -> None:
     """Serve `app` until `shutdown_trigger()` returns; then let requests in flight finish for `grace` seconds.
 
     Publishes ServerState starting -> serving (with the URL) -> stopping -> stopped, or failed with the
     reason (and then raises BindError or the error). Hypercorn and Quart log records become ServerLog events.
+    `max_connections` (default: derived from the descriptor limit, raised to the hard limit first) caps open
+    connections; see regtui.registry.connections.
     """
     state = app.extensions.get("regtui") if hasattr(app, "extensions") else None
     bus = bus or (state.bus if state is not None else EventBus())
@@ -135,6 +160,12 @@ async def serve(app, *, host: str = "127.0.0.1", port: int | None = None, sock: 
         config.alpn_protocols = ["http/1.1"]  # Hypercorn's HTTP/2 is several times slower than HTTP/1.1
     # Hypercorn wraps the descriptor in its own socket object and closes it; hand it a duplicate.
     config.bind = [f"fd://{os.dup(sock.fileno())}"]
+    cap = ConnectionCap(max_connections or default_max_connections(raise_fd_limit()), bus)
+    if install():
+        config.regtui_cap = cap  # type: ignore[attr-defined]
+    else:
+        bus.publish(ServerLog("warning", "this Hypercorn version offers no per-connection hook: the connection "
+                                         "cap is not enforced", time.time()))
     app_logger = getattr(app, "logger", None)
     if isinstance(app_logger, logging.Logger) and log_handler is not None:
         app_logger.handlers = [handler]
@@ -155,7 +186,13 @@ async def serve(app, *, host: str = "127.0.0.1", port: int | None = None, sock: 
     async def stopping():
         await trigger()
         bus.publish(ServerState("stopping", url=url))
+        events = getattr(state, "events", None)
+        if events is not None:  # Hypercorn cancels what still runs after `grace`: the server cut those bodies
+            asyncio.get_running_loop().call_later(grace * 0.98, setattr, events, "stopping", True)
 
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(_rate_limited(bus))
     try:
         await hypercorn_serve(asgi, config, shutdown_trigger=stopping, mode="asgi")
     except Exception as e:
@@ -163,6 +200,8 @@ async def serve(app, *, host: str = "127.0.0.1", port: int | None = None, sock: 
         bus.publish(ServerLog("error", f"server failed: {type(e).__name__}: {e}", time.time()))
         raise
     finally:
+        loop.set_exception_handler(previous)
+        cap.close()
         if state is not None:
             state.pulls.close()
         if own_sock:

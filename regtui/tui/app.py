@@ -159,7 +159,7 @@ class RegtuiApp(App):
     def on_mount(self) -> None:
         self.query_one(TabbedContent).hide_tab("package")
         self._unsubscribe = self.bus.subscribe(self._on_bus_event)
-        self.set_interval(REDRAW_EVERY, self._redraw_live)
+        self._live_timer = self.set_interval(REDRAW_EVERY, self._redraw_live)
         if self.source is not None:
             self._watch_mode()
         self.query_one(ServerView).show_state(self.live.server, 0)
@@ -512,8 +512,9 @@ class RegtuiApp(App):
     def _redraw_live(self) -> None:
         try:
             self._redraw(self.live.take_changes())
-        except NoMatches:  # the screen is being torn down (quitting) while events still arrive
-            pass
+        except NoMatches:
+            if self._running and not self._closing:  # a widget missing while the app runs is a bug: say so
+                raise  # (while it shuts down, the views go before the timer does)
 
     def _redraw(self, changes) -> None:
         if changes.rows or changes.evicted:
@@ -592,9 +593,11 @@ class RegtuiApp(App):
             if ev is not None:
                 ev.set()
         await self.stop_server()
+        self._live_timer.stop()
         self.exit()
 
     def on_unmount(self) -> None:
+        self._live_timer.stop()
         if self.source is not None:
             self.source.stop()
         self._signal_stop()  # the server thread finishes its requests (short grace) and ends
