@@ -117,6 +117,10 @@ class ManifestsView(Vertical):
         ref = ref_of(self.selection.root, self.selection.image)
         for tool, cmd in pull_commands(self.hostport, ref):
             ol.add_option(Option(cmd, id=tool))
+        pinned = {r.expectation.digest for r in self._relevant() if r.matched}
+        for digest in sorted(pinned - {ref.partition("@")[2]}):  # as the nodes pinning it will pull
+            for tool, cmd in pull_commands(self.hostport, f"{self.selection.root.repository}@{digest}"):
+                ol.add_option(Option(cmd, id=f"{tool}-{digest}"))
         ol.highlighted = 0
 
     def _current(self) -> Form | None:
