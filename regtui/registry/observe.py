@@ -131,8 +131,9 @@ class PullTracker:
 
     def _end(self, key: str, now: float) -> None:
         pull = self.active.pop(key, None)
-        if pull is not None:
-            pull.event = replace(pull.event, updated=now, finished=True)
+        if pull is not None:  # with the counts as they are now, not as last throttled
+            pull.event = replace(pull.event, blobs_done=len(pull.done), bytes_done=sum(pull.got.values()),
+                                 updated=now, finished=True)
             self.bus.publish(pull.event)
 
     def _arm(self) -> None:
