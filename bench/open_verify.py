@@ -24,10 +24,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from isal import isal_zlib  # noqa: E402
+from isal import isal_zlib
 
-from regtui.oci import open_archive  # noqa: E402
-from regtui.oci.verify import verify_archive  # noqa: E402
+from regtui.oci import open_archive
+from regtui.oci.verify import verify_archive
 
 MiB = 1 << 20
 
@@ -141,7 +141,8 @@ def measure(path: Path, runs: int) -> dict:
 
 def render(r: dict) -> str:
     def row(name, v, unit, fmt="{:.0f}"):
-        return f"| {name} | {fmt.format(v['median'])} {unit} | {fmt.format(v['min'])}–{fmt.format(v['max'])} | {v['runs']} |"
+        spread = f"{fmt.format(v['min'])}–{fmt.format(v['max'])}"
+        return f"| {name} | {fmt.format(v['median'])} {unit} | {spread} | {v['runs']} |"
 
     lines = [f"Archive: {r['archive_bytes'] / MiB:.0f} MiB crane tarball, incompressible gzip layers, warm cache.", "",
              "| measure | median | range | runs |", "| --- | --- | --- | --- |",

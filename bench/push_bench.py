@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.conftest import SEED  # noqa: E402
-from tests.push_support import Registry, add_big_layer  # noqa: E402
+from tests.conftest import SEED
+from tests.push_support import Registry, add_big_layer
 
 TARGETS = {"MiB/s": 100, "peak RSS MiB": 120}
 

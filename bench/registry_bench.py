@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.registry_harness import build_layout  # noqa: E402
-from tests.support import free_port  # noqa: E402
+from tests.registry_harness import build_layout
+from tests.support import free_port
 
 TARGETS = {"single MiB/s": 1000, "aggregate MiB/s": 1500, "peak RSS MiB": 160, "manifest req/s": 1000}
 
@@ -79,7 +79,8 @@ def main() -> int:
         target = TARGETS[name]
         ok = value <= target if "RSS" in name else value >= target
         missed += not ok
-        print(f"{name:>16}: {value:8.0f}  (target {'<=' if 'RSS' in name else '>='} {target})  {'ok' if ok else 'MISSED'}")
+        bound = "<=" if "RSS" in name else ">="
+        print(f"{name:>16}: {value:8.0f}  (target {bound} {target})  {'ok' if ok else 'MISSED'}")
     return 1 if missed else 0
 
 

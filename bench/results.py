@@ -56,7 +56,8 @@ def targets(results: dict) -> list[str]:
         if r and d and n and r < 1.2 * d and 1.2 * d > n:
             notes.append(f"- {label}: 1.2× distribution is {1.2 * d:.0f} MiB/s, above nginx's sendfile on this "
                          f"machine ({n:.0f} MiB/s); regtui reached {r:.0f} MiB/s ({r / n:.2f}× nginx). The clients "
-                         "and the loopback copy share the same 2 cores: this is the machine's ceiling, not the server's.")
+                         "and the loopback copy share the same 2 cores: this is the machine's ceiling, "
+                         "not the server's.")
     if notes:
         out += ["", *notes]
     return out

@@ -250,7 +250,8 @@ http {{
   access_log {root.parent}/nginx-access.log;
   sendfile on; tcp_nopush on; keepalive_requests 100000;
   client_body_temp_path {root.parent}/nginx-tmp; proxy_temp_path {root.parent}/nginx-tmp;
-  fastcgi_temp_path {root.parent}/nginx-tmp; uwsgi_temp_path {root.parent}/nginx-tmp; scgi_temp_path {root.parent}/nginx-tmp;
+  fastcgi_temp_path {root.parent}/nginx-tmp; uwsgi_temp_path {root.parent}/nginx-tmp;
+  scgi_temp_path {root.parent}/nginx-tmp;
   types {{ }}
   default_type application/octet-stream;
   server {{
@@ -479,7 +480,7 @@ def main() -> int:
                                                           args.runs, args.wrk_seconds)),
             ("skopeo pull", lambda s, u: bench_pull(s, work, args.heavy_runs)),
         ]
-        keys = dict(zip(["single", "16", "64", "tag", "digest", "pull"], [name for name, _ in stages]))
+        keys = dict(zip(["single", "16", "64", "tag", "digest", "pull"], [name for name, _ in stages], strict=False))
         if args.stages:
             wanted = {keys[k.strip()] for k in args.stages.split(",")}
             stages = [(name, fn) for name, fn in stages if name in wanted]

@@ -171,6 +171,6 @@ def crane_tarball(path: Path, layers: list[bytes], compressed: list[bytes] | Non
     cfg = compact(config)
     names = [sha256(c).split(":")[1] + ".tar.gz" for c in compressed]
     manifest = [{"Config": sha256(cfg), "RepoTags": [tag], "Layers": names}]
-    entries = [file(sha256(cfg), cfg), *(file(n, c) for n, c in zip(names, compressed)),
+    entries = [file(sha256(cfg), cfg), *(file(n, c) for n, c in zip(names, compressed, strict=True)),
                file("manifest.json", json.dumps(manifest).encode())]
     return write_tar(path, entries)

@@ -11,7 +11,6 @@ import json
 import shutil
 from pathlib import Path
 
-
 from regtui.oci import open_archive
 from regtui.oci.verify import verify_archive
 from tests.support import tar_folder

@@ -23,7 +23,6 @@ from regtui.oci.forensics import (
     apply_expectations,
     attach_manifest,
     diff_manifests,
-    expect_results,
     parse_expect_list,
     parse_expectation,
 )
@@ -107,7 +106,7 @@ def test_parse_expect_list_skips_comments_and_undigested_lines():
     exps, notes = parse_expect_list(text, "list.txt")
     assert [(e.ref.name, e.source) for e in exps] == [("registry", "list.txt:3"), ("quay.io/x/y", "list.txt:5")]
     assert notes == ["list.txt:4: busybox:1.36 has no digest; nothing to check"]
-    with pytest.raises(ExpectError, match="list.txt:1"):
+    with pytest.raises(ExpectError, match=r"list\.txt:1"):
         parse_expect_list("Registry@sha256:" + "c" * 64, "list.txt")
 
 
@@ -123,7 +122,8 @@ def test_served_variant_and_default_order(seed):
     assert [m.digest for m in image.manifests][:2] == [indent3, oci]
     assert archive.manifests[indent3].origin.startswith("recovered:")
     assert archive.roots_by_manifest[indent3] is image
-    assert expect_results(archive) == results
+    # What the results say is served is what the archive now serves (the model, not a side channel, holds it).
+    assert all(archive.manifests[r.manifest.digest] is r.manifest for r in results if r.manifest)
     again = apply_expectations(archive, [parse_expectation(f"registry:2.8.1@{indent3}")])
     assert again[0].status == MATCHED_SERVED and image.manifests[0].digest == indent3
     assert len([m for m in image.manifests if m.digest == indent3]) == 1
@@ -208,7 +208,7 @@ def test_diff_verdicts(seed, oci_tar):
     assert {r.field for r in d.differences} >= {"mediaType", "serialization", "config.mediaType"}
     # skopeo's oci-archive of the seed re-compressed some layers and re-wrote the config (same diff_ids)
     oci_image = open_archive(str(oci_tar)).images()[0]
-    changed = [i for i, (a, b) in enumerate(zip(image.layers, oci_image.layers)) if a.digest != b.digest]
+    changed = [i for i, (a, b) in enumerate(zip(image.layers, oci_image.layers, strict=False)) if a.digest != b.digest]
     assert changed and oci_image.config.descriptor.digest != image.config.descriptor.digest
     d = diff_manifests(image, oci_image.manifest.data, archive.blobs)
     shared = len(image.layers) - len(changed)
@@ -263,8 +263,8 @@ def test_cli_rejects_bad_expectations(seed_tar, tmp_path):
 
 
 def test_remote_references_and_loopback():
-    from regtui.forensics_cli import parse_remote
     from regtui.oci.refs import is_loopback_host as is_loopback
+    from regtui.oci.refs import parse_remote
 
     r = parse_remote("127.0.0.1:5000/registry:2.8.1")
     assert (r.host, r.path, r.tag, r.digest) == ("127.0.0.1:5000", "registry", "2.8.1", None)
@@ -307,7 +307,7 @@ def _index(*children: tuple[str, str]) -> bytes:
 
 
 def test_supplied_index_whose_child_is_not_reproducible(seed):
-    archive, image = seed
+    archive, _image = seed
     index = _index(("amd64", "sha256:" + "2" * 64), ("arm64", "sha256:" + "3" * 64))
     exps = attach_manifest([parse_expectation(f"registry:2.8.1@{sha(index)}")], index, "index.json")
     [r] = apply_expectations(archive, exps)

@@ -108,7 +108,7 @@ def test_each_pushed_digest_is_recovered_from_the_seed_tarball(pushed, seed_tar)
     archive = open_archive(str(seed_tar))
     exps = [parse_expectation(f"docker.io/library/registry:2.8.1@{d}") for d in pushed.values()]
     results = apply_expectations(archive, exps)
-    for (tag, digest), r in zip(pushed.items(), results):
+    for (tag, digest), r in zip(pushed.items(), results, strict=True):
         assert r.status == MATCHED_VARIANT, r.line()
         assert r.variant == STYLES[tag].slug
         assert r.manifest.digest == digest and archive.manifests[digest] is r.manifest
@@ -167,7 +167,7 @@ def test_recompressed_layers_are_named(registry, skopeo_pushed, seed_tar):
     assert r.status == NO_MATCH
     assert r.diff is not None and r.diff.verdict == RECOMPRESSED
     upstream = json.loads(data)["layers"]
-    changed = [i for i, (l, u) in enumerate(zip(image.layers, upstream)) if l.digest != u["digest"]]
+    changed = [i for i, (l, u) in enumerate(zip(image.layers, upstream, strict=False)) if l.digest != u["digest"]]
     assert changed and r.diff.recompressed == changed
     for i in changed:
         assert f"layers[{i}]" in r.explanation and upstream[i]["digest"][:19] in r.explanation
@@ -221,7 +221,7 @@ class RegtuiServe:
         self.host = f"127.0.0.1:{self.port}"
         self.log = log
         self.proc = subprocess.Popen([*REGTUI, "serve", "--port", str(self.port), *args],
-                                     stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+                                     stdout=open(log, "wb"), stderr=subprocess.STDOUT)  # noqa: SIM115
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, log.read_text()

@@ -17,7 +17,8 @@ def test_crane_tarball_synthesizes_go_containerregistry_manifest(seed_tar):
     docker, oci = img.manifests
     assert docker.media_type == mt.DOCKER_MANIFEST and oci.media_type == mt.OCI_MANIFEST
     # Exactly go-containerregistry's bytes: compact, Go field order, no trailing newline.
-    assert docker.data.startswith(b'{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",'
+    assert docker.data.startswith(b'{"schemaVersion":2,'
+                                  b'"mediaType":"application/vnd.docker.distribution.manifest.v2+json",'
                                   b'"config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":1115,')
     assert b" " not in docker.data and not docker.data.endswith(b"\n")
     assert [l.descriptor.media_type for l in img.layers] == [mt.DOCKER_LAYER] * 5
@@ -59,9 +60,9 @@ def test_multiarch_index(multiarch_dir, multiarch_tar):
 
 
 def test_synthesized_descriptor_json_follows_go_marshalling():
+    from regtui.oci.gojson import go_marshal
     from regtui.oci.model import Descriptor
     from regtui.oci.synth import descriptor_json
-    from regtui.oci.gojson import go_marshal
 
     d = Descriptor(mt.DOCKER_FOREIGN_LAYER, "sha256:" + "a" * 64, 5, {"z": "<&>", "a": "1"}, urls=("https://x/y",))
     # v1.Descriptor field order; map keys sorted; <, >, & escaped as Go's encoding/json does.

@@ -26,11 +26,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
+from regtui.cli.inspect import render_inspect
+from regtui.cli.verify import print_report, report_dict
 from regtui.oci import open_archive
 from regtui.oci.errors import ArchiveError
-from regtui.oci.inspect import inspect_dict, render_inspect
+from regtui.oci.inspect import inspect_dict
 from regtui.oci.verify import verify_archive
-from regtui.oci.verify_cli import print_report, report_dict
 from tests import tarkit as tk
 from tests.support import require_tool
 
@@ -43,7 +44,8 @@ COUNTS: dict[str, dict[str, int]] = {}
 # -- a small real image, from scratch ------------------------------------------------------------------
 def mini_crane(path: Path, layers: list[bytes] | None = None, compressed: list[bytes] | None = None) -> Path:
     if layers is None:
-        layers = [tk.layer_tar({"etc/hello": b"hello\n"}), tk.layer_tar({"bin/tool": tk.pseudo_random(20_000, b"tool")})]
+        layers = [tk.layer_tar({"etc/hello": b"hello\n"}),
+                  tk.layer_tar({"bin/tool": tk.pseudo_random(20_000, b"tool")})]
     return tk.crane_tarball(path, layers, compressed, tag="fuzz/mini:1")
 
 
@@ -118,7 +120,7 @@ def mutate_json(data: bytes, draw) -> bytes:
     node, key = draw(st.sampled_from(slots))
     op = draw(st.sampled_from(["set", "delete", "retype", "retype", "dup", "add"]))
     if op == "delete":
-        node.pop(key) if isinstance(node, dict) else node.pop(key)
+        node.pop(key)
     elif op == "retype":
         v = node[key]
         node[key] = draw(st.sampled_from([str(v), [v], {"x": v}, None, True, 1 << 65, -1, 1.5, "", "sha256:zz"]))

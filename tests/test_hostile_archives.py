@@ -2,7 +2,8 @@
 scratch, and run through `regtui inspect` and `regtui verify` as a user would.
 
 Each case must end in a non-zero exit with ONE clear stderr line naming the member and the problem (`serve`
-too, for archives that cannot be opened), or (for the legitimate link cases) work. Never a traceback, and nothing written anywhere but the cache.
+too, for archives that cannot be opened), or (for the legitimate link cases) work. Never a traceback, and nothing
+written anywhere but the cache.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -294,8 +295,9 @@ def _(tmp, fx):
 
 @case("manifest-json-symlink-out", "manifest.json", "outside")
 def _(tmp, fx):
-    return seed_with(tmp, "manifest-sym", lambda es: [tk.sym("manifest.json", "/etc/passwd") if e.name == "manifest.json"
-                                                      else e for e in es])
+    return seed_with(tmp, "manifest-sym",
+                     lambda es: [tk.sym("manifest.json", "/etc/passwd") if e.name == "manifest.json" else e
+                                 for e in es])
 
 
 @case("legit-symlink-layer", outcome="fine")
@@ -574,7 +576,7 @@ def _(tmp, fx):
 def _(tmp, fx):
     # Eight nested indexes, each listing the next one 40 times: 40**8 paths if followed naively.
     lay = layout(tmp, fx, "fanout")
-    desc, m = tk.root_manifest(lay)
+    desc, _m = tk.root_manifest(lay)
     child = {"mediaType": desc["mediaType"], "digest": desc["digest"], "size": desc["size"]}
     for _level in range(8):
         doc = tk.compact({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
@@ -642,7 +644,8 @@ def test_hostile_archive(name, sandbox, request):
         open_archive(str(archive))
 
     commands = {cmd: [cmd, str(archive)] for cmd in c.commands}
-    if c.outcome == "fatal" and "verify" in c.commands:  # serve must refuse it up front too (a sound archive would serve until stopped)
+    # serve must refuse it up front too (a sound archive would serve until stopped)
+    if c.outcome == "fatal" and "verify" in c.commands:
         commands["serve"] = ["serve", str(archive), "--port", str(free_port())]
     results = {cmd: run_cli(args, sandbox) for cmd, args in commands.items()}
     for cmd, r in results.items():
@@ -660,7 +663,8 @@ def test_hostile_archive(name, sandbox, request):
             assert needle.lower() in text, f"{cmd} {name}: {needle!r} not in\n{out}"
         if c.outcome == "fatal":
             lines = r.stderr.strip().splitlines()
-            assert len(lines) == 1 and lines[0].startswith("regtui: error: "), f"{cmd} {name}: not one line:\n{r.stderr}"
+            assert len(lines) == 1 and lines[0].startswith("regtui: error: "), \
+                f"{cmd} {name}: not one line:\n{r.stderr}"
 
     # Nothing written except the cache: not the cwd, HOME, TMPDIR, nor beside the archive.
     for d in ("home", "tmp", "cwd"):

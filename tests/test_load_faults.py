@@ -124,8 +124,8 @@ def big_archive(tmp_path_factory) -> dict:
     img = open_archive(str(path)).images()[0]
     layer = img.layers[0]
     return {"path": path, "repo": "load/big", "digest": layer.digest, "size": layer.descriptor.size,
-            "offset": layer.location.offset, "bytes": Path(path).read_bytes()[layer.location.offset:
-                                                                                 layer.location.offset + layer.location.size]}
+            "offset": layer.location.offset,
+            "bytes": Path(path).read_bytes()[layer.location.offset:layer.location.offset + layer.location.size]}
 
 
 def copy_of(big: dict, tmp_path: Path) -> Path:

@@ -8,7 +8,7 @@ import pytest
 
 from regtui.oci import open_archive
 from regtui.oci.digests import short
-from regtui.push.client import RegistryClient
+from regtui.push.client import PushClient
 from regtui.push.errors import PushError
 from regtui.push.events import BlobDone, BlobProgress, BlobStarted, Finished, ManifestDone, Retry
 from regtui.push.names import parse_target
@@ -66,7 +66,7 @@ async def test_events_parallelism_and_retries(registry, seed_tar):
             active.discard(e.digest)
 
     flaky = FlakyTransport([429, 503], ping_faults=[503])
-    async with RegistryClient(plan.target, on_event=on_event, transport=flaky, backoff=0.01) as client:
+    async with PushClient(plan.target, on_event=on_event, transport=flaky, backoff=0.01) as client:
         summary = await run_push(plan, client, jobs=2, on_event=on_event)
 
     assert 1 <= peak <= 2
@@ -107,6 +107,6 @@ async def test_registry_digest_mismatch_is_an_error(registry, seed_tar):
     archive = open_archive(seed_tar)
     plan = build_plan(archive, parse_target(registry.host))
     ours = short(archive.roots[0].manifests[0].digest)
-    async with RegistryClient(plan.target, transport=Rewriting()) as client:
+    async with PushClient(plan.target, transport=Rewriting()) as client:
         with pytest.raises(PushError, match=f"stored manifest {ours} as sha256:000000000000"):
             await run_push(plan, client)

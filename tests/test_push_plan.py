@@ -10,10 +10,11 @@ import pytest
 
 from regtui.oci import open_archive
 from regtui.oci.model import ImageIndex
-from regtui.push.auth import docker_credentials, parse_challenge
 from regtui.push.errors import PushError
 from regtui.push.names import map_tag, parse_tag_map, parse_target
 from regtui.push.plan import build_plan
+from regtui.remote.auth import parse_challenge
+from regtui.remote.credentials import docker_credentials
 
 
 @pytest.mark.parametrize(

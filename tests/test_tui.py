@@ -45,7 +45,7 @@ async def test_each_format_opens_and_fills_every_view(all_formats, fmt):
         await _opened(pilot, app)
         assert text_of(app.query_one("#status")).count(os.path.basename(str(path))) == 1
         image = app.selection.image
-        assert image is not None and image.platform is None or str(image.platform) == "linux/amd64"
+        assert (image is not None and image.platform is None) or str(image.platform) == "linux/amd64"
         layers = app.query_one("#layers-table", VimTable)
         assert layers.row_count == len(expected.images()[0].layers) == 5
         # Uncompressed sizes are measured in a thread worker, then every layer gets its check mark.
@@ -221,7 +221,7 @@ async def test_serve_and_watch_a_real_skopeo_pull(seed_tar, tmp_path):
         # The UI answers keys while the pull runs.
         await pilot.press("6")
         assert app.query_one(TabbedContent).active == "requests"
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+        _out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
         assert proc.returncode == 0, err.decode()
 
         table = app.query_one("#requests-table", VimTable)

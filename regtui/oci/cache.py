@@ -10,9 +10,13 @@ import hashlib
 import json
 import os
 import tempfile
+from typing import TYPE_CHECKING
 
 from regtui import __version__
 from regtui.oci.model import Archive, Fingerprint, Problem
+
+if TYPE_CHECKING:
+    from regtui.oci.verify import VerifyReport
 
 CACHE_FORMAT = 1
 
@@ -50,7 +54,7 @@ def write_atomic(path: str, data: bytes) -> None:
         raise
 
 
-def load_report(archive: Archive):
+def load_report(archive: Archive) -> VerifyReport | None:
     from regtui.oci.verify import Check, VerifyReport
 
     try:
@@ -72,7 +76,7 @@ def load_report(archive: Archive):
     return report
 
 
-def save_report(archive: Archive, report) -> None:
+def save_report(archive: Archive, report: VerifyReport) -> None:
     try:
         path = os.path.join(cache_dir("verify"), archive_key(archive) + ".json")
         data = dataclasses.asdict(report)

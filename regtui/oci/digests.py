@@ -29,7 +29,7 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def new_hasher(digest: str):
+def new_hasher(digest: str) -> hashlib._Hash:
     """A hashlib object for the digest's algorithm."""
     algo = digest.partition(":")[0]
     if algo not in _REGISTERED:

@@ -13,6 +13,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from isal import isal_zlib
 
@@ -54,7 +55,7 @@ class HashResult:
 class _QueueReader:
     """A file-like view of the reader's queue, for zstandard's bounded stream_reader."""
 
-    def __init__(self, take):
+    def __init__(self, take: Callable[[], bytes | None]):
         self._take = take
         self._buf = b""
         self._done = False
@@ -83,17 +84,18 @@ class _Inflater:
         self.hasher = hashlib.sha256()
         self.ended = False  # the reader's end mark was taken from the queue
 
-    def take(self, q: "queue.Queue[bytes | None]") -> bytes | None:
+    def take(self, q: queue.Queue[bytes | None]) -> bytes | None:
         item = q.get()
         if item is None:
             self.ended = True
         return item
 
-    def run(self, q: "queue.Queue[bytes | None]") -> None:
+    def run(self, q: queue.Queue[bytes | None]) -> None:
         if self.compression == "zstd":
             import zstandard
 
-            reader = zstandard.ZstdDecompressor().stream_reader(_QueueReader(lambda: self.take(q)), read_size=CHUNK)
+            source: Any = _QueueReader(lambda: self.take(q))  # file-like enough: zstandard only calls read()
+            reader = zstandard.ZstdDecompressor().stream_reader(source, read_size=CHUNK)
             while out := reader.read(CHUNK * 4):
                 self._emit(out)
             return
@@ -149,7 +151,7 @@ def hash_blob(
     failure: list[BaseException] = []
     stop = threading.Event()
 
-    def inflate_worker() -> None:
+    def inflate_worker(inflater: _Inflater) -> None:
         try:
             inflater.run(q)
         except BaseException as e:  # reported as the layer's problem, never raised in a thread
@@ -158,7 +160,8 @@ def hash_blob(
             while not inflater.ended and inflater.take(q) is not None:  # drain: the reader must never block
                 pass
 
-    worker = threading.Thread(target=inflate_worker, name="regtui-inflate", daemon=True) if inflater else None
+    worker = (threading.Thread(target=inflate_worker, args=(inflater,), name="regtui-inflate", daemon=True)
+              if inflater else None)
     if worker:
         worker.start()
     read = 0
@@ -189,7 +192,8 @@ def hash_blob(
             raise Cancelled()
         if failure:
             e = failure[0]
-            result.inflate_error = str(e) if isinstance(e, InflateError) else f"does not decompress as {compression}: {e}"
+            result.inflate_error = (str(e) if isinstance(e, InflateError)
+                                    else f"does not decompress as {compression}: {e}")
         else:
             result.diff_id = "sha256:" + inflater.hasher.hexdigest()
             result.uncompressed_size = inflater.total

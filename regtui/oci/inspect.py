@@ -1,32 +1,17 @@
-"""What `regtui inspect` shows: a plain dict for --json, and a rich rendering for people."""
+"""What `regtui inspect` shows, as plain data: the dict behind --json and the CLI's and TUI's rendering."""
 
 from __future__ import annotations
 
-import sys
+from typing import Any, TypeVar
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
-from regtui.oci.digests import short
-from regtui.oci.mediatypes import short_name
 from regtui.oci.model import Archive, Image, ImageIndex, Root
 
-
-def human_size(n: int | None) -> str:
-    if n is None or n < 0:
-        return "—"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
+T = TypeVar("T")
 
 
-def config_summary(img: Image) -> dict:
+def config_summary(img: Image) -> dict[str, Any]:
     j = img.config.json
-    c = j.get("config") if isinstance(j.get("config"), dict) else {}
+    c = _typed(j.get("config"), dict)
     return {
         "digest": img.config.descriptor.digest,
         "media_type": img.config.descriptor.media_type,
@@ -47,12 +32,12 @@ def config_summary(img: Image) -> dict:
     }
 
 
-def _typed(value, kind: type):
+def _typed(value: Any, kind: type[T]) -> T:
     """A config field of the type the spec gives it, else empty: configs come from untrusted archives."""
     return value if isinstance(value, kind) else kind()
 
 
-def image_dict(img: Image) -> dict:
+def image_dict(img: Image) -> dict[str, Any]:
     return {
         "repository": img.repository,
         "tags": list(img.tags),
@@ -83,7 +68,7 @@ def image_dict(img: Image) -> dict:
     }
 
 
-def root_dict(root: Root) -> dict:
+def root_dict(root: Root) -> dict[str, Any]:
     if isinstance(root, ImageIndex):
         return {
             "kind": "index",
@@ -96,7 +81,7 @@ def root_dict(root: Root) -> dict:
     return {"kind": "image", **image_dict(root)}
 
 
-def inspect_dict(archive: Archive) -> dict:
+def inspect_dict(archive: Archive) -> dict[str, Any]:
     return {
         "path": archive.path,
         "format": archive.format,
@@ -105,47 +90,3 @@ def inspect_dict(archive: Archive) -> dict:
         "roots": [root_dict(r) for r in archive.roots],
         "warnings": [p.__dict__ for p in archive.warnings],
     }
-
-
-def _image_block(console: Console, img: Image, title: str) -> None:
-    cfg = config_summary(img)
-    console.print(Text.assemble((title, "bold cyan"), "  ", (str(img.platform or "?"), "magenta"),
-                                f"  created {cfg['created'] or '—'}"))
-    for key in ("entrypoint", "cmd", "working_dir", "user"):
-        if cfg[key]:
-            console.print(Text(f"  {key}: {cfg[key]}"))
-    if cfg["env"]:
-        console.print(Text("  env: " + ", ".join(cfg["env"])))
-    if cfg["labels"]:
-        console.print(Text("  labels: " + ", ".join(f"{k}={v}" for k, v in cfg["labels"].items())))
-    if cfg["exposed_ports"]:
-        console.print(Text("  ports: " + ", ".join(cfg["exposed_ports"])))
-    console.print(Text(f"  config {cfg['digest']} ({cfg['size']} B, {cfg['media_type']})"))
-    t = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    for col in ("#", "digest", "media type", "size", "diff_id", "created_by"):
-        t.add_column(col, overflow="fold" if col == "created_by" else "ellipsis", no_wrap=col != "created_by")
-    for i, l in enumerate(img.layers):
-        cells = (str(i), short(l.digest), short_name(l.descriptor.media_type), human_size(l.descriptor.size),
-                 short(l.diff_id) if l.diff_id else "—", (l.history.created_by if l.history else "") or "")
-        t.add_row(*(Text(c) for c in cells))  # data, never markup
-    console.print(t)
-    for i, m in enumerate(img.manifests):
-        mark = "default" if i == 0 else "on request"
-        console.print(Text(f"  manifest {m.digest}  {m.media_type}  {m.size} B  ({m.origin}, {mark})"))
-
-
-def render_inspect(archive: Archive, console: Console | None = None) -> None:
-    console = console or Console(soft_wrap=not sys.stdout.isatty())
-    console.rule(Text(archive.path, style="bold"))
-    console.print(Text(f"format: {archive.format_name}   blobs: {len(archive.blobs)} ({human_size(archive.total_size())})"))
-    for root in archive.roots:
-        name = root.repository + (":" + ",".join(root.tags) if root.tags else "")
-        if isinstance(root, ImageIndex):
-            console.print(Text.assemble(("index ", "bold"), (name, "bold cyan"),
-                                        f"  {root.manifest.digest}  {root.manifest.media_type}"))
-            for child in root.images():
-                _image_block(console, child, f"  └ {short(child.manifest.digest)}")
-        else:
-            _image_block(console, root, name)
-    for p in archive.warnings:
-        console.print(Text.assemble(("warning: ", "yellow"), p.line()))

@@ -1,6 +1,8 @@
 """The image model every other part consumes: archives, images, indexes, descriptors, manifests.
 
-Built once by a format reader (`regtui.oci.formats`), then read-only. Blobs are never copied: each is a
+Built once by a format reader (`regtui.oci.formats`), then read-only but for one thing: digest forensics
+(`regtui.oci.apply`) may serve a recovered serialization of an image, through `Archive.serve_manifest` and
+`Archive.add_root`, before anything serves or shows the archive. Blobs are never copied: each is a
 `Location` (file, offset, size) read with `os.pread`.
 """
 
@@ -8,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from regtui.oci import mediatypes as mt
 from regtui.oci.refs import aliases
@@ -60,7 +62,7 @@ class Descriptor:
     urls: tuple[str, ...] = ()
 
     @classmethod
-    def from_json(cls, obj: dict) -> Descriptor:
+    def from_json(cls, obj: dict[str, Any]) -> Descriptor:
         """Raises ValueError (with a printable reason) when the size is not an integer."""
         size = obj.get("size", -1)
         if not isinstance(size, int) or isinstance(size, bool):
@@ -103,7 +105,7 @@ class History:
     empty_layer: bool = False
 
 
-def history_list(config_json: dict) -> list:
+def history_list(config_json: dict[str, Any]) -> list[Any]:
     """The config's history, or [] when it is not a list (hostile or broken configs)."""
     h = config_json.get("history")
     return h if isinstance(h, list) else []
@@ -126,7 +128,7 @@ class Layer:
 class Config:
     descriptor: Descriptor
     data: bytes
-    json: dict
+    json: dict[str, Any]
     location: Location | None
 
 
@@ -176,7 +178,7 @@ class ImageIndex:
     tags: list[str]
     manifest: Manifest
     descriptors: list[Descriptor]
-    children: list[Union[Image, "ImageIndex"]]
+    children: list[Image | ImageIndex]
     source: str = ""
 
     @property
@@ -190,7 +192,7 @@ class ImageIndex:
         return out
 
 
-Root = Union[Image, ImageIndex]
+Root = Image | ImageIndex
 
 
 @dataclass(frozen=True)
@@ -230,7 +232,6 @@ class Archive:
     blobs: dict[str, Location]  # every blob the archive holds, by digest (claimed; verify checks)
     warnings: list[Problem] = field(default_factory=list)
     fingerprints: dict[str, Fingerprint] = field(default_factory=dict)  # file path -> identity at open
-    extra_names: list[str] = field(default_factory=list)  # repository names given by the user (--name)
 
     # -- derived views, built once -------------------------------------------------------------------
     def __post_init__(self) -> None:
@@ -246,6 +247,24 @@ class Archive:
         if isinstance(node, ImageIndex):
             for child in node.children:
                 self._collect(child)
+
+    # -- serving an extra serialization (digest forensics) --------------------------------------------
+    def serve_manifest(self, image: Image, manifest: Manifest, position: int = 0) -> Manifest:
+        """Serve `manifest` for `image` by digest and as its form number `position` (0: what its tag serves by
+        default). A form the image already has moves there. Returns the manifest now served."""
+        existing = next((m for m in image.manifests if m.digest == manifest.digest), None)
+        if existing is not None:
+            image.manifests.remove(existing)
+            manifest = existing
+        image.manifests.insert(min(position, len(image.manifests)), manifest)
+        self.manifests[manifest.digest] = manifest
+        self.roots_by_manifest[manifest.digest] = image
+        return manifest
+
+    def add_root(self, root: Root) -> None:
+        """Serve one more root (e.g. a sparse index recovered from its upstream bytes) by its digests."""
+        self.roots.append(root)
+        self._collect(root)
 
     @property
     def format_name(self) -> str:

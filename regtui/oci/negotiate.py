@@ -67,12 +67,12 @@ def choose(root: Root, accept: list[str], platform: Platform | None = None) -> C
                         f"{' or '.join(m.media_type for m in root.manifests)}")
 
 
-def select_platform(index: ImageIndex, platform: Platform) -> Image | ImageIndex | None:
-    best = None
+def select_platform(index: ImageIndex, platform: Platform) -> Image | None:
+    best: Image | None = None
     for child in index.children:
-        p = child.platform if isinstance(child, Image) else None
-        if p is None:
+        if not isinstance(child, Image) or child.platform is None:
             continue
+        p = child.platform
         if p.os == platform.os and p.architecture == platform.architecture:
             if not platform.variant or p.variant == platform.variant:
                 return child

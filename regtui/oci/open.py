@@ -30,8 +30,8 @@ def open_archive(path: str) -> Archive:
     elif has_manifest:
         entries = read_manifest_json(store)
         fmt = "docker-save-legacy" if is_legacy_docker(store, entries) else "crane-tarball"
-        roots = [image_from_entry(store, e, i, problems) for i, e in enumerate(entries)]
-        blobs = _tarball_blobs(roots)
+        images = [image_from_entry(store, e, i, problems) for i, e in enumerate(entries)]
+        roots, blobs = list(images), _tarball_blobs(images)
     else:
         what = "folder" if isinstance(store, DirStore) else "tar archive"
         hint = "give a docker save / crane / OCI archive, or an OCI layout folder"

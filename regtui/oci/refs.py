@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from regtui.oci.digests import is_digest_syntax
+from regtui.oci.digests import is_digest, is_digest_syntax
 
 # distribution-spec: <name> and <reference> grammars.
 NAME_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
@@ -18,6 +18,7 @@ TAG_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
 MAX_NAME = 255
 
 DOCKER_HUB_HOSTS = ("docker.io", "index.docker.io", "registry-1.docker.io")
+DOCKER_HUB_API = "registry-1.docker.io"  # the host Docker Hub's registry API answers on
 
 
 def is_name(value: str) -> bool:
@@ -28,8 +29,16 @@ def is_tag(value: str) -> bool:
     return bool(TAG_RE.match(value))
 
 
-def _has_domain(first: str) -> bool:
-    return "." in first or ":" in first or first == "localhost" or first != first.lower()
+def is_domain(first: str) -> bool:
+    """Whether the first path component of a reference names a registry host (docker's rule, plus IPv6)."""
+    return ("." in first or ":" in first or first == "localhost" or first != first.lower()
+            or first.startswith("["))
+
+
+def registry_host(host: str) -> str:
+    """`host[:port]` as a client dials it: lowercase, Docker Hub's names mapped to its API host."""
+    host = host.lower()
+    return DOCKER_HUB_API if host in DOCKER_HUB_HOSTS else host
 
 
 def familiar(name: str) -> str:
@@ -47,7 +56,7 @@ def aliases(name: str) -> list[str]:
     fam = familiar(name)
     parts = fam.split("/")
     out = [fam]
-    if len(parts) > 1 and _has_domain(parts[0]):
+    if len(parts) > 1 and is_domain(parts[0]):
         out.append("/".join(parts[1:]))  # served without its original host, as a mirror would be
     else:
         full = f"library/{fam}" if len(parts) == 1 else fam
@@ -92,7 +101,7 @@ def parse_ref(text: str, *, default_tag: str | None = None) -> ImageRef:
     if not text:
         raise ValueError("empty repository name in image reference")
     parts = text.split("/")
-    path = parts[1:] if len(parts) > 1 and _has_domain(parts[0]) else parts
+    path = parts[1:] if len(parts) > 1 and is_domain(parts[0]) else parts
     if not is_name("/".join(path)):
         raise ValueError(f"invalid repository name {text!r} (lowercase letters, digits and . _ - / only)")
     if tag is None and digest is None:
@@ -118,3 +127,68 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+@dataclass(frozen=True)
+class RemoteRef:
+    """A reference to an image in a registry: `host[:port]/path[:tag][@digest]`, as a client dials it."""
+
+    host: str  # registry_host(): with port, Docker Hub as registry-1.docker.io
+    path: str  # the repository as the registry knows it (`library/` added for Docker Hub)
+    tag: str | None
+    digest: str | None
+    scheme: str | None = None  # "http" / "https" when written
+
+    @property
+    def reference(self) -> str:
+        """What goes after /manifests/: the digest when there is one, else the tag."""
+        return self.digest or self.tag or "latest"
+
+    def __str__(self) -> str:
+        s = f"{self.host}/{self.path}"
+        if self.tag:
+            s += f":{self.tag}"
+        if self.digest:
+            s += f"@{self.digest}"
+        return s
+
+
+def split_scheme(text: str) -> tuple[str | None, str]:
+    """(`http`/`https` or None, the rest) of `[docker://|http://|https://]rest`."""
+    for prefix, scheme in (("docker://", None), ("https://", "https"), ("http://", "http")):
+        if text[: len(prefix)].lower() == prefix:
+            return scheme, text[len(prefix):]
+    return None, text
+
+
+def parse_remote(text: str, *, default_tag: str = "latest") -> RemoteRef:
+    """`[REGISTRY/]REPO[:TAG][@DIGEST]`; without a registry, Docker Hub (and `library/`), as docker reads it.
+
+    Raises ValueError with a precise message.
+    """
+    scheme, text = split_scheme(text.strip())
+    digest = None
+    if "@" in text:
+        text, _, digest = text.partition("@")
+        if not is_digest(digest):  # one we can verify: the bytes fetched must hash to it
+            raise ValueError(f"invalid digest {digest!r}")
+    first, _, rest = text.partition("/")
+    if rest and is_domain(first):
+        if first.startswith("[") and "]" not in first:
+            raise ValueError(f"unterminated IPv6 address {first!r} (write [::1]:5000)")
+        host, path = registry_host(first), rest
+    else:
+        host, path = DOCKER_HUB_API, text
+    tag = None
+    colon = path.rfind(":")
+    if colon > path.rfind("/"):
+        path, tag = path[:colon], path[colon + 1:]
+        if not is_tag(tag):
+            raise ValueError(f"invalid tag {tag!r}")
+    if not is_name(path):
+        raise ValueError(f"invalid repository name {path!r}")
+    if host == DOCKER_HUB_API and "/" not in path:
+        path = f"library/{path}"
+    if tag is None and digest is None:
+        tag = default_tag
+    return RemoteRef(host, path, tag, digest, scheme)

@@ -16,14 +16,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from regtui.oci import mediatypes as mt
 from regtui.oci.digests import sha256_digest
-from regtui.oci.gojson import go_marshal
-from regtui.oci.model import Descriptor, Image, Manifest
+from regtui.oci.gojson import go_escape, go_marshal
+from regtui.oci.model import Descriptor, Image, Layer, Manifest
 
 # Go's encoding/json escapes these even when indenting (json.MarshalIndent = Marshal + Indent).
-_GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
 DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
 DOCKER_LAYER_ZSTD = "application/vnd.docker.image.rootfs.diff.tar.zstd"
@@ -120,8 +120,8 @@ def _layer_type(compression: str | None, family: str, foreign: bool) -> str:
     return mt.oci_layer_type(compression)
 
 
-def _descriptor(d: Descriptor, media_type: str, key_order: str) -> dict:
-    out: dict = {"mediaType": media_type}
+def _descriptor(d: Descriptor, media_type: str, key_order: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"mediaType": media_type}
     if key_order == "size-digest":
         out["size"] = d.size
         out["digest"] = d.digest
@@ -145,13 +145,13 @@ def _foreign_counts(n: int) -> list[int]:
     return out
 
 
-def _compression(layer) -> str | None:
+def _compression(layer: Layer) -> str | None:
     return layer.compression if layer.compression else mt.layer_compression(layer.descriptor.media_type)
 
 
-def manifest_object(image: Image, v: Variant) -> dict:
+def manifest_object(image: Image, v: Variant) -> dict[str, Any]:
     cfg_type = mt.DOCKER_CONFIG if v.config_family == "docker" else mt.OCI_CONFIG
-    body: dict = {"schemaVersion": 2}
+    body: dict[str, Any] = {"schemaVersion": 2}
     if v.media_type_field:
         body["mediaType"] = v.media_type
     body["config"] = _descriptor(image.config.descriptor, cfg_type, v.key_order)
@@ -164,15 +164,12 @@ def manifest_object(image: Image, v: Variant) -> dict:
     return body
 
 
-def dump(obj: dict, indent: str | None, newline: bool) -> bytes:
+def dump(obj: dict[str, Any], indent: str | None, newline: bool) -> bytes:
     """Go's json.Marshal / json.MarshalIndent(obj, "", indent) bytes, optionally with a trailing newline."""
     if indent is None:
         data = go_marshal(obj)
     else:
-        text = json.dumps(obj, indent=indent, ensure_ascii=False)
-        if any(c in text for c in _GO_ESCAPES):
-            text = "".join(_GO_ESCAPES.get(c, c) for c in text)
-        data = text.encode("utf-8")
+        data = go_escape(json.dumps(obj, indent=indent, ensure_ascii=False)).encode("utf-8")
     return data + b"\n" if newline else data
 
 
@@ -222,7 +219,7 @@ def candidates(image: Image) -> dict[str, Variant]:
     replaced by every indent string (same bytes as dumping with each, at a quarter of the cost).
     """
     out: dict[str, Variant] = {}
-    templates: dict[tuple, str] = {}
+    templates: dict[tuple[object, ...], str] = {}
     for v in variants(image):
         if v.newline:
             continue  # derived below from the same bytes

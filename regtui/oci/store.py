@@ -11,6 +11,7 @@ import os
 import posixpath
 import stat
 import tarfile
+from typing import Any
 
 from regtui.oci.errors import ArchiveError
 from regtui.oci.model import Fingerprint, Location
@@ -59,11 +60,11 @@ class Store:
                                member=name, path=self.path, hint="the archive is malformed or hostile")
         return read_exact(loc)
 
-    def read_json(self, name: str, limit: int = MAX_JSON):
+    def read_json(self, name: str, limit: int = MAX_JSON) -> Any:
         return parse_json(self.read(name, limit), member=name, path=self.path)
 
 
-def parse_json(data: bytes, *, member: str, path: str):
+def parse_json(data: bytes, *, member: str, path: str) -> Any:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:

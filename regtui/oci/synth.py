@@ -7,15 +7,17 @@ describe (uncompressed, zstd) are served as they are in an OCI manifest instead 
 
 from __future__ import annotations
 
+from typing import Any
+
 from regtui.oci import mediatypes as mt
 from regtui.oci.digests import sha256_digest
 from regtui.oci.gojson import go_marshal
 from regtui.oci.model import Descriptor, Manifest
 
 
-def descriptor_json(d: Descriptor) -> dict:
+def descriptor_json(d: Descriptor) -> dict[str, Any]:
     """A descriptor in go-containerregistry's v1.Descriptor field order, empty fields omitted."""
-    out: dict = {"mediaType": d.media_type, "size": d.size, "digest": d.digest}
+    out: dict[str, Any] = {"mediaType": d.media_type, "size": d.size, "digest": d.digest}
     if d.urls:
         out["urls"] = list(d.urls)
     if d.annotations:
@@ -54,7 +56,8 @@ def synthesize(config_digest: str, config_size: int, layers: list[tuple[Descript
             docker_layers = None
         elif docker_layers is not None:
             docker_layers.append(Descriptor(dtype, desc.digest, desc.size, desc.annotations, urls=desc.urls))
-        otype = desc.media_type if desc.media_type.startswith("application/vnd.oci.") else mt.oci_layer_type(compression)
+        oci = desc.media_type.startswith("application/vnd.oci.")
+        otype = desc.media_type if oci else mt.oci_layer_type(compression)
         if desc.media_type == mt.DOCKER_FOREIGN_LAYER:
             otype = mt.OCI_LAYER_ND_GZIP
         oci_layers.append(Descriptor(otype, desc.digest, desc.size, desc.annotations, urls=desc.urls))

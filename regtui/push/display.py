@@ -14,7 +14,8 @@ from rich.progress import (
 )
 
 from regtui.oci.digests import short
-from regtui.push.events import BlobDone, BlobProgress, BlobStarted, ManifestDone, Note, Retry, _size
+from regtui.oci.units import human_size
+from regtui.push.events import BlobDone, BlobProgress, BlobStarted, ManifestDone, Note, Retry
 
 _DRY = {"missing": "would upload", "present": "already there"}
 _DRY_MANIFEST = {"missing": "would push", "present": "up to date"}
@@ -24,8 +25,8 @@ def _blob_line(e: BlobDone, dry_run: bool) -> str:
     what = _DRY.get(e.action, e.action) if dry_run else e.action
     if dry_run and e.action == "missing" and e.source:
         what = "would mount"
-    src = f" from {e.source}" if e.source and e.action == "mounted" or (dry_run and e.source) else ""
-    return f"{what:<13} blob     {e.repo}@{short(e.digest)}  {_size(e.size)}{src}"
+    src = f" from {e.source}" if (e.source and e.action == "mounted") or (dry_run and e.source) else ""
+    return f"{what:<13} blob     {e.repo}@{short(e.digest)}  {human_size(e.size)}{src}"
 
 
 def _manifest_line(e: ManifestDone, dry_run: bool) -> str:

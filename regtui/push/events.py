@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from regtui.oci.units import human_size
+
 
 @dataclass(frozen=True)
 class BlobStarted:
@@ -69,10 +71,12 @@ class Summary:
 
     def line(self) -> str:
         if self.dry_run:
-            return (f"dry run: {len(self.missing)} blobs to upload ({_size(self.bytes_total)}), "
+            return (f"dry run: {len(self.missing)} blobs to upload ({human_size(self.bytes_total)}), "
                     f"{len(self.present)} already there, "
-                    f"{len(self.manifests_pushed)} manifests and tags to push, {len(self.manifests_present)} up to date")
-        return (f"pushed {len(self.uploaded)} blobs ({_size(self.bytes_sent)} sent), mounted {len(self.mounted)}, "
+                    f"{len(self.manifests_pushed)} manifests and tags to push, "
+                    f"{len(self.manifests_present)} up to date")
+        return (f"pushed {len(self.uploaded)} blobs ({human_size(self.bytes_sent)} sent), "
+                f"mounted {len(self.mounted)}, "
                 f"{len(self.present)} already there; {len(self.manifests_pushed)} manifests and tags pushed, "
                 f"{len(self.manifests_present)} up to date, in {self.elapsed:.1f}s")
 
@@ -80,11 +84,3 @@ class Summary:
 @dataclass(frozen=True)
 class Finished:
     summary: Summary
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"

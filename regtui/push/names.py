@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from regtui.oci.refs import DOCKER_HUB_HOSTS, familiar, host_name, is_loopback_host, is_name, is_tag
+from regtui.oci.refs import familiar, host_name, is_loopback_host, is_name, is_tag, registry_host, split_scheme
 from regtui.push.errors import PushError
 
 
@@ -32,21 +32,15 @@ class Target:
 
 
 def parse_target(text: str) -> Target:
-    """Parse `[http(s)://]host[:port][/prefix]`."""
-    raw = text.strip()
-    scheme = None
-    for s in ("http://", "https://"):
-        if raw.lower().startswith(s):
-            scheme, raw = s[:-3], raw[len(s) :]
+    """Parse `[http(s)://]host[:port][/prefix]`: the first component is always the host (see oci.refs)."""
+    scheme, raw = split_scheme(text.strip())
     raw = raw.rstrip("/")
     if not raw:
         raise PushError(f"registry {text!r} is empty (expected HOST[:PORT][/PREFIX], e.g. registry.local:5000/team)")
     host, _, prefix = raw.partition("/")
-    host = host.lower()
     if host.startswith("[") and "]" not in host:
         raise PushError(f"registry {text!r}: unterminated IPv6 address (write [::1]:5000)")
-    if host in DOCKER_HUB_HOSTS:
-        host = "registry-1.docker.io"  # the Hub's API host, as docker uses
+    host = registry_host(host)  # Docker Hub's names: its API host, as docker uses
     if prefix and not is_name(prefix):
         raise PushError(
             f"registry prefix {prefix!r} is not a valid repository path (lowercase letters, digits, . _ - and /)"

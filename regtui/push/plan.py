@@ -9,7 +9,7 @@ from regtui.oci.digests import short
 from regtui.oci.model import Archive, Image, ImageIndex, Location, Manifest, Root
 from regtui.oci.refs import MAX_NAME, is_name
 from regtui.push.errors import PushError
-from regtui.push.names import Target, TagRule, map_tag, unused_rules
+from regtui.push.names import TagRule, Target, map_tag, unused_rules
 
 
 @dataclass
@@ -88,7 +88,8 @@ def build_plan(archive: Archive, target: Target, rules: list[TagRule] | None = N
     notes: list[str] = []
     for root in archive.roots:
         dests: dict[str, list[str]] = {}
-        for tag in root.tags or [None]:
+        source_tags: list[str | None] = [*root.tags] or [None]
+        for tag in source_tags:
             seen.add((root.repository, tag))
             repo, new_tag = map_tag(rules, root.repository, tag)
             dests.setdefault(repo, [])

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from regtui.oci.digests import short
-from regtui.push.client import RegistryClient
+from regtui.push.client import PushClient
 from regtui.push.errors import PushError
 from regtui.push.events import BlobDone, BlobProgress, BlobStarted, Finished, ManifestDone, Note, Summary
 from regtui.push.plan import BlobItem, Plan, RepoPlan
 
 
-async def run_push(plan: Plan, client: RegistryClient, *, jobs: int = 4, dry_run: bool = False,
+async def run_push(plan: Plan, client: PushClient, *, jobs: int = 4, dry_run: bool = False,
                    on_event: Callable[[object], None] | None = None) -> Summary:
     emit = on_event or (lambda e: None)
     summary = Summary(dry_run=dry_run)
@@ -65,12 +65,12 @@ def _first(eg: BaseExceptionGroup) -> BaseException:
     return flat[0]
 
 
-async def _blob(client: RegistryClient, digest: str, item: BlobItem, repos: list[RepoPlan], dry_run: bool,
+async def _blob(client: PushClient, digest: str, item: BlobItem, repos: list[RepoPlan], dry_run: bool,
                 emit, summary: Summary) -> None:
     have = await asyncio.gather(*(client.blob_exists(rp.repo, digest) for rp in repos))
     source = None
     missing = []
-    for rp, h in zip(repos, have):
+    for rp, h in zip(repos, have, strict=True):
         if h:
             source = source or rp.repo
             summary.present.append(f"{rp.repo}@{digest}")
@@ -108,7 +108,7 @@ async def _blob(client: RegistryClient, digest: str, item: BlobItem, repos: list
         source = rp.repo
 
 
-async def _manifest(client: RegistryClient, repo: str, ref: str, m, dry_run: bool, emit, summary: Summary) -> None:
+async def _manifest(client: PushClient, repo: str, ref: str, m, dry_run: bool, emit, summary: Summary) -> None:
     name = f"{repo}@{ref}" if ref.startswith("sha256:") else f"{repo}:{ref}"
     if await client.manifest_digest(repo, ref, m.media_type) == m.digest:
         summary.manifests_present.append(name)

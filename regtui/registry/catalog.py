@@ -77,7 +77,7 @@ class Catalog:
         self.everything = Repo("*")
         referrers = []
         for archive in self.archives:
-            extra = [*names, *archive.extra_names]
+            extra = list(names)
             for root in archive.roots:
                 self.everything.add(archive, root)
                 if isinstance(root, Image) and root.subject and not root.tags:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from regtui.oci import mediatypes as mt
 from regtui.oci.inspect import config_summary as domain_config_summary
-from regtui.oci.inspect import human_size  # noqa: F401  (the views' one size format)
 from regtui.oci.model import Archive, Image, ImageIndex, Manifest, Root
 from regtui.oci.negotiate import (
     DEFAULT_PLATFORM,
@@ -16,6 +15,7 @@ from regtui.oci.negotiate import (
     parse_accept,
     select_platform,
 )
+from regtui.oci.units import human_size  # noqa: F401  (the views' one size format)
 
 
 def media_label(media_type: str) -> str:

@@ -52,7 +52,7 @@ def make_layers(descs: list[Descriptor], locs: list[Location | None], config: Co
     ids = diff_ids(config)
     hist = layer_history(config)
     layers = []
-    for i, (d, loc) in enumerate(zip(descs, locs)):
+    for i, (d, loc) in enumerate(zip(descs, locs, strict=False)):
         layers.append(Layer(d, loc, ids[i] if i < len(ids) else None, hist[i] if i < len(hist) else None,
                             mt.layer_compression(d.media_type)))
     return layers

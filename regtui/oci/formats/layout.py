@@ -6,6 +6,7 @@ Manifests here are stored: we serve their exact bytes, keyed by the digest of th
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from regtui.oci import mediatypes as mt
 from regtui.oci.digests import is_digest, sha256_digest
@@ -40,7 +41,7 @@ class LayoutReader:
         self.nodes = 0
         self.done: dict[str, tuple[Root, int]] = {}  # digest -> (node, manifests it reaches)
 
-    def descriptor(self, obj: dict, member: str) -> Descriptor:
+    def descriptor(self, obj: dict[str, Any], member: str) -> Descriptor:
         try:
             return Descriptor.from_json(obj)
         except ValueError as e:
@@ -58,7 +59,8 @@ class LayoutReader:
         if d.size >= 0 and loc.size != d.size:
             self.problems.append(Problem("size", f"{what} {d.digest}", f"{d.size} bytes (descriptor)",
                                          f"{loc.size} bytes in {member}",
-                                         "the descriptor's size is wrong (a known Docker 25.0 save bug) or the blob was replaced"))
+                                         "the descriptor's size is wrong (a known Docker 25.0 save bug) "
+                                         "or the blob was replaced"))
         return loc
 
     # -- documents -----------------------------------------------------------------------------------
@@ -91,7 +93,8 @@ class LayoutReader:
         digest = sha256_digest(data) if d.digest.startswith("sha256:") else d.digest
         if digest != d.digest:
             self.problems.append(Problem("digest", member, d.digest, digest,
-                                         "the manifest bytes do not hash to the descriptor's digest; the file was altered"))
+                                         "the manifest bytes do not hash to the descriptor's digest; "
+                                         "the file was altered"))
         media_type = obj.get("mediaType") or d.media_type
         if not isinstance(media_type, str):
             raise ArchiveError(f"mediaType must be a string, found {media_type!r:.40}", member=member,
@@ -108,7 +111,7 @@ class LayoutReader:
                                      "not an image (an artifact or schema1); skipped", "warning"))
         return None
 
-    def read_index(self, manifest: Manifest, obj: dict, depth: int, member: str) -> ImageIndex:
+    def read_index(self, manifest: Manifest, obj: dict[str, Any], depth: int, member: str) -> ImageIndex:
         listed = obj.get("manifests")
         descs = [self.descriptor(m, member) for m in listed if isinstance(m, dict)] if isinstance(listed, list) else []
         children: list[Root] = []
@@ -124,7 +127,7 @@ class LayoutReader:
             children.append(child)
         return ImageIndex("", [], manifest, descs, children, source=member)
 
-    def read_image(self, manifest: Manifest, obj: dict, d: Descriptor, member: str) -> Image:
+    def read_image(self, manifest: Manifest, obj: dict[str, Any], d: Descriptor, member: str) -> Image:
         cfg = obj.get("config")
         if not isinstance(cfg, dict):
             raise ArchiveError("manifest has no config descriptor", member=member, path=self.store.path)

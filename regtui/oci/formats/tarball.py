@@ -5,6 +5,8 @@ Neither stores the registry manifest, so we synthesize it (see `regtui.oci.synth
 
 from __future__ import annotations
 
+from typing import Any
+
 from regtui.oci import mediatypes as mt
 from regtui.oci.digests import is_digest
 from regtui.oci.errors import ArchiveError
@@ -25,12 +27,12 @@ from regtui.oci.store import Store
 from regtui.oci.synth import synthesize
 
 
-def as_list(value) -> list:
+def as_list(value: Any) -> list[Any]:
     """A manifest.json field that should be a list, or [] when it is anything else."""
     return value if isinstance(value, list) else []
 
 
-def read_manifest_json(store: Store) -> list[dict]:
+def read_manifest_json(store: Store) -> list[dict[str, Any]]:
     entries = store.read_json("manifest.json")
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise ArchiveError("must be a JSON list of {Config, RepoTags, Layers} objects", member="manifest.json",
@@ -40,21 +42,23 @@ def read_manifest_json(store: Store) -> list[dict]:
     return entries
 
 
-def _str_list(entry: dict, key: str, store: Store, i: int) -> list[str]:
+def _str_list(entry: dict[str, Any], key: str, store: Store, i: int) -> list[str]:
     value = entry.get(key) or []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ArchiveError(f"entry {i}: {key} must be a list of strings", member="manifest.json", path=store.path)
     return value
 
 
-def image_from_entry(store: Store, entry: dict, i: int, problems: list[Problem]) -> Image:
+def image_from_entry(store: Store, entry: dict[str, Any], i: int, problems: list[Problem]) -> Image:
     """One manifest.json entry as an image with synthesized manifests."""
     config_member = entry.get("Config")
     if not isinstance(config_member, str) or not config_member:
         raise ArchiveError(f"entry {i} has no Config", member="manifest.json", path=store.path)
     layer_members = _str_list(entry, "Layers", store, i)
     repo_tags = _str_list(entry, "RepoTags", store, i)
-    sources = entry.get("LayerSources") if isinstance(entry.get("LayerSources"), dict) else {}
+    sources = entry.get("LayerSources")
+    if not isinstance(sources, dict):
+        sources = {}
 
     config = load_config(store, config_member, mt.DOCKER_CONFIG)
     ids = diff_ids(config)
@@ -84,12 +88,12 @@ def image_from_entry(store: Store, entry: dict, i: int, problems: list[Problem])
         descs.append(desc)
         compressions.append(compression)
         locs.append(loc)
-    forms = synthesize(config.descriptor.digest, config.descriptor.size, list(zip(descs, compressions)))
+    forms = synthesize(config.descriptor.digest, config.descriptor.size, list(zip(descs, compressions, strict=True)))
     config.descriptor = Descriptor(
         mt.DOCKER_CONFIG if forms[0].media_type == mt.DOCKER_MANIFEST else mt.OCI_CONFIG,
         config.descriptor.digest, config.descriptor.size)
     layers = make_layers(descs, locs, config)
-    for layer, c in zip(layers, compressions):
+    for layer, c in zip(layers, compressions, strict=True):
         layer.compression = c
 
     repository, tags = None, []
@@ -122,7 +126,7 @@ def read_tarball(store: Store, problems: list[Problem]) -> list[Image]:
     return [image_from_entry(store, e, i, problems) for i, e in enumerate(entries)]
 
 
-def is_legacy_docker(store: Store, entries: list[dict]) -> bool:
+def is_legacy_docker(store: Store, entries: list[dict[str, Any]]) -> bool:
     if store.has("repositories"):
         return True
     layers = [l for e in entries for l in as_list(e.get("Layers")) if isinstance(l, str)]

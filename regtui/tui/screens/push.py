@@ -9,6 +9,7 @@ import asyncio
 import os
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
@@ -22,6 +23,9 @@ from textual.widgets import Button, Checkbox, Input, Label, ProgressBar, RichLog
 from regtui.oci.model import Archive
 from regtui.tui.facts import human_size
 
+if TYPE_CHECKING:
+    from regtui.push.events import Summary
+
 
 @dataclass
 class PushEvent(Message):
@@ -30,7 +34,7 @@ class PushEvent(Message):
 
 @dataclass
 class PushEnded(Message):
-    summary: object | None
+    summary: Summary | None
     error: str | None = None
 
 
@@ -48,7 +52,8 @@ class PushScreen(ModalScreen):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="push"):
-            yield Static(Text.assemble(("Push ", "bold"), (os.path.basename(self.archive.path.rstrip("/")), "bold cyan"),
+            name = os.path.basename(self.archive.path.rstrip("/"))
+            yield Static(Text.assemble(("Push ", "bold"), (name, "bold cyan"),
                                        " into a registry: every image and tag, blobs the registry already has "
                                        "are skipped, an interrupted push resumes."), id="push-title")
             with Horizontal(id="push-form"):
@@ -108,7 +113,7 @@ class PushScreen(ModalScreen):
 
     @work(thread=True, exclusive=True, group="push", exit_on_error=False)
     def push_worker(self, target, plan, insecure: bool) -> None:
-        from regtui.push.client import RegistryClient
+        from regtui.push.client import PushClient
         from regtui.push.errors import PushError
         from regtui.push.run import run_push
 
@@ -116,7 +121,7 @@ class PushScreen(ModalScreen):
             self.post_message(PushEvent(e))
 
         async def main():
-            async with RegistryClient(target, insecure=insecure, on_event=emit) as client:
+            async with PushClient(target, insecure=insecure, on_event=emit) as client:
                 return await run_push(plan, client, jobs=4, on_event=emit)
 
         try:
@@ -152,4 +157,5 @@ class PushScreen(ModalScreen):
             self._status(f"push failed: {message.error}", "bold red")
         else:
             self.query_one(ProgressBar).update(total=max(self.total, 1), progress=max(self.total, 1))
+            assert message.summary is not None
             self._status(f"✓ {message.summary.line()}", "bold green")

@@ -11,10 +11,17 @@ import tempfile
 
 import click
 
-from regtui.forensics_cli import expect_options
+from regtui.cli.common import (
+    apply_cli_expectations,
+    demo_paths,
+    expect_options,
+    fail,
+    open_or_fail,
+    render_results,
+)
 
 
-@click.command()
+@click.command("serve")
 @click.argument("archives", nargs=-1, type=click.Path())
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535),
@@ -36,13 +43,12 @@ from regtui.forensics_cli import expect_options
               help="Processes accepting on the same socket: more requests/s on several cores. Each groups "
                    "only the pulls whose requests it answers (see README).")
 @expect_options
-def serve(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_signed, htpasswd, log_format,
+def command(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_signed, htpasswd, log_format,
           grace, workers, expect, expect_file, expect_manifest) -> None:
     """Serve ARCHIVES read-only over the OCI distribution API (the demo image when none is given).
 
     Clients pull e.g. `127.0.0.1:5000/registry:2.8.1`; see the README for name mapping, TLS and auth.
     """
-    from regtui.cli import demo_paths, fail, open_or_fail
     from regtui.oci.refs import aliases, is_name
     from regtui.registry.app import create_app
     from regtui.registry.auth import HtpasswdError
@@ -60,8 +66,6 @@ def serve(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_sig
     if tls_self_signed and tls_cert:
         fail("use either --tls-self-signed or --tls-cert/--tls-key, not both")
     archives_ = open_or_fail(demo_paths(archives))
-    from regtui.forensics_cli import apply_cli_expectations, render_results
-
     render_results(apply_cli_expectations(archives_, expect, expect_file, expect_manifest))  # before the app
 
     def echo(line: str) -> None:

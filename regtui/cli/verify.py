@@ -6,18 +6,36 @@ import dataclasses
 import json
 import sys
 import threading
+from typing import Any
 
+import click
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.text import Text
 
+from regtui.cli.common import all_matched, apply_cli_expectations, expect_options, open_or_fail, render_results
 from regtui.oci.cache import load_report, save_report
 from regtui.oci.hashing import Cancelled
-from regtui.oci.inspect import human_size
 from regtui.oci.model import Archive
+from regtui.oci.units import human_size
 from regtui.oci.verify import VerifyReport, verify_archive
 
 PROGRESS_FROM = 32 << 20  # smaller archives verify faster than a bar can draw
+
+
+@click.command("verify")
+@click.argument("archives", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--no-cache", is_flag=True, help="Verify again even if a cached result exists.")
+@expect_options
+def command(archives: tuple[str, ...], as_json: bool, no_cache: bool, expect: tuple[str, ...],
+            expect_file: tuple[str, ...], expect_manifest: tuple[str, ...]) -> None:
+    """Check every digest, size and diff_id of ARCHIVES; exit 0 only when everything holds."""
+    archives_ = open_or_fail(archives)
+    results = apply_cli_expectations(archives_, expect, expect_file, expect_manifest)
+    code = run_verify(archives_, as_json=as_json, use_cache=not no_cache)
+    render_results(results, err=as_json)  # stdout stays one JSON document
+    sys.exit(code or (0 if all_matched(results) else 1))
 
 
 def verify_with_progress(archive: Archive, console: Console) -> VerifyReport:
@@ -39,7 +57,7 @@ def verify_with_progress(archive: Archive, console: Console) -> VerifyReport:
             raise
 
 
-def report_dict(report: VerifyReport) -> dict:
+def report_dict(report: VerifyReport) -> dict[str, Any]:
     return {
         "path": report.path,
         "ok": report.ok,

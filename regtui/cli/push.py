@@ -9,16 +9,15 @@ import sys
 
 import click
 
-from regtui.forensics_cli import expect_options
+from regtui.cli.common import (
+    EXIT_FAILED,
+    all_matched,
+    apply_cli_expectations,
+    expect_options,
+    fail,
+    render_results,
+)
 from regtui.push.errors import PushError
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-
-
-def _die(message: str, code: int = EXIT_FAILED) -> None:
-    click.echo(f"regtui: error: {message}", err=True)
-    sys.exit(code)
 
 
 def _parse_size(text: str) -> int:
@@ -28,13 +27,14 @@ def _parse_size(text: str) -> int:
     return int(m.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2)]
 
 
-@click.command()
+@click.command("push")
 @click.argument("archive", type=click.Path())
 @click.argument("registry")
 @click.option("--tag-map", "tag_map", multiple=True, metavar="OLD=NEW",
               help="Push OLD (repo:tag, or repo for all its tags) as NEW; repeatable.")
 @click.option("--insecure", is_flag=True, help="Skip TLS verification (and fall back to plain HTTP).")
-@click.option("--ca", type=click.Path(dir_okay=False), help="PEM file of the CA that signed the registry's certificate.")
+@click.option("--ca", type=click.Path(dir_okay=False),
+              help="PEM file of the CA that signed the registry's certificate.")
 @click.option("--username", "-u", help="User name (the password comes from --password-stdin).")
 @click.option("--password-stdin", is_flag=True, help="Read the password (or token) from standard input.")
 @click.option("--dry-run", is_flag=True, help="List what would be uploaded and what the registry already has.")
@@ -46,7 +46,7 @@ def _parse_size(text: str) -> int:
               help="Attempts per request on broken connections, 429 and 5xx (with backoff).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display; only errors and the summary line.")
 @expect_options
-def push(archive, registry, tag_map, insecure, ca, username, password_stdin, dry_run, jobs, chunk_size,
+def command(archive, registry, tag_map, insecure, ca, username, password_stdin, dry_run, jobs, chunk_size,
          retries, quiet, expect, expect_file, expect_manifest) -> None:
     """Copy every image of ARCHIVE into REGISTRY[/PREFIX] through the OCI distribution push API.
 
@@ -57,34 +57,34 @@ def push(archive, registry, tag_map, insecure, ca, username, password_stdin, dry
     are the ones pushed (nothing is pushed when an expected digest cannot be reproduced).
     """
     if insecure and ca:
-        _die("--insecure and --ca exclude each other (--ca verifies the registry, --insecure does not)", EXIT_USAGE)
+        fail("--insecure and --ca exclude each other (--ca verifies the registry, --insecure does not)")
     if password_stdin and not username:
-        _die("--password-stdin needs --username", EXIT_USAGE)
+        fail("--password-stdin needs --username")
     if username and not password_stdin:
-        _die("--username needs --password-stdin (the password is read from standard input)", EXIT_USAGE)
+        fail("--username needs --password-stdin (the password is read from standard input)")
     size = _parse_size(chunk_size)
     if ca and not os.path.isfile(ca):
-        _die(f"--ca {ca}: no such file", EXIT_USAGE)
+        fail(f"--ca {ca}: no such file")
     credentials = None
     if username:
-        from regtui.push.auth import Credentials
+        from regtui.remote import Credentials
 
         password = sys.stdin.read().rstrip("\r\n")
         if not password:
-            _die("--password-stdin: standard input was empty", EXIT_USAGE)
+            fail("--password-stdin: standard input was empty")
         credentials = Credentials(username, password, source="--username/--password-stdin")
     try:
         expectations = (expect, expect_file, expect_manifest)
         summary = asyncio.run(_main(archive, registry, tag_map, insecure, ca, credentials, dry_run, jobs, size,
                                     retries, quiet, expectations))
     except PushError as e:
-        _die(e.line())
+        fail(e.line(), EXIT_FAILED)
     except KeyboardInterrupt:
-        _die("interrupted; run the same command again to finish (what completed is not sent again)", 130)
-    except Exception as e:  # noqa: BLE001 - the user gets one line, never a traceback
+        fail("interrupted; run the same command again to finish (what completed is not sent again)", 130)
+    except Exception as e:
         if os.environ.get("REGTUI_DEBUG"):
             raise
-        _die(f"push failed: {e.__class__.__name__}: {e} (set REGTUI_DEBUG=1 for details)")
+        fail(f"push failed: {e.__class__.__name__}: {e} (set REGTUI_DEBUG=1 for details)", EXIT_FAILED)
     click.echo(summary.line())
 
 
@@ -94,7 +94,7 @@ async def _main(archive_path, registry, tag_map, insecure, ca, credentials, dry_
 
     from regtui.oci import open_archive
     from regtui.oci.errors import ArchiveError
-    from regtui.push.client import RegistryClient
+    from regtui.push.client import PushClient
     from regtui.push.display import LineView, ProgressView
     from regtui.push.names import parse_tag_map, parse_target
     from regtui.push.plan import build_plan
@@ -113,7 +113,7 @@ async def _main(archive_path, registry, tag_map, insecure, ca, credentials, dry_
         view = LineView(out, err, dry_run=dry_run, quiet=quiet)
     else:
         view = ProgressView(out, err, plan.total_bytes())
-    async with RegistryClient(target, ca=ca, insecure=insecure, credentials=credentials, chunk_size=chunk_size,
+    async with PushClient(target, ca=ca, insecure=insecure, credentials=credentials, chunk_size=chunk_size,
                               retries=retries, on_event=view) as client:
         with view:
             return await run_push(plan, client, jobs=jobs, dry_run=dry_run, on_event=view)
@@ -123,12 +123,10 @@ def _apply_expectations(archive, expect, expect_file, expect_manifest) -> None:
     """Digest forensics first: a recovered serialization becomes each image's default form, the one pushed."""
     if not (expect or expect_file or expect_manifest):
         return
-    from regtui.forensics_cli import all_matched, apply_cli_expectations, render_results
-
     results = apply_cli_expectations([archive], expect, expect_file, expect_manifest)
     render_results(results, err=True)
     if not all_matched(results):
-        missed = [r.expectation for r in results if not r.matched][0]
+        missed = next(r.expectation for r in results if not r.matched)
         raise PushError(f"expected digest {missed.digest} ({missed.source}) is not reproduced by the archive; "
                         "nothing was pushed",
                         hint="see the explanation above; drop that --expect to push what the archive holds")
