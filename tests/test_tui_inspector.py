@@ -16,7 +16,7 @@ from textual.widgets import Sparkline, TabbedContent
 from regtui.oci import open_archive
 from regtui.oci.forensics import parse_expectation
 from regtui.oci.serializations import Variant, serialize
-from regtui.registry.events import PullProgress, RequestFinished, RequestProgress, RequestStarted
+from regtui.registry.events import RequestProgress, RequestStarted
 from regtui.tui.app import RegtuiApp
 from regtui.tui.widgets.common import VimTable
 from regtui.tui.widgets.images import ImagesTree

@@ -215,7 +215,7 @@ def nearest_digest(digest: str, known: dict[str, str], most: int = 8) -> tuple[s
         oalgo, _, ohex = other.partition(":")
         if oalgo != algo or len(ohex) != len(hexpart) or other == digest:
             continue
-        n = sum(a != b for a, b in zip(hexpart, ohex))
+        n = sum(a != b for a, b in zip(hexpart, ohex, strict=True))
         if n <= most and (best is None or n < best[1]):
             best = (other, n)
     return best

@@ -131,15 +131,15 @@ class LiveState:
         ch = self._changes
         if isinstance(event, RequestStarted):
             self.requests_total += 1
-            row = RequestRow(event.id, event.time, event.client, event.method, event.path, event.user_agent,
+            new = RequestRow(event.id, event.time, event.client, event.method, event.path, event.user_agent,
                              kind=event.kind, repository=event.repository, reference=event.reference,
                              accept=event.accept)
-            self.rows[event.id] = row
+            self.rows[event.id] = new
             self.requests_rate.add(event.time)
             if event.kind == "blob" and event.method == "GET":
                 key = self._pull_of(event.client, event.time)
                 if key is not None:
-                    self._attach(row, key, event.reference or event.path.rsplit("/", 1)[-1])
+                    self._attach(new, key, event.reference or event.path.rsplit("/", 1)[-1])
             ch.rows.add(event.id)
             while len(self.rows) > self.capacity:
                 old, _ = self.rows.popitem(last=False)

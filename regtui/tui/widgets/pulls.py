@@ -6,6 +6,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.coordinate import Coordinate
 from textual.widgets import Sparkline, Static
 
 from regtui.registry.events import PullProgress
@@ -118,7 +119,7 @@ class PullsView(Vertical):
         t = self.query_one(VimTable)
         if not t.row_count:
             return None
-        key = t.coordinate_to_cell_key((t.cursor_row, 0)).row_key.value
+        key = t.coordinate_to_cell_key(Coordinate(t.cursor_row, 0)).row_key.value
         return self.live.pulls.get(key) if key is not None else None
 
     def draw_selected(self) -> None:

@@ -12,6 +12,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.coordinate import Coordinate
 from textual.widgets import Input, Sparkline, Static
 
 from regtui.registry.errors import CODES
@@ -218,7 +219,7 @@ class RequestsView(FilteredView):
         t = self.query_one(VimTable)
         if not t.row_count:
             return None
-        key = t.coordinate_to_cell_key((t.cursor_row, 0)).row_key.value
+        key = t.coordinate_to_cell_key(Coordinate(t.cursor_row, 0)).row_key.value
         return self.live.rows.get(int(key)) if key is not None else None
 
     def action_toggle_detail(self) -> None:
