@@ -15,6 +15,7 @@ from regtui.cli.common import (
     apply_cli_expectations,
     expect_options,
     fail,
+    open_or_fail,
     render_results,
 )
 from regtui.push.errors import PushError
@@ -73,9 +74,16 @@ def command(archive, registry, tag_map, insecure, ca, username, password_stdin, 
         if not password:
             fail("--password-stdin: standard input was empty")
         credentials = Credentials(username, password, source="--username/--password-stdin")
+    from regtui.push.names import parse_tag_map, parse_target
+
+    try:  # bad arguments and an archive that cannot be opened exit 2, like every command
+        target, rules = parse_target(registry), parse_tag_map(tag_map)
+    except PushError as e:
+        fail(e.line())
+    [opened] = open_or_fail([archive])
     try:
         expectations = (expect, expect_file, expect_manifest)
-        summary = asyncio.run(_main(archive, registry, tag_map, insecure, ca, credentials, dry_run, jobs, size,
+        summary = asyncio.run(_main(opened, target, rules, insecure, ca, credentials, dry_run, jobs, size,
                                     retries, quiet, expectations))
     except PushError as e:
         fail(e.line(), EXIT_FAILED)
@@ -88,24 +96,15 @@ def command(archive, registry, tag_map, insecure, ca, username, password_stdin, 
     click.echo(summary.line())
 
 
-async def _main(archive_path, registry, tag_map, insecure, ca, credentials, dry_run, jobs, chunk_size, retries,
+async def _main(archive, target, rules, insecure, ca, credentials, dry_run, jobs, chunk_size, retries,
                 quiet, expectations):
     from rich.console import Console
 
-    from regtui.oci import open_archive
-    from regtui.oci.errors import ArchiveError
     from regtui.push.client import PushClient
     from regtui.push.display import LineView, ProgressView
-    from regtui.push.names import parse_tag_map, parse_target
     from regtui.push.plan import build_plan
     from regtui.push.run import run_push
 
-    target = parse_target(registry)
-    rules = parse_tag_map(tag_map)
-    try:
-        archive = await asyncio.to_thread(open_archive, archive_path)
-    except ArchiveError as e:
-        raise PushError(e.line()) from None
     _apply_expectations(archive, *expectations)
     plan = build_plan(archive, target, rules)
     out, err = Console(), Console(stderr=True)

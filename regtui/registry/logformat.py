@@ -77,12 +77,14 @@ class LineLog:
                 "event": "pull", "time": _iso(p.updated), "client": p.client, "repository": p.repository,
                 "reference": p.reference, "manifest": p.manifest_digest, "blobs_done": p.blobs_done,
                 "blobs_total": p.blobs_total, "bytes_done": p.bytes_done, "bytes_total": p.bytes_total,
-                "seconds": round(p.updated - p.started, 3), "user_agent": p.user_agent,
+                "seconds": round(p.updated - p.started, 3), "user_agent": p.user_agent, "state": p.state,
+                "error": p.error,
             })
-        complete = "complete" if p.blobs_total and p.blobs_done == p.blobs_total else "ended"
-        return (f"{_clock(p.updated)} pull {complete}: {p.client} {p.repository}:{p.reference} "
+        complete = "complete" if p.state == "done" else p.state  # manifest only, incomplete, failed
+        line = (f"{_clock(p.updated)} pull {complete}: {p.client} {p.repository}:{p.reference} "
                 f"{p.blobs_done}/{p.blobs_total} blobs, {human_size(p.bytes_done)} of "
                 f"{human_size(p.bytes_total)} in {p.updated - p.started:.2f} s")
+        return line + (f": {p.error}" if p.error else "")
 
     def state(self, e: ServerState) -> str:
         if self.json:

@@ -329,10 +329,9 @@ class RegtuiApp(App):
         for key in [k for k in self.blob_problems if k[0] == archive_path]:
             del self.blob_problems[key]
         self.blob_problems.update(problems_by_blob(archive_path, report))
-        for (_, digest), problems in problems_by_blob(archive_path, report).items():
-            errors = [p for p in problems if p.severity == "error"]
-            if errors:
-                self.corrupt[digest] = f"{errors[0].check}: expected {errors[0].expected}, found {errors[0].found}"
+        archive = next((a for a in self.archives if a.path == archive_path), None)
+        if archive is not None:
+            self.corrupt.update(report.bad_blobs(archive.blobs))
         self._facts_from_report(archive_path, report)
         self._status()
 
