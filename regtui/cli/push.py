@@ -81,10 +81,18 @@ def command(archive, registry, tag_map, insecure, ca, username, password_stdin, 
     except PushError as e:
         fail(e.line())
     [opened] = open_or_fail([archive])
+    from regtui.push.plan import build_plan
+
     try:
-        expectations = (expect, expect_file, expect_manifest)
-        summary = asyncio.run(_main(opened, target, rules, insecure, ca, credentials, dry_run, jobs, size,
-                                    retries, quiet, expectations))
+        _apply_expectations(opened, expect, expect_file, expect_manifest)  # an expected digest not served: 1
+    except PushError as e:
+        fail(e.line(), EXIT_FAILED)
+    try:
+        plan = build_plan(opened, target, rules)  # e.g. a --tag-map naming what the archive lacks: 2
+    except PushError as e:
+        fail(e.line())
+    try:
+        summary = asyncio.run(_main(plan, target, insecure, ca, credentials, dry_run, jobs, size, retries, quiet))
     except PushError as e:
         fail(e.line(), EXIT_FAILED)
     except KeyboardInterrupt:
@@ -96,17 +104,13 @@ def command(archive, registry, tag_map, insecure, ca, username, password_stdin, 
     click.echo(summary.line())
 
 
-async def _main(archive, target, rules, insecure, ca, credentials, dry_run, jobs, chunk_size, retries,
-                quiet, expectations):
+async def _main(plan, target, insecure, ca, credentials, dry_run, jobs, chunk_size, retries, quiet):
     from rich.console import Console
 
     from regtui.push.client import PushClient
     from regtui.push.display import LineView, ProgressView
-    from regtui.push.plan import build_plan
     from regtui.push.run import run_push
 
-    _apply_expectations(archive, *expectations)
-    plan = build_plan(archive, target, rules)
     out, err = Console(), Console(stderr=True)
     if dry_run or quiet or not out.is_terminal:
         view = LineView(out, err, dry_run=dry_run, quiet=quiet)
