@@ -44,8 +44,9 @@ class StatusLine(Static):
             t.append(loading, style="italic")
         elif archives:
             names, formats, images, size = archive_summary(archives)
-            t.append(f"{images} image{'s' * (images != 1)}  ·  {human_size(size)}  ·  {formats}  ·  ")
-            t.append(names, style="bold")
+            t.append(f"{images} image{'s' * (images != 1)}  ·  {human_size(size)}  ·  ")
+            t.append(names, style="bold")  # before the formats: with many archives, the names matter more
+            t.append(f"  ·  {formats}")
         else:
             t.append("no archive open", style="italic")
         t.append("\n")
