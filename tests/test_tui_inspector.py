@@ -41,6 +41,12 @@ def _typo(digest: str) -> str:
     return digest[:-1] + ("0" if digest[-1] != "0" else "1")
 
 
+def _expecting_indent3(seed_tar) -> tuple[RegtuiApp, str]:
+    right = _indent3(seed_tar)
+    return RegtuiApp([str(seed_tar)], port=free_port(), measure=False,
+                     expectations=[parse_expectation(f"registry@{right}")]), right
+
+
 async def _opened(pilot, app) -> None:
     await until(pilot, lambda: app.archives and app.selection is not None, what="archives to open")
     await pilot.pause(0.1)
@@ -146,9 +152,7 @@ def test_pull_states_from_the_tracker():
 
 
 async def test_a_typo_digest_is_explained_in_requests_and_fails_in_pulls(seed_tar):
-    right = _indent3(seed_tar)
-    app = RegtuiApp([str(seed_tar)], port=free_port(), measure=False,
-                    expectations=[parse_expectation(f"registry@{right}")])
+    app, right = _expecting_indent3(seed_tar)
     async with app.run_test(size=SIZE) as pilot:
         await _opened(pilot, app)
         url = await _serving(pilot, app)
@@ -282,9 +286,7 @@ async def test_a_tag_in_two_archives_says_which_wins_and_how_to_reach_the_other(
 
 # -- 15: by-digest pull commands after --expect matched --------------------------------------------------
 async def test_pull_commands_include_the_expected_digest(seed_tar):
-    right = _indent3(seed_tar)
-    app = RegtuiApp([str(seed_tar)], port=free_port(), measure=False,
-                    expectations=[parse_expectation(f"registry@{right}")])
+    app, right = _expecting_indent3(seed_tar)
     async with app.run_test(size=SIZE) as pilot:
         await _opened(pilot, app)
         await pilot.press("3")
