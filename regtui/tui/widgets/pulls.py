@@ -135,7 +135,7 @@ class PullsView(Vertical):
             return
         now = self.clock()
         end = p.updated if p.finished else now
-        secs = max(1, min(120, int(end - p.started) + 2))
+        secs = max(30, min(120, int(end - p.started) + 2))  # a short pull stays a spike, not a block
         series = self.live.pull_rates.get(p.key)
         values = series.values(end + 1, secs) if series else []
         self.query_one("#pull-graph", Sparkline).data = values
