@@ -27,6 +27,7 @@ from tests.tui_support import flip_byte_in_layer, until
 
 SIZE = (150, 42)
 SEED = Path(os.environ.get("REGTUI_SEED", ROOT.parent / "shared" / "fixtures" / "seed-image.tar"))
+ZARF = Path(os.environ.get("REGTUI_ZARF", SEED.parent / "zarf-package-test-uncompressed-amd64-0.0.1.tar"))
 
 
 def free_port(preferred: int = 5000) -> int:
@@ -92,15 +93,17 @@ async def main_views(out: Path, archive: str, skopeo: str, work: Path) -> list[P
     return shots
 
 
-async def verify_view(out: Path, corrupted: Path) -> Path:
-    """Verification of a copy with one flipped byte: the mismatch, in red, with its likely cause."""
-    app = RegtuiApp([str(corrupted)], "127.0.0.1", 5000, measure=False)
+async def verified_view(out: Path, archive: Path, name: str, key: str | None = None) -> Path:
+    """The archive verified (v), then the view `key` selects (the Verify view when None)."""
+    app = RegtuiApp([str(archive)], "127.0.0.1", 5000, measure=False)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.selection is not None, what="the archive to open")
         await pilot.press("v")
         await until(pilot, lambda: app.verify_reports or app.verify_errors, what="verification")
+        if key:
+            await pilot.press(key)
         await pilot.pause(0.3)
-        return Path(app.save_screenshot(filename="verify.svg", path=str(out)))
+        return Path(app.save_screenshot(filename=f"{name}.svg", path=str(out)))
 
 
 async def multiarch_view(out: Path, layout: Path) -> Path:
@@ -142,7 +145,10 @@ def main() -> None:
         shots.append(asyncio.run(multiarch_view(out, layout)))
         corrupted = work / "seed-image-corrupted.tar"
         flip_byte_in_layer(args.archive, corrupted)
-        shots.append(asyncio.run(verify_view(out, corrupted)))
+        # A copy with one flipped byte: the mismatch, in red, with its likely cause.
+        shots.append(asyncio.run(verified_view(out, corrupted, "verify")))
+        if ZARF.exists():  # the real Zarf-built package: metadata, components with Zarf names, checksums
+            shots.append(asyncio.run(verified_view(out, ZARF, "package", "8")))
     for svg in shots:
         print(f"{svg}  {to_png(svg, font)}")
 

@@ -26,13 +26,34 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     sys.exit(code)
 
 
-def open_or_fail(paths: Iterable[str]) -> list[Archive]:
+def open_one(path: str) -> Archive:
+    """open_archive, with a progress bar (bytes, speed) on stderr while a compressed Zarf package is unpacked
+    into the cache the first time; raises ArchiveError."""
     from regtui.oci import open_archive
+    from regtui.oci.zarf.sources import compressed_form
 
+    if compressed_form(path) is None or not sys.stderr.isatty():
+        return open_archive(path)
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+    columns = (TextColumn("[bold]unpack[/] {task.description}"), BarColumn(), DownloadColumn(),
+               TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(path, total=None)
+
+        def progress(p: Any) -> None:  # regtui.oci.zarf.sources.UnpackProgress
+            desc = f"{path} (waiting: another regtui is unpacking it)" if p.waiting else path
+            bar.update(task, completed=p.read, total=p.total, description=desc)
+
+        return open_archive(path, progress=progress)
+
+
+def open_or_fail(paths: Iterable[str]) -> list[Archive]:
     archives = []
     for p in paths:
         try:
-            archives.append(open_archive(p))
+            archives.append(open_one(p))
         except ArchiveError as e:
             fail(e.line())
     return archives

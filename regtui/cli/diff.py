@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from regtui.cli.common import fail
+from regtui.cli.common import fail, open_one
 from regtui.oci.forensics import Expectation, ExpectError, apply_to_archives, diff_manifests
 from regtui.oci.model import Platform
 from regtui.oci.refs import ImageRef, RemoteRef, familiar, parse_remote
@@ -37,7 +37,6 @@ def command(archive, reference, insecure, ca, as_json) -> None:
     Exit 0 when the archive serves (or reproduces) the upstream digest, 1 when it cannot and the difference
     is explained, 2 on errors.
     """
-    from regtui.oci import open_archive
     from regtui.oci.errors import ArchiveError
 
     try:
@@ -45,7 +44,7 @@ def command(archive, reference, insecure, ca, as_json) -> None:
     except ValueError as e:
         fail(f"{reference}: {e} (expected REGISTRY/REPO:TAG, e.g. 127.0.0.1:5000/registry:2.8.1)")
     try:
-        arch = open_archive(archive)
+        arch = open_one(archive)
     except ArchiveError as e:
         fail(e.line())
     images = arch.images()

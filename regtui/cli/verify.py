@@ -81,12 +81,27 @@ def print_report(report: VerifyReport, console: Console) -> None:
     else:
         console.print(Text.assemble(("✘ ", "bold red"), head, (f"{len(errors)} problem(s)", "red"),
                                     f", {len(report.checks)} checks"))
+    package = _package_line(report)
+    if package:
+        console.print(Text(package))
     for p in errors + warnings:
         style = "red" if p.severity == "error" else "yellow"
         console.print(Text.assemble(("  " + p.severity + ": ", style), (p.check, "bold"), " ", p.subject))
         console.print(Text(f"    expected: {p.expected}"))
         console.print(Text(f"    found:    {p.found}"))
         console.print(Text(f"    cause:    {p.cause}"))
+
+
+def _package_line(report: VerifyReport) -> str:
+    """For a Zarf package: its checksums, aggregate and signature at a glance."""
+    sums = [c for c in report.checks if c.check == "checksums"]
+    if not any(c.check in ("aggregate", "signature") for c in report.checks):
+        return ""
+    agg = next((c for c in report.checks if c.check == "aggregate"), None)
+    sig = "; ".join(c.detail for c in report.checks if c.check == "signature")
+    aggregate = ("aggregate ok" if agg.ok else "no aggregate recorded" if agg.detail == "none"
+                 else "aggregate FAILED") if agg is not None else "no aggregate"
+    return f"  Zarf package: checksums.txt {sum(c.ok for c in sums)}/{len(sums)} files ok, {aggregate}, {sig}"
 
 
 def run_verify(archives: list[Archive], *, as_json: bool, use_cache: bool = True) -> int:

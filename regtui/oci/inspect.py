@@ -82,10 +82,13 @@ def root_dict(root: Root) -> dict[str, Any]:
 
 
 def inspect_dict(archive: Archive) -> dict[str, Any]:
+    from regtui.oci.zarf.summary import package_dict
+
     return {
         "path": archive.path,
         "format": archive.format,
         "format_name": archive.format_name,
+        **({"package": package_dict(archive.package)} if archive.package is not None else {}),
         "blob_bytes": archive.total_size(),
         "roots": [root_dict(r) for r in archive.roots],
         "warnings": [p.__dict__ for p in archive.warnings],

@@ -3,21 +3,38 @@ beyond a few magic bytes, so opening costs the same for 10 MiB and 10 GiB."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from regtui.oci.errors import ArchiveError
 from regtui.oci.formats.common import digest_from_name, parse_tag_ref
 from regtui.oci.formats.layout import read_layout
 from regtui.oci.formats.tarball import as_list, image_from_entry, is_legacy_docker, read_manifest_json
 from regtui.oci.model import Archive, Image, ImageIndex, Location, Problem, Root
 from regtui.oci.store import DirStore, Store, open_store
+from regtui.oci.zarf.package import archive_for_package
+from regtui.oci.zarf.sources import UnpackProgress, compressed_form
+from regtui.oci.zarf.unpack import unpack_to_cache
 
 
-def open_archive(path: str) -> Archive:
-    """Open any supported archive or layout folder; raises ArchiveError with a one-line reason."""
-    store = open_store(path)
+def open_archive(path: str, progress: Callable[[UnpackProgress], None] | None = None) -> Archive:
+    """Open any supported archive, layout folder or Zarf package; raises ArchiveError with a one-line reason.
+
+    A compressed package (`.tar.zst`, split `.part000`) is unpacked into the cache first (`progress` hears
+    about it); every other form is read in place."""
+    form = compressed_form(path)
+    cache_path = None
+    if form:
+        cache_path = unpack_to_cache(path, form, progress)
+        store: Store = DirStore(cache_path)
+    else:
+        store = open_store(path)
     problems: list[Problem] = []
     for dup in getattr(store, "duplicates", []):
         problems.append(Problem("member", dup, "one member of that name", "several",
                                 "the archive holds duplicate names; the last one is used, as tar does", "warning"))
+    if store.has("zarf.yaml"):
+        kind = form or ("folder" if isinstance(store, DirStore) else "tar")
+        return archive_for_package(store, path, kind, problems, cache_path)
     has_layout = store.has("index.json")
     has_manifest = store.has("manifest.json")
     if has_layout and has_manifest:

@@ -16,6 +16,7 @@ from regtui.oci.digests import short
 from regtui.oci.formats.common import diff_ids, digest_from_name
 from regtui.oci.hashing import HashResult, hash_blob
 from regtui.oci.model import Archive, Image, ImageIndex, Location, Problem, Root
+from regtui.oci.zarf.verify import check_package, package_files
 
 Progress = Callable[[int, int, str], None]  # (bytes done, bytes total, what is being hashed)
 
@@ -105,7 +106,8 @@ def verify_archive(archive: Archive, progress: Progress | None = None, cancel: t
     report = VerifyReport(archive.path)
     report.problems.extend(archive.warnings)
     jobs = _jobs(archive)
-    total = sum(j.loc.size for j in jobs)
+    files = package_files(archive) if archive.package is not None else []
+    total = sum(j.loc.size for j in jobs) + sum(loc.size for _, loc in files if loc is not None)
     done = 0
     lock = threading.Lock()
     last = [0.0]
@@ -138,6 +140,9 @@ def verify_archive(archive: Archive, progress: Progress | None = None, cancel: t
         _check_image(report, img, results)
     for root in archive.roots:
         _check_indexes(report, root)
+    if archive.package is not None:
+        check_package(archive, report, results, files, lambda n: tick(n, "checksums.txt"), cancel)
+        report.bytes_hashed += sum(loc.size for _, loc in files if loc is not None)
     report.seconds = time.monotonic() - started
     return report
 

@@ -46,12 +46,13 @@ from regtui.tui.widgets.header import StatusLine, served_line
 from regtui.tui.widgets.images import ImagesTree
 from regtui.tui.widgets.layers import LayersView
 from regtui.tui.widgets.manifests import ManifestsView
+from regtui.tui.widgets.package import PackageView, unpack_progress
 from regtui.tui.widgets.pulls import PullsView
 from regtui.tui.widgets.requests import RequestContext, RequestsView
 from regtui.tui.widgets.server import ServerView
 from regtui.tui.widgets.verify import VerifyView, problems_by_blob
 
-TABS = ["layers", "config", "manifests", "verify", "server", "requests", "pulls"]
+TABS = ["layers", "config", "manifests", "verify", "server", "requests", "pulls", "package"]
 STOP_GRACE = 2.0  # seconds running pulls get to finish when the server stops
 REDRAW_EVERY = 0.2  # live views redraw at most this often, however fast events arrive
 
@@ -143,9 +144,12 @@ class RegtuiApp(App):
                     yield RequestsView(self.live, self.clock, self._request_context, id="requests-view")
                 with TabPane("7 Pulls", id="pulls"):
                     yield PullsView(self.clock, self.live, id="pulls-view")
+                with TabPane("8 Package", id="package"):  # shown only while a Zarf package is open
+                    yield PackageView(id="package-view")
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one(TabbedContent).hide_tab("package")
         self._unsubscribe = self.bus.subscribe(self._on_bus_event)
         self.set_interval(REDRAW_EVERY, self._redraw_live)
         self.query_one(ServerView).show_state(self.live.server, 0)
@@ -170,7 +174,8 @@ class RegtuiApp(App):
         for i, p in enumerate(paths):
             self.call_from_thread(self._set_loading, f"opening {i + 1}/{len(paths)}: {os.path.basename(p)}…")
             try:
-                opened.append(open_archive(p))
+                opened.append(open_archive(p, progress=unpack_progress(p, self.call_from_thread,
+                                                                        self._set_loading)))
             except ArchiveError as e:
                 failures.append(e.line())
             except OSError as e:
@@ -205,6 +210,8 @@ class RegtuiApp(App):
 
     def _archives_ready(self) -> None:
         self._known = None
+        if any(a.package is not None for a in self.archives):
+            self.query_one(TabbedContent).show_tab("package")
         tree = self.query_one(ImagesTree)
         tree.load(self.archives, self.failures)
         tree.styles.width = tree.fitting_width(self.size.width)
@@ -221,6 +228,7 @@ class RegtuiApp(App):
         self.query_one(ConfigView).show(sel)
         self.query_one(ManifestsView).show(sel, self._hostport(), self.expect_results)
         self.query_one(VerifyView).show(sel, self.verify_reports.get(sel.archive.path))
+        self.query_one(PackageView).show(sel.archive, self.verify_reports.get(sel.archive.path))
         self._status()
         if self.measure_layers and sel.image is not None:
             self._measure(sel)
@@ -323,6 +331,8 @@ class RegtuiApp(App):
         if message.report is not None:
             self._use_report(message.archive_path, message.report)
             self.query_one(LayersView).refresh_rows()
+            if self.selection is not None and self.selection.archive.path == message.archive_path:
+                self.query_one(PackageView).show(self.selection.archive, message.report)
 
     def _use_report(self, archive_path: str, report) -> None:
         self.verify_reports[archive_path] = report

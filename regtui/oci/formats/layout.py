@@ -6,6 +6,7 @@ Manifests here are stored: we serve their exact bytes, keyed by the digest of th
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any
 
 from regtui.oci import mediatypes as mt
@@ -23,9 +24,24 @@ from regtui.oci.model import Descriptor, Image, ImageIndex, Location, Manifest, 
 from regtui.oci.store import Store, parse_json
 
 MAX_DEPTH = 8
-MAX_NODES = 2_000  # manifests read, counting repeats: nested indexes may list the same child many times
+# Manifests reached, counting repeats (nested indexes may list the same child many times, and the model holds
+# each). A real layout pays for every manifest with its descriptor's bytes in an index (~150 bytes or more);
+# an index bomb reaches far more manifests than the bytes read could describe. So the limit scales with the
+# bytes of manifests and indexes read, never below MIN_NODES, and REGTUI_MAX_MANIFESTS overrides it.
+MIN_NODES = 2_000
+BYTES_PER_NODE = 32
+NODES_ENV = "REGTUI_MAX_MANIFESTS"
 REF_NAME = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME = "io.containerd.image.name"
+BASE_NAME = "org.opencontainers.image.base.name"  # Zarf names its images with it (elsewhere: the base image)
+
+
+def node_limit(bytes_read: int) -> int:
+    """How many manifests (counting repeats) a layout may reach after reading `bytes_read` bytes of indexes."""
+    override = os.environ.get(NODES_ENV, "")
+    if override.isdigit():
+        return int(override)
+    return max(MIN_NODES, bytes_read // BYTES_PER_NODE)
 
 
 def blob_member(digest: str) -> str:
@@ -34,11 +50,13 @@ def blob_member(digest: str) -> str:
 
 
 class LayoutReader:
-    def __init__(self, store: Store, problems: list[Problem]):
+    def __init__(self, store: Store, problems: list[Problem], name_from_base: bool = False):
         self.store = store
+        self.name_from_base = name_from_base
         self.problems = problems
         self.blobs: dict[str, Location] = {}
         self.nodes = 0
+        self.bytes_read = 0  # of index.json, indexes and manifests: what the manifest limit scales with
         self.done: dict[str, tuple[Root, int]] = {}  # digest -> (node, manifests it reaches)
 
     def descriptor(self, obj: dict[str, Any], member: str) -> Descriptor:
@@ -71,9 +89,12 @@ class LayoutReader:
         # Count every manifest reachable, repeats included: the model (and everything walking it) sees each.
         before = self.nodes
         self.nodes += done[1] if done else 1
-        if self.nodes > MAX_NODES:
-            raise ArchiveError(f"indexes reach more than {MAX_NODES} manifests (counting repeats); refused",
-                               member=where, path=self.store.path, hint="the archive is malformed or hostile")
+        limit = node_limit(self.bytes_read)
+        if self.nodes > limit:
+            raise ArchiveError(f"indexes reach more than {limit} manifests (counting repeats) from "
+                               f"{self.bytes_read} bytes of indexes; regtui stops there", member=where,
+                               path=self.store.path, hint=f"the limit grows with the indexes' size; set {NODES_ENV} "
+                                                          "higher to read it anyway")
         if done is not None:  # listed again: a shallow copy, so a platform set on it stays local
             return copy.copy(done[0])
         node = self._read_node(d, depth, where)
@@ -87,6 +108,7 @@ class LayoutReader:
             return None
         member = blob_member(d.digest)
         data = self.store.read(member)
+        self.bytes_read += len(data)
         obj = parse_json(data, member=member, path=self.store.path)
         if not isinstance(obj, dict):
             raise ArchiveError("manifest is not a JSON object", member=member, path=self.store.path)
@@ -179,7 +201,9 @@ class LayoutReader:
             if version != "1.0.0":
                 self.problems.append(Problem("layout", "oci-layout", 'imageLayoutVersion "1.0.0"', repr(version),
                                              "unknown layout version; reading it anyway", "warning"))
-        index = store.read_json("index.json")
+        raw = store.read("index.json")
+        self.bytes_read += len(raw)
+        index = parse_json(raw, member="index.json", path=store.path)
         if not isinstance(index, dict) or not isinstance(index.get("manifests"), list):
             raise ArchiveError("must be an image index with a manifests list", member="index.json", path=store.path)
         roots: list[Root] = []
@@ -222,6 +246,10 @@ class LayoutReader:
             r, t = ref_name_annotation(ann[REF_NAME], self.problems, where)
             repo = repo or r
             tag = tag or t
+        if self.name_from_base and not repo and isinstance(ann.get(BASE_NAME), str):
+            ref = parse_tag_ref(ann[BASE_NAME], self.problems, where)
+            if ref:
+                repo, tag = ref.name, ref.tag
         return repo, tag
 
     def _name_children(self, node: Root) -> None:
@@ -240,7 +268,8 @@ def _renamed(node: Root, repo: str) -> Root:
     return clone
 
 
-def read_layout(store: Store, problems: list[Problem]) -> tuple[list[Root], dict[str, Location]]:
-    reader = LayoutReader(store, problems)
+def read_layout(store: Store, problems: list[Problem],
+                name_from_base: bool = False) -> tuple[list[Root], dict[str, Location]]:
+    reader = LayoutReader(store, problems, name_from_base)
     roots = reader.read()
     return roots, reader.blobs

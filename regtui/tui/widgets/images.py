@@ -37,7 +37,12 @@ class ImagesTree(VimTree):
             label.append(f"  {human_size(archive.total_size())}", style="dim")
             first = archive.roots[0] if archive.roots else None
             sel = Selection(archive, first, root_image(first) if first else None)
+            if archive.package is not None:
+                label.append(f"  {archive.package.title}", style="bold")
             anode = self.root.add(label, data=sel, expand=True)
+            if archive.package is not None:
+                self._add_package(anode, archive)
+                continue
             for root in archive.roots:
                 self._add_root(anode, archive, root)
         for line in failures:
@@ -72,6 +77,25 @@ class ImagesTree(VimTree):
         while node.parent is not None and node.parent.parent is not None:
             depth, node = depth + 1, node.parent
         return depth
+
+    def _add_package(self, parent, archive: Archive) -> None:
+        """Package → components → the images each needs (an image two components need is under both)."""
+        pkg = archive.package
+        groups = [(c.name, pkg.component_images(c)) for c in pkg.config.components]
+        unlisted = [i for i in pkg.images if not i.components]
+        if unlisted:
+            groups.append(("(no component)", unlisted))
+        for name, images in groups:
+            first = next((i.root for i in images if i.root is not None), None)
+            label = Text(name, style="bold magenta")
+            label.append(f"  {len(images)} image{'s' * (len(images) != 1)}", style="dim")
+            cnode = parent.add(label, data=Selection(archive, first, root_image(first) if first else None),
+                               expand=True)
+            for img in images:
+                if img.root is None:
+                    cnode.add_leaf(Text(f"✗ {img.name.original} (not in the package)", style="red"), data=None)
+                else:
+                    self._add_root(cnode, archive, img.root)
 
     def _walk(self):
         stack = list(reversed(self.root.children))

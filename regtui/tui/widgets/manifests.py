@@ -121,6 +121,10 @@ class ManifestsView(Vertical):
         for digest in sorted(pinned - {ref.partition("@")[2]}):  # as the nodes pinning it will pull
             for tool, cmd in pull_commands(self.hostport, f"{self.selection.root.repository}@{digest}"):
                 ol.add_option(Option(cmd, id=f"{tool}-{digest}"))
+        pkg = self.selection.archive.package
+        for i, name in enumerate(pkg.rewritten_names(self.selection.root) if pkg is not None else []):
+            # The name Zarf's agent rewrites pods to: regtui answers it as the in-cluster registry would.
+            ol.add_option(Option(f"ctr image pull --plain-http {self.hostport}/{name}", id=f"zarf-{i}"))
         ol.highlighted = 0
 
     def _current(self) -> Form | None:
