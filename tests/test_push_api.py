@@ -49,7 +49,7 @@ class FlakyTransport(httpx.AsyncBaseTransport):
 
 
 async def test_events_parallelism_and_retries(registry, seed_tar):
-    archive = open_archive(seed_tar)
+    archive = open_archive(str(seed_tar))
     plan = build_plan(archive, parse_target(f"{registry.host}/api"))
     events: list[object] = []
     active: set[str] = set()
@@ -103,7 +103,7 @@ async def test_registry_digest_mismatch_is_an_error(registry, seed_tar):
                 return httpx.Response(resp.status_code, headers=headers, content=resp.content)
             return resp
 
-    archive = open_archive(seed_tar)
+    archive = open_archive(str(seed_tar))
     plan = build_plan(archive, parse_target(registry.host))
     ours = archive.roots[0].manifests[0].digest  # whole digests in errors
     async with PushClient(plan.target, transport=Rewriting()) as client:
