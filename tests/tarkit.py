@@ -155,7 +155,7 @@ def pseudo_random(n: int, seed: bytes) -> bytes:
 
 
 def crane_tarball(path: Path, layers: list[bytes], compressed: list[bytes] | None = None, *,
-                  tag: str = "test/image:1") -> Path:
+                  tag: str = "test/image:1", created_by: str | None = None) -> Path:
     """A go-containerregistry style tarball: config `sha256:<hex>`, layers `<hex>.tar.gz`, manifest.json.
     `compressed` defaults to gzip of each layer (mtime 0, so the bytes are deterministic)."""
     import gzip
@@ -166,7 +166,8 @@ def crane_tarball(path: Path, layers: list[bytes], compressed: list[bytes] | Non
         "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
         "config": {"Cmd": ["/bin/tool"], "Env": ["PATH=/bin"]},
         "rootfs": {"type": "layers", "diff_ids": [sha256(l) for l in layers]},
-        "history": [{"created": "2024-01-01T00:00:00Z", "created_by": f"COPY layer{i} /"} for i in range(len(layers))],
+        "history": [{"created": "2024-01-01T00:00:00Z", "created_by": created_by or f"COPY layer{i} /"}
+                    for i in range(len(layers))],
     }
     cfg = compact(config)
     names = [sha256(c).split(":")[1] + ".tar.gz" for c in compressed]

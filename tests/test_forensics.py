@@ -19,6 +19,7 @@ from regtui.oci.forensics import (
     NO_MATCH,
     RECOMPRESSED,
     SERIALIZATION,
+    UNCOMPRESSED,
     ExpectError,
     apply_expectations,
     attach_manifest,
@@ -156,8 +157,11 @@ def test_uncompressed_archive_explains_why_nothing_can_match(docker_tar, seed_ta
     assert r.status == NO_MATCH and "uncompressed" in r.explanation
     exps = attach_manifest([parse_expectation(f"registry:2.8.1@{upstream.digest}")], upstream.data, "up.json")
     [r] = apply_expectations(open_archive(str(docker_tar)), exps)
-    assert r.diff.verdict == RECOMPRESSED and r.diff.recompressed == list(range(len(seed_image.layers)))
-    assert "stored uncompressed here" in r.diff.summary
+    assert r.diff.verdict == UNCOMPRESSED and r.diff.recompressed == list(range(len(seed_image.layers)))
+    assert r.diff.verdict == "same image content, uncompressed layers (docker save)"
+    assert "no registry manifest can be rebuilt" in r.diff.summary
+    assert upstream.digest in r.diff.summary  # whole digests
+    assert r.explanation.count("sha256:") == 0 or upstream.digest in r.explanation
 
 
 # -- upstream manifests and the diff ----------------------------------------------------------------------

@@ -126,7 +126,27 @@ def test_regtui_diff_matches_hand_made_styles(registry, pushed, seed_tar):
         assert p.returncode == 0, p.stdout + p.stderr
         assert "match:" in p.stdout and pushed[tag] in p.stdout
         assert STYLES[tag].slug in p.stdout
-        assert "verdict: identical" in p.stdout
+        # The truthful verdict: regtui's own default against the upstream bytes, both digests whole, then
+        # the command that serves the upstream digest.
+        default = open_archive(str(seed_tar)).images()[0].manifests[0].digest
+        assert "verdict: identical" not in p.stdout
+        assert (f"verdict: same content, different serialization: regtui's default is {default} (compact, as "
+                f"crane writes it); upstream is {pushed[tag]}") in p.stdout
+        verdict_at = p.stdout.index("verdict:")
+        assert p.stdout.index(f"regtui serve {seed_tar} --expect registry@{pushed[tag]}") > verdict_at
+    p = subprocess.run([*REGTUI, "diff", str(seed_tar), f"{registry.host}/registry:docker-indent3"],
+                       capture_output=True, text=True, timeout=60)
+    assert "(3-space indent)" in p.stdout
+
+
+def test_regtui_diff_of_a_docker_save_archive_says_same_content(registry, pushed, docker_tar):
+    p = subprocess.run([*REGTUI, "diff", str(docker_tar), f"{registry.host}/registry:docker-indent3"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "verdict: same image content, uncompressed layers (docker save): all 5 layers have the same " \
+           "content" in p.stdout
+    assert "no registry manifest can be rebuilt" in p.stdout and "Nothing in common" not in p.stdout
+    assert pushed["docker-indent3"] in p.stdout
 
 
 @pytest.fixture(scope="module")
@@ -309,7 +329,8 @@ def test_regtui_diff_against_another_regtui_over_tls(seed_tar, pushed, tmp_path)
                            capture_output=True, text=True, timeout=60)
         assert p.returncode == 0, p.stdout + p.stderr
         assert f"upstream  {server.host}/registry:2.8.1: {indent3}" in p.stdout
-        assert "match: " in p.stdout and "as docker push writes it" in p.stdout and "verdict: identical" in p.stdout
+        assert "match: " in p.stdout and "as docker push writes it" in p.stdout
+        assert "verdict: same content, different serialization" in p.stdout
     finally:
         server.stop()
 
@@ -323,6 +344,6 @@ def test_regtui_diff_follows_the_bearer_token_flow(registry, pushed, seed_tar, t
         p = subprocess.run([*REGTUI, "diff", str(seed_tar), f"{guarded.host}/registry:docker-indent3"],
                            capture_output=True, text=True, timeout=60)
         assert p.returncode == 0, p.stdout + p.stderr
-        assert pushed["docker-indent3"] in p.stdout and "verdict: identical" in p.stdout
+        assert pushed["docker-indent3"] in p.stdout and "verdict: same content, different serialization" in p.stdout
         assert any(r["scopes"] == ["repository:registry:pull"] and r["service"] == "regtui-test"
                    for r in tokens.requests)

@@ -360,8 +360,10 @@ def test_connection_refused_and_bad_arguments(seed_tar, tmp_path, no_docker_conf
     assert r.returncode == 1
     r = push(tmp_path / "missing.tar", "127.0.0.1:1", docker_config=no_docker_config)
     assert_one_line_error(r, "missing.tar")
+    assert r.returncode == 2  # unopenable input, as for every command
     r = push(seed_tar, "127.0.0.1:1", "--tag-map", "busybox=x", docker_config=no_docker_config)
     assert_one_line_error(r, "the archive has no busybox")
+    assert r.returncode == 2
     r = push(seed_tar, "127.0.0.1:1", "--insecure", "--ca", seed_tar, docker_config=no_docker_config)
     assert_one_line_error(r, "exclude each other")
     assert r.returncode == 2

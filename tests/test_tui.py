@@ -225,12 +225,12 @@ async def test_serve_and_watch_a_real_skopeo_pull(seed_tar, tmp_path):
         assert proc.returncode == 0, err.decode()
 
         table = app.query_one("#requests-table", VimTable)
-        await until(pilot, lambda: any("/blobs/" in r[6] and r[3] == "200" for r in table_rows(table)),
+        await until(pilot, lambda: any("/blobs/" in r[5] and r[2] == "200" for r in table_rows(table)),
                     what="blob requests in the log")
         rows = table_rows(table)
-        assert any(r[2] == "GET" and r[6] == "/v2/registry/manifests/2.8.1" and r[3] == "200" for r in rows)
+        assert any(r[1] == "GET" and r[5] == "/v2/registry/manifests/2.8.1" and r[2] == "200" for r in rows)
         assert all("skopeo" in r[7] for r in rows)
-        assert all(r[1].startswith("127.0.0.1:") for r in rows)
+        assert all(r[6].startswith("127.0.0.1:") for r in rows)
         assert app.live.bytes_total >= sum(l.descriptor.size for l in app.selection.image.layers)
 
         await pilot.press("7")
@@ -245,7 +245,7 @@ async def test_serve_and_watch_a_real_skopeo_pull(seed_tar, tmp_path):
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         await asyncio.wait_for(proc.communicate(), timeout=60)
         await pilot.press("6", "slash", *"4xx")
-        await until(pilot, lambda: table.row_count >= 1 and all(r[3].startswith("404") for r in table_rows(table)),
+        await until(pilot, lambda: table.row_count >= 1 and all(r[2].startswith("404") for r in table_rows(table)),
                     what="404 filter")
 
         await pilot.press("escape", "s")
@@ -306,14 +306,14 @@ async def test_requests_ring_is_bounded_and_follow_toggles(seed_tar):
                 app.bus.publish(RequestFinished(i, 1000.0 + i, 404 if i % 2 else 200, 10, 0.001))
 
         burst(0, 30)
-        await until(pilot, lambda: table.row_count == 10 and table_rows(table)[-1][6].endswith("t29"),
+        await until(pilot, lambda: table.row_count == 10 and table_rows(table)[-1][5].endswith("t29"),
                     what="last 10 requests")
-        assert [r[6].rsplit("t", 1)[1] for r in table_rows(table)] == [str(i) for i in range(20, 30)]
+        assert [r[5].rsplit("t", 1)[1] for r in table_rows(table)] == [str(i) for i in range(20, 30)]
         assert table.cursor_row == 9  # following the newest
         assert app.live.requests_total == 30
         await pilot.press("f", "g")  # follow off, cursor to the top
         burst(30, 3)
-        await until(pilot, lambda: table_rows(table)[-1][6].endswith("t32"), what="new requests")
+        await until(pilot, lambda: table_rows(table)[-1][5].endswith("t32"), what="new requests")
         assert table.cursor_row == 0
         assert "follow ○" in text_of(app.query_one("#requests-info"))
 
@@ -532,15 +532,15 @@ async def test_serve_and_watch_a_real_containerd_pull(seed_tar, tmp_path_factory
             blobs = [image.config.descriptor.digest, *(l.digest for l in image.layers)]
             wanted = {short_path(f"/v2/registry/blobs/{d}") for d in blobs}
             table = app.query_one("#requests-table", VimTable)
-            await until(pilot, lambda: wanted <= {r[6] for r in table_rows(table) if r[2] == "GET" and r[3] == "200"},
+            await until(pilot, lambda: wanted <= {r[5] for r in table_rows(table) if r[1] == "GET" and r[2] == "200"},
                         what="every blob GET by digest in the log")
             rows = table_rows(table)
             assert all(r[7].startswith("containerd") for r in rows)
             # containerd resolves the tag with HEAD, then GETs the manifest by the digest it was told.
-            assert any(r[2] == "HEAD" and r[6] == "/v2/registry/manifests/2.8.1" and r[3] == "200" for r in rows)
+            assert any(r[1] == "HEAD" and r[5] == "/v2/registry/manifests/2.8.1" and r[2] == "200" for r in rows)
             by_digest = short_path(f"/v2/registry/manifests/{image.manifests[0].digest}")
-            assert any(r[2] == "GET" and r[6] == by_digest and r[3] == "200" for r in rows)
-            assert not any(r[2] == "GET" and r[6] == "/v2/registry/manifests/2.8.1" for r in rows)
+            assert any(r[1] == "GET" and r[5] == by_digest and r[2] == "200" for r in rows)
+            assert not any(r[1] == "GET" and r[5] == "/v2/registry/manifests/2.8.1" for r in rows)
 
             await pilot.press("7")
             pulls = app.query_one("#pulls-table", VimTable)

@@ -96,6 +96,29 @@ def test_pulls_view(snap_compare, seed_tar):
     assert snap_compare(_app(seed_tar, measure=False), terminal_size=SIZE, run_before=_traffic("7"))
 
 
+def test_requests_detail_pane(snap_compare, seed_tar):
+    async def run(pilot):
+        await _traffic("6")(pilot)
+        table = pilot.app.query_one("#requests-table")
+        table.move_cursor(row=8)  # containerd's 404
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+
+    assert snap_compare(_app(seed_tar, measure=False), terminal_size=SIZE, run_before=run)
+
+
+def test_first_screen_with_expect_and_three_archives(snap_compare, seed_tar, docker_tar, oci_tar):
+    """The served digest and the --expect verdict on the first screen; the header stays three lines and the
+    Layers header is aligned from the first render."""
+    from regtui.oci.forensics import parse_expectation
+    from tests.test_tui_inspector import _indent3
+
+    archives = [open_archive(str(p)) for p in (seed_tar, docker_tar, oci_tar)]
+    app = RegtuiApp(archives, "127.0.0.1", PORT, clock=lambda: T0 + 6, measure=False,
+                    expectations=[parse_expectation(f"registry@{_indent3(seed_tar)}")])
+    assert snap_compare(app, terminal_size=SIZE)
+
+
 def test_help_screen(snap_compare, seed_tar):
     assert snap_compare(_app(seed_tar, measure=False), press=["question_mark"], terminal_size=SIZE)
 

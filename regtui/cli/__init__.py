@@ -47,8 +47,19 @@ class DefaultGroup(click.Group):
         return command
 
 
-@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             subcommand_metavar="ARCHIVE... | COMMAND [ARGS]...")
 @click.version_option(package_name="regtui")
 def main() -> None:
-    """Open, inspect, verify and serve container image archives (seed-image.tar, docker save, OCI)."""
+    """Open, inspect, verify and serve container image archives (seed-image.tar, docker save, OCI).
+
+    `regtui ARCHIVE...` opens the interactive inspector (the same as `regtui tui ARCHIVE...`).
+
+    \b
+    Exit codes, for every command:
+      0  done, and every check held
+      1  a check failed: verification, an --expect digest not served, a diff mismatch,
+         or the work itself failed (a push refused, a port in use)
+      2  bad arguments or input that cannot be read: options, archives, references
+    """
 

@@ -13,7 +13,6 @@ import sys
 import click
 
 from regtui.cli.common import fail, open_one
-from regtui.oci.digests import short
 from regtui.oci.forensics import Expectation, ExpectError, apply_to_archives, diff_manifests
 from regtui.oci.model import Platform
 from regtui.oci.refs import ImageRef, RemoteRef, familiar, parse_remote
@@ -60,15 +59,17 @@ def command(archive, reference, insecure, ca, as_json) -> None:
         fail(e.line())
     exp_ref = ImageRef(name, ref.tag, up.digest) if named else None
     exp = Expectation(up.digest, exp_ref, str(ref), up.manifest, f"{ref.host}/{ref.path}@{up.digest}")
+    default = {id(i): i.manifests[0] for i in images}  # what each image serves without --expect
     try:
         [result] = apply_to_archives([arch], [exp])
     except ExpectError as e:
         fail(str(e))
     shown = result.diff
     if shown is None and result.image is not None:
+        # A recovered variant compared with itself would say "identical": compare regtui's own default.
+        ours = default.get(id(result.image)) or result.manifest or result.image.manifest
         try:
-            shown = diff_manifests(result.image, up.manifest, arch.blobs, up.config,
-                                   ours=result.manifest or result.image.manifest)
+            shown = diff_manifests(result.image, up.manifest, arch.blobs, up.config, ours=ours)
         except ExpectError:
             shown = None
     elif shown is not None and up.config is not None and result.image is not None and not result.matched:
@@ -83,20 +84,20 @@ def command(archive, reference, insecure, ca, as_json) -> None:
         click.echo(json.dumps(out, indent=2))
         sys.exit(code)
     click.echo(f"archive   {arch.path} ({arch.format_name}): {result.image_label() or '-'}")
-    via = f" (the {image.platform or 'linux/amd64'} child of index {short(up.index_digest or '')})" if up.index else ""
+    via = f" (the {image.platform or 'linux/amd64'} child of index {up.index_digest or ''})" if up.index else ""
     click.echo(f"upstream  {ref}: {up.digest}{via}")
     click.echo("")
+    if shown is not None:
+        click.echo(shown.render_text())
+        click.echo("")
     if result.status == "matched-by-variant":
         name = result.image.repository if result.image else familiar(ref.path)
-        click.echo(f"match: reproduced as {result.variant_description or result.variant}; "
-                   f"`regtui serve {archive} --expect {name}@{up.digest}` serves it for the tag and by digest")
+        click.echo(f"match: reproduced as {result.variant_description or result.variant} (variant {result.variant}); "
+                   "serve it for the tag "
+                   f"and by digest with:\n  regtui serve {archive} --expect {name}@{up.digest}")
         if up.index_digest:
-            click.echo(f"       to serve index {short(up.index_digest)} too, save its bytes and add "
+            click.echo(f"  to serve index {up.index_digest} too, save its bytes and add "
                        f"--expect {name}@{up.index_digest} --expect-manifest INDEX.json")
     elif result.matched or shown is None:
         click.echo(("match: " if result.matched else "no match: ") + result.explanation)
-    if shown is not None:
-        if result.matched:
-            click.echo("")
-        click.echo(shown.render_text())
     sys.exit(code)

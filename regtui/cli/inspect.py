@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.text import Text
 
 from regtui.cli.common import (
+    EXIT_FAILED,
+    all_matched,
     apply_cli_expectations,
     demo_paths,
     expect_options,
@@ -30,17 +32,22 @@ from regtui.oci.units import human_size
 @expect_options
 def command(archives: tuple[str, ...], as_json: bool, expect: tuple[str, ...], expect_file: tuple[str, ...],
             expect_manifest: tuple[str, ...]) -> None:
-    """Show format, images, tags, platforms, config, layers and manifests of ARCHIVES."""
+    """Show format, images, tags, platforms, config, layers and manifests of ARCHIVES.
+
+    Exit 1 when an --expect digest cannot be served, 2 when an archive cannot be opened.
+    """
     archives_ = open_or_fail(demo_paths(archives))
     results = apply_cli_expectations(archives_, expect, expect_file, expect_manifest)
+    code = 0 if all_matched(results) else EXIT_FAILED
     if as_json:
         data = [inspect_dict(a) for a in archives_]
         json_results(data, archives_, results)
         click.echo(json.dumps(data if len(data) > 1 else data[0], indent=2))
-        return
+        sys.exit(code)
     for a in archives_:
         render_inspect(a)
     render_results(results)
+    sys.exit(code)
 
 
 def _image_block(console: Console, img: Image, title: str) -> None:
@@ -72,9 +79,10 @@ LAYER_COLUMNS = ("#", "digest", "media type", "size", "diff_id", "created_by")
 
 def _layers_text(img: Image, width: int) -> Text:
     """The layers aligned in columns, created_by folded under its own column to fit `width`."""
-    rows = [(str(i), short(ly.digest), short_name(ly.descriptor.media_type), human_size(ly.descriptor.size),
-             short(ly.diff_id) if ly.diff_id else "—", (ly.history.created_by if ly.history else "") or "")
-            for i, ly in enumerate(img.layers)]
+    cut = short if width < 1 << 30 else str  # piped: whole digests, the thing one greps for
+    rows = [(str(i), cut(ly.digest), short_name(ly.descriptor.media_type), human_size(ly.descriptor.size),
+             cut(ly.diff_id) if ly.diff_id else "—", (ly.history.created_by if ly.history else "") or "")
+            for i, ly in enumerate(img.layers, 1)]  # from 1, as the TUI's Layers view numbers them
     widths = [max([len(h), *(len(r[c]) for r in rows)]) for c, h in enumerate(LAYER_COLUMNS[:5])]  # no layers: header
     indent = sum(widths) + 2 * len(widths)
     room = max(12, width - indent)
@@ -104,7 +112,7 @@ def render_inspect(archive: Archive, console: Console | None = None) -> None:
             console.print(Text.assemble(("index ", "bold"), (name, "bold cyan"),
                                         f"  {root.manifest.digest}  {root.manifest.media_type}"))
             for child in root.images():
-                _image_block(console, child, f"  └ {short(child.manifest.digest)}")
+                _image_block(console, child, f"  └ {child.manifest.digest}")
         else:
             _image_block(console, root, name)
     for p in archive.warnings:

@@ -15,6 +15,7 @@ from regtui.cli.common import (
     apply_cli_expectations,
     expect_options,
     fail,
+    open_or_fail,
     render_results,
 )
 from regtui.push.errors import PushError
@@ -73,10 +74,25 @@ def command(archive, registry, tag_map, insecure, ca, username, password_stdin, 
         if not password:
             fail("--password-stdin: standard input was empty")
         credentials = Credentials(username, password, source="--username/--password-stdin")
+    from regtui.push.names import parse_tag_map, parse_target
+
+    try:  # bad arguments and an archive that cannot be opened exit 2, like every command
+        target, rules = parse_target(registry), parse_tag_map(tag_map)
+    except PushError as e:
+        fail(e.line())
+    [opened] = open_or_fail([archive])
+    from regtui.push.plan import build_plan
+
     try:
-        expectations = (expect, expect_file, expect_manifest)
-        summary = asyncio.run(_main(archive, registry, tag_map, insecure, ca, credentials, dry_run, jobs, size,
-                                    retries, quiet, expectations))
+        _apply_expectations(opened, expect, expect_file, expect_manifest)  # an expected digest not served: 1
+    except PushError as e:
+        fail(e.line(), EXIT_FAILED)
+    try:
+        plan = build_plan(opened, target, rules)  # e.g. a --tag-map naming what the archive lacks: 2
+    except PushError as e:
+        fail(e.line())
+    try:
+        summary = asyncio.run(_main(plan, target, insecure, ca, credentials, dry_run, jobs, size, retries, quiet))
     except PushError as e:
         fail(e.line(), EXIT_FAILED)
     except KeyboardInterrupt:
@@ -88,26 +104,13 @@ def command(archive, registry, tag_map, insecure, ca, username, password_stdin, 
     click.echo(summary.line())
 
 
-async def _main(archive_path, registry, tag_map, insecure, ca, credentials, dry_run, jobs, chunk_size, retries,
-                quiet, expectations):
+async def _main(plan, target, insecure, ca, credentials, dry_run, jobs, chunk_size, retries, quiet):
     from rich.console import Console
 
-    from regtui.cli.common import open_one
-    from regtui.oci.errors import ArchiveError
     from regtui.push.client import PushClient
     from regtui.push.display import LineView, ProgressView
-    from regtui.push.names import parse_tag_map, parse_target
-    from regtui.push.plan import build_plan
     from regtui.push.run import run_push
 
-    target = parse_target(registry)
-    rules = parse_tag_map(tag_map)
-    try:
-        archive = await asyncio.to_thread(open_one, archive_path)
-    except ArchiveError as e:
-        raise PushError(e.line()) from None
-    _apply_expectations(archive, *expectations)
-    plan = build_plan(archive, target, rules)
     out, err = Console(), Console(stderr=True)
     if dry_run or quiet or not out.is_terminal:
         view = LineView(out, err, dry_run=dry_run, quiet=quiet)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
 import sys
 import tempfile
+import time
 
 import click
 
@@ -45,11 +47,14 @@ from regtui.cli.common import (
 @click.option("--max-connections", type=click.IntRange(1), metavar="N",
               help="Open connections at most, per process; past it the oldest idle ones are closed. "
                    "[default: from the open-files limit, raised to its hard limit]")
+@click.option("--refuse-corrupt", is_flag=True,
+              help="Verify the archives first (or reuse a cached result) and answer blobs that failed with "
+                   "BLOB_UNKNOWN instead of bytes that cannot match their digest.")
 @click.option("--events", is_flag=True,
               help="Also serve the event stream at GET /_regtui/events (Server-Sent Events), for `regtui watch URL`.")
 @expect_options
 def command(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_signed, htpasswd, log_format,
-            grace, workers, max_connections, events, expect, expect_file, expect_manifest) -> None:
+            grace, workers, max_connections, refuse_corrupt, events, expect, expect_file, expect_manifest) -> None:
     """Serve ARCHIVES read-only over the OCI distribution API (the demo image when none is given).
 
     Clients pull e.g. `127.0.0.1:5000/registry:2.8.1`; see the README for name mapping, TLS and auth.
@@ -73,7 +78,7 @@ def command(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_s
     if tls_self_signed and tls_cert:
         fail("use either --tls-self-signed or --tls-cert/--tls-key, not both")
     archives_ = open_or_fail(demo_paths(archives))
-    render_results(apply_cli_expectations(archives_, expect, expect_file, expect_manifest))  # before the app
+    results = apply_cli_expectations(archives_, expect, expect_file, expect_manifest)  # before the app
 
     def echo(line: str) -> None:
         if workers > 1:  # one write per line: lines of several processes never interleave mid-line
@@ -81,9 +86,23 @@ def command(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_s
         else:
             click.echo(line)
 
+    as_json = log_format == "json"
+
+    def say(text: str, event: str, **fields) -> None:
+        """A start-up line: text, or in JSON mode one JSON object (every stdout line parses)."""
+        echo(json.dumps({"event": event, "time": _now(), **fields, "message": text}) if as_json else text)
+
+    if as_json:
+        for r in results:
+            say(r.line(), "expect", **r.to_dict())
+    else:
+        render_results(results)
+    refuse = corrupt_blobs(archives_, say) if refuse_corrupt else None
+
     bus = EventBus()
     try:
-        app = create_app(archives_, bus=bus, names=list(names), any_name=any_name, htpasswd=htpasswd)
+        app = create_app(archives_, bus=bus, names=list(names), any_name=any_name, htpasswd=htpasswd,
+                         refuse=refuse)
     except HtpasswdError as e:
         fail(str(e))
     try:
@@ -98,30 +117,32 @@ def command(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_s
             tmpdir = tempfile.mkdtemp(prefix="regtui-tls-")
             certfile, keyfile, fp = self_signed(host, tmpdir)
             tls = TLS(certfile, keyfile)
-            echo(f"TLS: self-signed certificate for {host} (valid 30 days, removed on exit): {certfile}")
-            echo(f"TLS: SHA-256 fingerprint {fp}")
+            say(f"TLS: self-signed certificate for {host} (valid 30 days, removed on exit): {certfile}", "tls",
+                certificate=certfile, sha256=fp)
+            say(f"TLS: SHA-256 fingerprint {fp}", "tls", sha256=fp)
         elif tls_cert:
             try:
                 fp = check_pair(tls_cert, tls_key)
             except ValueError as e:
                 fail(str(e))
             tls = TLS(tls_cert, tls_key)
-            echo(f"TLS: {tls_cert} SHA-256 fingerprint {fp}")
+            say(f"TLS: {tls_cert} SHA-256 fingerprint {fp}", "tls", certificate=tls_cert, sha256=fp)
 
         for a in archives_:
             for (repo, tag) in a.tags():
-                echo(f"serving {repo}:{tag} from {a.path} (also as {', '.join(aliases(repo)[1:]) or '-'})")
+                say(f"serving {repo}:{tag} from {a.path} (also as {', '.join(aliases(repo)[1:]) or '-'})",
+                    "serving", repository=repo, tag=tag, archive=a.path, aliases=aliases(repo)[1:])
         for n in names:
-            echo(f"serving every image also as {n}")
+            say(f"serving every image also as {n}", "serving", name=n)
         if any_name:
-            echo("serving every image under any repository name")
+            say("serving every image under any repository name", "serving", any_name=True)
         if htpasswd:
-            echo(f"auth: HTTP Basic, users from {htpasswd}")
+            say(f"auth: HTTP Basic, users from {htpasswd}", "auth", htpasswd=htpasswd)
         if events:
             from regtui.registry.watchfeed import PATH, install
 
             install(app)
-            echo(f"events: GET {PATH} (Server-Sent Events, for `regtui watch URL`)")
+            say(f"events: GET {PATH} (Server-Sent Events, for `regtui watch URL`)", "events", path=PATH)
         log = LineLog(echo, log_format)
         sys.stdout.flush()
         children, worker = fork_workers(workers)
@@ -131,7 +152,7 @@ def command(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_s
             try:
                 own = bind_socket(host, sock.getsockname()[1], reuse_port=True, joining=True)
             except BindError as e:
-                echo(f"worker {worker}: {e}")
+                say(f"worker {worker}: {e}", "error", worker=worker)
                 os._exit(1)
             sock.close()
             sock = own
@@ -148,6 +169,31 @@ def command(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_s
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)
     sys.exit(code)
+
+
+def _now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+
+
+def corrupt_blobs(archives: list, say) -> dict[str, str]:
+    """Blob digest -> why it cannot verify, from a cached verification of these bytes or a fresh one."""
+    from regtui.oci.cache import load_report, save_report
+    from regtui.oci.verify import verify_archive
+
+    refuse: dict[str, str] = {}
+    for a in archives:
+        report = load_report(a)
+        if report is None:
+            report = verify_archive(a)
+            save_report(a, report)
+        bad = report.bad_blobs(a.blobs)
+        for digest, why in bad.items():
+            say(f"refusing blob {digest} of {a.path}: {why}", "refuse", digest=digest, archive=a.path, reason=why)
+        refuse.update(bad)
+        if not bad:
+            say(f"verified {a.path}: every blob matches its digest", "verified", archive=a.path)
+    return refuse
 
 
 def fork_workers(n: int) -> tuple[list[int], int]:

@@ -16,7 +16,6 @@ from regtui.oci.diff import (
     diff_manifests,
     index_child,
 )
-from regtui.oci.digests import short
 from regtui.oci.expect import (
     MATCHED_SERVED,
     MATCHED_VARIANT,
@@ -150,13 +149,13 @@ def _what_is(archive: Archive, image: Image, digest: str) -> str | None:
     """When the digest names something other than a manifest of this image, what it names."""
     label = image_label(image)
     if image.config.descriptor.digest == digest:
-        return (f"{short(digest)} is the config digest of {label} (the image ID `docker images` shows), not a "
+        return (f"{digest} is the config digest of {label} (the image ID `docker images` shows), not a "
                 f"manifest digest; use the repo digest (`docker inspect -f '{{{{.RepoDigests}}}}'`)")
     for n, layer in enumerate(image.layers):
         if layer.digest == digest:
-            return f"{short(digest)} is the blob digest of layer {n} of {label}, not a manifest digest"
+            return f"{digest} is the blob digest of layer {n} of {label}, not a manifest digest"
         if layer.diff_id == digest:
-            return (f"{short(digest)} is the diff_id (uncompressed digest) of layer {n} of {label}, "
+            return (f"{digest} is the diff_id (uncompressed digest) of layer {n} of {label}, "
                     f"not a manifest digest")
     return None
 
@@ -171,7 +170,7 @@ def _match_one(archive: Archive, image: Image, exp: Expectation, search: _Search
         was_default = image.manifests and image.manifests[0].digest == digest
         _serve(archive, image, m, front)
         how = "the default form" if was_default else "now the default form for its tag"
-        return ExpectResult(exp, MATCHED_SERVED, f"{image_label(image)} serves {short(digest)} "
+        return ExpectResult(exp, MATCHED_SERVED, f"{image_label(image)} serves {digest} "
                             f"({m.media_type}, {m.origin}); {how}", archive, image, m, m.origin)
     # 2. one of the serializations of the same content
     table = search.of(image)
@@ -180,7 +179,7 @@ def _match_one(archive: Archive, image: Image, exp: Expectation, search: _Search
         m = recovered_manifest(image, v)
         _serve(archive, image, m, front)
         return ExpectResult(exp, MATCHED_VARIANT,
-                            f"{image_label(image)} now serves {short(digest)} for its tag and by digest: "
+                            f"{image_label(image)} now serves {digest} for its tag and by digest: "
                             f"{v.describe()}", archive, image, m, v.slug, v.describe(), searched=len(table))
     return None
 
@@ -211,7 +210,7 @@ def _with_upstream(archive: Archive, image: Image, exp: Expectation, search: _Se
                             "the supplied upstream manifest bytes", diff, searched)
     text = diff.summary
     if not exact:
-        text = (f"{exp.upstream_source} hashes to {short(diff.upstream_digest)}, not {short(exp.digest)} "
+        text = (f"{exp.upstream_source} hashes to {diff.upstream_digest}, not {exp.digest} "
                 f"(re-formatted after download?); compared its fields: " + text)
     return ExpectResult(exp, NO_MATCH, f"{diff.verdict}: {text}", archive, image, None, "", "", diff, searched)
 
@@ -223,19 +222,19 @@ def _with_upstream_index(archive: Archive, image: Image, exp: Expectation, index
     if child is None:
         children = map(descriptor_or_none, index.get("manifests") or [])
         plats = ", ".join(str(d.platform) for d in children if d and d.platform)
-        return ExpectResult(exp, NO_MATCH, f"{short(exp.digest)} is a multi-platform index with no "
+        return ExpectResult(exp, NO_MATCH, f"{exp.digest} is a multi-platform index with no "
                             f"{image.platform or DEFAULT_PLATFORM} child (it has {plats or 'none'})",
                             archive, image, searched=searched)
     sub = _match_one(archive, image, Expectation(child.digest, exp.ref, exp.source), search, front)
     if sub is None:
         return ExpectResult(exp, NO_MATCH,
-                            f"{short(exp.digest)} is a multi-platform index; its {child.platform} child "
-                            f"{short(child.digest)} matches none of {searched} serializations of this image. "
+                            f"{exp.digest} is a multi-platform index; its {child.platform} child "
+                            f"{child.digest} matches none of {searched} serializations of this image. "
                             f"Fetch that child manifest (regtui diff ARCHIVE REGISTRY/REPO@{child.digest}) to see "
                             f"why", archive, image, searched=searched)
     if not exp.upstream_exact:
-        return ExpectResult(exp, NO_MATCH, f"{exp.upstream_source} does not hash to {short(exp.digest)}; its "
-                            f"{child.platform} child {short(child.digest)} is served ({sub.variant}), but the index "
+        return ExpectResult(exp, NO_MATCH, f"{exp.upstream_source} does not hash to {exp.digest}; its "
+                            f"{child.platform} child {child.digest} is served ({sub.variant}), but the index "
                             f"bytes are unknown", archive, image, sub.manifest, sub.variant, searched=searched)
     # A sparse index: clients pick their platform's child by digest; only ours is here. It becomes an untagged
     # root without children (the child already is a root), so whatever serves the roots serves it by digest.
@@ -246,8 +245,8 @@ def _with_upstream_index(archive: Archive, image: Image, exp: Expectation, index
     if exp.digest not in archive.manifests:
         archive.add_root(node)
     return ExpectResult(exp, MATCHED_VARIANT,
-                        f"{short(exp.digest)} is a multi-platform index; serving it by digest, and its "
-                        f"{child.platform} child {short(child.digest)} as {sub.variant} "
+                        f"{exp.digest} is a multi-platform index; serving it by digest, and its "
+                        f"{child.platform} child {child.digest} as {sub.variant} "
                         f"(the other platforms' children are not in the archive)", archive, image, m,
                         "upstream-index", f"supplied index; child: {sub.variant_description or sub.variant}",
                         searched=searched)
@@ -258,7 +257,7 @@ def _explain(archive: Archive, image: Image, exp: Expectation, searched: int) ->
     if known:
         return known
     if exp.digest in archive.manifests:
-        return (f"{short(exp.digest)} is served by this archive, but for "
+        return (f"{exp.digest} is served by this archive, but for "
                 f"{getattr(archive.roots_by_manifest.get(exp.digest), 'repository', '?')}, not this image")
     label = image_label(image)
     stored = [m for m in image.manifests if m.origin == "archive"]
@@ -272,7 +271,7 @@ def _explain(archive: Archive, image: Image, exp: Expectation, searched: int) ->
     where = ("the archive stores its own manifest bytes, and " if stored else "")
     return (f"{where}none of {searched} serializations of {label} (Docker v2 / OCI types, with or without "
             f"mediaType, compact / 2- / 3- / 4-space / tab indent, both key orders, trailing newline or not, "
-            f"foreign layer types) hash to {short(exp.digest)}: the upstream manifest references other blobs "
+            f"foreign layer types) hash to {exp.digest}: the upstream manifest references other blobs "
             f"(re-compressed layers, another build or platform) or the digest names a multi-platform index. "
             f"Give the upstream manifest (--expect-manifest FILE, or `regtui diff ARCHIVE REGISTRY/REPO:TAG`) "
             f"to see which")
@@ -302,7 +301,7 @@ def _apply_one(pairs: list[tuple[Archive, Image]], exp: Expectation, search: _Se
         root = a.roots_by_manifest.get(exp.digest)
         if isinstance(root, ImageIndex):
             m = a.manifests[exp.digest]
-            return ExpectResult(exp, MATCHED_SERVED, f"the archive stores index {short(exp.digest)} "
+            return ExpectResult(exp, MATCHED_SERVED, f"the archive stores index {exp.digest} "
                                 f"({root.repository}); served as is", a, None, m, m.origin)
     for a, img in chosen:
         result = _match_one(a, img, exp, search, front)

@@ -14,10 +14,12 @@ from regtui.oci.expect import ExpectError, parse_manifest_bytes
 from regtui.oci.model import Descriptor, Image, Manifest, Platform
 from regtui.oci.negotiate import DEFAULT_PLATFORM
 
-Verdict = Literal["identical", "same content, different serialization", "re-compressed layers", "different image"]
+Verdict = Literal["identical", "same content, different serialization", "re-compressed layers",
+                  "same image content, uncompressed layers (docker save)", "different image"]
 IDENTICAL: Verdict = "identical"
 SERIALIZATION: Verdict = "same content, different serialization"
 RECOMPRESSED: Verdict = "re-compressed layers"
+UNCOMPRESSED: Verdict = "same image content, uncompressed layers (docker save)"
 DIFFERENT: Verdict = "different image"
 
 
@@ -180,8 +182,22 @@ def diff_manifests(image: Image, upstream: bytes, blobs: Mapping[str, object] | 
     elif uc.digest == oc.digest and same_layers:
         verdict = SERIALIZATION
         what = [r.field for r in rows if not r.same]
-        summary = ("both reference exactly the same config and layers; only the bytes differ "
-                   f"({', '.join(what) or 'whitespace'}), so the upstream bytes can be served as they are")
+        how = {"synthesized-docker": ", as crane writes it", "synthesized-oci": ", as regtui builds OCI",
+               "archive": ", as stored in the archive"}.get(ours.origin, "")
+        summary = (f"regtui's default is {ours.digest} ({_whitespace(ours.data)}{how}); upstream is {udigest} "
+                   f"({_whitespace(upstream)}). Both reference exactly the same config and layers; only the "
+                   f"bytes differ ({', '.join(what) or 'whitespace'}), so the upstream bytes can be served as "
+                   "they are")
+    elif _uncompressed_here(ol, ul) and (shared_ids := _shared_diff_ids(image, uc, upstream_config)):
+        verdict = UNCOMPRESSED
+        recompressed = [i for i in range(min(len(ol), len(ul))) if ol[i].digest != ul[i].digest]
+        same = (f"all {len(ul)} layers" if shared_ids == len(ul) == len(ol)
+                else f"{shared_ids} of {len(ul)} upstream layers")
+        summary = (f"{same} have the same content (diff_ids) as this archive's, but it stores them uncompressed "
+                   f"(as docker save writes them), so no registry manifest can be rebuilt from it: the registry's "
+                   f"blobs are compressed bytes this archive does not have, and {udigest} lists them. Export the "
+                   f"image from the registry with its compressed layers (crane pull, skopeo copy to oci-archive), "
+                   f"or have the nodes ask for {ours.digest}, which this archive serves")
     elif _same_diff_ids(image, uc, upstream_config) and len(ol) == len(ul):
         verdict = RECOMPRESSED
         recompressed = [i for i, (a, b) in enumerate(zip(ol, ul, strict=True)) if a.digest != b.digest]
@@ -195,12 +211,12 @@ def diff_manifests(image: Image, upstream: bytes, blobs: Mapping[str, object] | 
                if raw and len(raw) == len(recompressed) else "were compressed differently")
         summary = (f"upstream has {how} but {len(recompressed)} of {len(ul)} layers {was}, "
                    f"so their blob digests differ and no manifest built from this archive can hash to "
-                   f"{short(udigest)}: {names}. Either export the image again from the registry the nodes pull "
+                   f"{udigest}: {names}. Either export the image again from the registry the nodes pull "
                    f"from with a tool that keeps compressed blobs (crane pull, skopeo copy to oci-archive "
-                   f"--preserve-digests), or have the nodes ask for {short(ours.digest)}, which this archive serves")
+                   f"--preserve-digests), or have the nodes ask for {ours.digest}, which this archive serves")
     else:
         shared = sum(1 for b in ul if b.digest in {a.digest for a in ol})
-        bits = [f"config {short(uc.digest)} upstream vs {short(oc.digest)} here"]
+        bits = [f"config {uc.digest} upstream vs {oc.digest} here"]
         if len(ol) != len(ul):
             bits.append(f"{len(ul)} layers upstream vs {len(ol)} here")
         bits.append(f"{shared} of {len(ul)} upstream layers are this image's")
@@ -224,6 +240,24 @@ def _config_platform(data: bytes | None) -> Platform | None:
     except ValueError:
         return None
     return Platform.from_json(obj) if isinstance(obj, dict) else None
+
+
+def _uncompressed_here(ours: list[Descriptor], upstream: list[Descriptor]) -> bool:
+    """Every layer here is a plain tar (docker save) while upstream's are compressed."""
+    return bool(ours) and all(mt.layer_compression(d.media_type) is None for d in ours) and \
+        any(mt.layer_compression(d.media_type) is not None for d in upstream)
+
+
+def _shared_diff_ids(image: Image, upstream_config: Descriptor, upstream_config_bytes: bytes | None) -> int:
+    """How many upstream layers have a diff_id this image has (0 when the upstream config is unknown)."""
+    mine = {l.diff_id for l in image.layers if l.diff_id}
+    if upstream_config.digest == image.config.descriptor.digest:
+        return len(mine)
+    try:
+        ids = json.loads(upstream_config_bytes or b"")["rootfs"]["diff_ids"]
+        return sum(1 for d in ids if d in mine)
+    except (ValueError, KeyError, TypeError):
+        return 0
 
 
 def _same_diff_ids(image: Image, upstream_config: Descriptor, upstream_config_bytes: bytes | None) -> bool:

@@ -7,6 +7,7 @@ it, and the upstream manifest bytes when supplied. `regtui.oci.apply` tries to s
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -44,6 +45,9 @@ class Expectation:
 
 def parse_expectation(text: str, source: str = "--expect") -> Expectation:
     """`IMAGE@sha256:...` (any reference form docker accepts); raises ExpectError."""
+    bare = text.strip()
+    if re.fullmatch(r"sha(256|512):[0-9a-fA-F]*", bare):  # the digest alone: the image name is what is missing
+        raise ExpectError(f"{source}: {bare!r} has no image name; write IMAGE@DIGEST, e.g. registry:2.8.1@{bare}")
     try:
         ref = parse_ref(text)
     except ValueError as e:

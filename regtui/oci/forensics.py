@@ -19,6 +19,7 @@ from regtui.oci.diff import (
     IDENTICAL,
     RECOMPRESSED,
     SERIALIZATION,
+    UNCOMPRESSED,
     DiffRow,
     ManifestDiff,
     Verdict,
@@ -42,6 +43,7 @@ from regtui.oci.expect import (
 
 __all__ = [
     "DIFFERENT", "IDENTICAL", "MATCHED_SERVED", "MATCHED_VARIANT", "NO_MATCH", "RECOMPRESSED", "SERIALIZATION",
+    "UNCOMPRESSED",
     "DiffRow", "ExpectError", "ExpectResult", "Expectation", "ManifestDiff", "Status", "Verdict",
     "apply_expectations", "apply_to_archives", "attach_manifest", "diff_manifests", "image_label", "index_child",
     "parse_expect_list", "parse_expectation", "parse_manifest_bytes", "read_expect_file", "read_manifest_file",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -53,6 +53,16 @@ class VerifyReport:
             return False
         seen = [c for c in self.checks if c.subject == digest]
         return all(c.ok for c in seen) if seen else None
+
+    def bad_blobs(self, digests: Iterable[str]) -> dict[str, str]:
+        """Which of these blob digests failed a check, with the first problem found: what a registry must
+        not send as if it were that blob (`serve --refuse-corrupt`, the TUI)."""
+        out: dict[str, str] = {}
+        for digest in digests:
+            p = next((p for p in self.errors() if digest in p.subject), None)
+            if p is not None:
+                out[digest] = f"{p.check}: expected {p.expected}, found {p.found}"
+        return out
 
     def add(self, check: str, subject: str, problem: Problem | None, detail: str = "") -> None:
         self.checks.append(Check(check, subject, problem is None, detail if problem is None else problem.found))

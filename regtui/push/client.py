@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import httpx
 
-from regtui.oci.digests import short
 from regtui.oci.model import Location, Manifest
 from regtui.push.events import Retry
 from regtui.push.names import Target
@@ -66,23 +65,23 @@ class PushClient(RegistryClient):
     # -- blobs ------------------------------------------------------------------------------------------
     async def blob_exists(self, repo: str, digest: str) -> bool:
         resp = await self.request("HEAD", self.url(f"/v2/{repo}/blobs/{digest}"), repo,
-                                  f"checking blob {short(digest)}", scopes=(scope(repo),))
+                                  f"checking blob {digest}", scopes=(scope(repo),))
         if resp.status_code == 200 or resp.is_redirect:  # registries on object storage redirect to it
             return True
         if resp.status_code == 404:
             return False
-        raise self.fail(resp, f"checking blob {short(digest)}", repo)
+        raise self.fail(resp, f"checking blob {digest}", repo)
 
     async def mount(self, repo: str, digest: str, source: str) -> UploadSession | None:
         """Cross-repository mount; None when mounted, else the upload session the registry opened instead."""
         url = self.url(f"/v2/{repo}/blobs/uploads/").copy_merge_params({"mount": digest, "from": source})
-        resp = await self.request("POST", url, repo, f"mounting blob {short(digest)} from {source}",
+        resp = await self.request("POST", url, repo, f"mounting blob {digest} from {source}",
                                   headers={"Content-Length": "0"}, scopes=(scope(repo), scope(source, "pull")))
         if resp.status_code == 201:
             return None
         if resp.status_code == 202:
             return self._session(resp, repo)
-        raise self.fail(resp, f"mounting blob {short(digest)} from {source}", repo)
+        raise self.fail(resp, f"mounting blob {digest} from {source}", repo)
 
     def _session(self, resp: httpx.Response, repo: str) -> UploadSession:
         loc = resp.headers.get("location")
@@ -121,12 +120,12 @@ class PushClient(RegistryClient):
                     sent += p.sent
                     session = None
                     progress(0)
-                    await self.pause(attempt, f"uploading blob {short(digest)}", p.err)
+                    await self.pause(attempt, f"uploading blob {digest}", p.err)
                     attempt += 1
                 except Transient as e:
                     session = None
                     progress(0)
-                    await self.pause(attempt, f"uploading blob {short(digest)}", e)
+                    await self.pause(attempt, f"uploading blob {digest}", e)
                     attempt += 1
         finally:
             os.close(fd)
@@ -152,7 +151,7 @@ class PushClient(RegistryClient):
                       progress: Progress) -> int:
         size = loc.size
         counter = [0]
-        what = f"uploading blob {short(digest)}"
+        what = f"uploading blob {digest}"
         octet = {"Content-Type": "application/octet-stream"}
         try:
             if size <= max(self.chunk_size, session.min_chunk):
@@ -169,12 +168,12 @@ class PushClient(RegistryClient):
         if resp.status_code == 201:
             got = resp.headers.get("docker-content-digest")
             if got and got != digest:
-                raise RemoteError(f"the registry stored blob {short(digest)} as {short(got)}",
+                raise RemoteError(f"the registry stored blob {digest} as {got}",
                                   where=f"{self.target.host}/{repo}", hint="the registry rewrote the blob")
             return counter[0]
         code, _ = registry_errors(resp)
         if code == "DIGEST_INVALID" or (resp.status_code == 400 and "digest" in resp.text.lower()):
-            raise self.fail(resp, f"blob {short(digest)} from {loc.member or loc.path} does not match its digest",
+            raise self.fail(resp, f"blob {digest} from {loc.member or loc.path} does not match its digest",
                             repo, hint="the archive is damaged; run regtui verify ARCHIVE")
         if resp.status_code in (404, 416):  # the upload session vanished or moved on: start over
             raise _Partial(counter[0], Transient(f"upload session lost ({resp.status_code})"))
@@ -199,14 +198,14 @@ class PushClient(RegistryClient):
                 failures += 1
                 if failures >= self.retries:
                     raise
-                await self.pause(failures - 1, f"uploading blob {short(digest)}", e)
+                await self.pause(failures - 1, f"uploading blob {digest}", e)
                 url, offset = await self._status(repo, url)
                 progress(offset)
                 continue
             if resp.status_code != 202:
                 if resp.status_code in (404, 416):
                     raise Transient(f"upload session lost ({resp.status_code})")
-                raise self.fail(resp, f"uploading blob {short(digest)}", repo)
+                raise self.fail(resp, f"uploading blob {digest}", repo)
             url = resp.url.join(resp.headers.get("location", str(url)))
             offset = _range_end(resp, offset + n)
         return url
@@ -230,7 +229,7 @@ class PushClient(RegistryClient):
         raise self.fail(resp, f"checking manifest {ref}", repo)
 
     async def put_manifest(self, repo: str, ref: str, manifest: Manifest) -> str:
-        what = f"pushing manifest {repo}:{ref}" if not ref.startswith("sha256:") else f"pushing manifest {short(ref)}"
+        what = f"pushing manifest {repo}:{ref}" if not ref.startswith("sha256:") else f"pushing manifest {ref}"
         resp = await self.request("PUT", self.url(f"/v2/{repo}/manifests/{ref}"), repo, what,
                                   headers={"Content-Type": manifest.media_type}, body=lambda: manifest.data)
         if resp.status_code not in (200, 201, 202):
@@ -245,7 +244,7 @@ class PushClient(RegistryClient):
             raise self.fail(resp, what, repo)
         got = resp.headers.get("docker-content-digest")
         if got and got != manifest.digest:
-            raise RemoteError(f"the registry stored manifest {short(manifest.digest)} as {short(got)}",
+            raise RemoteError(f"the registry stored manifest {manifest.digest} as {got}",
                               where=f"{self.target.host}/{repo}",
                               hint="the registry rewrote the manifest; digests would not be preserved")
         return got or manifest.digest

@@ -13,7 +13,8 @@ import logging
 import os
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
@@ -59,6 +60,7 @@ class RegistryState:
     pulls: PullTracker
     auth: BasicAuth | None
     events: RequestEvents | None = None
+    refuse: Mapping[str, str] = field(default_factory=dict)  # blob digest -> why its bytes cannot verify
 
 
 class BusLogHandler(logging.Handler):
@@ -89,8 +91,11 @@ class BusLogHandler(logging.Handler):
 
 
 def create_app(archives: list[Archive], *, bus: EventBus | None = None, names=(), any_name: bool = False,
-               htpasswd: str | None = None, fast: bool = True) -> Quart:
+               htpasswd: str | None = None, fast: bool = True, refuse: Mapping[str, str] | None = None) -> Quart:
     """A Quart app serving `archives`; raises `regtui.registry.auth.HtpasswdError` for a bad htpasswd file.
+
+    `refuse` maps blob digests known not to verify to the reason: those are answered BLOB_UNKNOWN, not sent
+    (the caller may keep filling it while serving, as the TUI does when a verification finishes).
 
     `fast=False` sends every request through Quart (tests compare both paths byte for byte).
     """
@@ -107,7 +112,7 @@ def create_app(archives: list[Archive], *, bus: EventBus | None = None, names=()
     app.url_map.merge_slashes = False
     app.url_map.strict_slashes = False
     pulls = PullTracker(bus)
-    state = RegistryState(bus, Catalog(archives, names, any_name), pulls, auth)
+    state = RegistryState(bus, Catalog(archives, names, any_name), pulls, auth, refuse if refuse is not None else {})
     app.extensions["regtui"] = state
 
     async def dispatch(path: str = "") -> Response:
@@ -348,12 +353,15 @@ class BlobPlan:
     length: int = 0
 
 
-def blob_plan(repo: Repo, route: Route, headers) -> BlobPlan:
+def blob_plan(repo: Repo, route: Route, headers, refuse: Mapping[str, str] | None = None) -> BlobPlan:
     """Lookup, conditional and Range handling of a blob request; raises RegistryError."""
     digest = _digest(route.reference or "")
     blob = repo.blobs.get(digest)
     if blob is None:
         raise RegistryError("BLOB_UNKNOWN", f"blob {digest} is not referenced by repository {route.name!r}")
+    if refuse and digest in refuse:  # 404, not 5xx: clients would retry bytes that can never verify
+        raise RegistryError("BLOB_UNKNOWN", f"blob {digest} is in the archive but failed verification "
+                                            f"({refuse[digest]}); refusing to send bytes that cannot match it")
     etag = f'"{digest}"'
     out = {
         "Docker-Content-Digest": digest,
@@ -380,7 +388,7 @@ def blob_plan(repo: Repo, route: Route, headers) -> BlobPlan:
 
 
 async def _blob(state: RegistryState, repo: Repo, route: Route, info: RequestInfo) -> Response:
-    plan = blob_plan(repo, route, request.headers)
+    plan = blob_plan(repo, route, request.headers, state.refuse)
     if plan.not_modified:
         return _not_modified(plan.etag, plan.digest, BLOB_CACHE)
     body = await _open_body(state, plan.blob, plan.start, plan.length, request.method == "HEAD", info)

@@ -91,7 +91,7 @@ def pull_object(p: PullProgress) -> dict[str, Any]:
         "reference": p.reference, "manifest": p.manifest_digest, "blobs_done": p.blobs_done,
         "blobs_total": p.blobs_total, "bytes_done": p.bytes_done, "bytes_total": p.bytes_total,
         "seconds": round(p.updated - p.started, 3), "user_agent": p.user_agent, "key": p.key,
-        "started": iso(p.started), "finished": p.finished,
+        "started": iso(p.started), "finished": p.finished, "state": p.state, "error": p.error,
     }
 
 
@@ -299,4 +299,4 @@ class Decoder:
             raise _Bad("finished")
         return PullProgress(key, client, _str(d, "user_agent", None), _str(d, "repository"), _str(d, "reference"),
                             manifest, _int(d, "blobs_total"), _int(d, "blobs_done"), _int(d, "bytes_total"),
-                            _int(d, "bytes_done"), started, updated, finished)
+                            _int(d, "bytes_done"), started, updated, finished, _opt(d, "error"))

@@ -59,6 +59,18 @@ class PullProgress:
     started: float
     updated: float
     finished: bool = False
+    error: str | None = None  # why the pull failed: the manifest or a blob answered with an error
+
+    @property
+    def state(self) -> str:
+        """"pulling", "done", "failed", "manifest only" (no blob asked for) or "incomplete" (the client left)."""
+        if self.error:
+            return "failed"
+        if not self.finished:
+            return "pulling"
+        if self.blobs_total and self.blobs_done >= self.blobs_total:
+            return "done"
+        return "manifest only" if self.blobs_done == 0 and self.bytes_done == 0 else "incomplete"
 
 
 @dataclass(frozen=True)

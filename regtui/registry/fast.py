@@ -121,7 +121,7 @@ class FastPath:
 
     async def _blob(self, send, raw_send, method: str, repo, info: RequestInfo, headers: ScopeHeaders,
                     count) -> bool:
-        plan = blob_plan(repo, info.route, headers)
+        plan = blob_plan(repo, info.route, headers, self.state.refuse)
         if plan.not_modified:
             return await self._reply(send, method, 304, _not_modified(plan.etag, plan.digest, BLOB_CACHE), None)
         loc = plan.blob.location

@@ -65,10 +65,11 @@ class LineLog:
     def pull(self, p: PullProgress) -> str:
         if self.json:
             return dumps(pull_object(p))
-        complete = "complete" if p.blobs_total and p.blobs_done == p.blobs_total else "ended"
-        return (f"{_clock(p.updated)} pull {complete}: {safe(p.client)} {safe(p.repository)}:{safe(p.reference)} "
+        complete = "complete" if p.state == "done" else p.state  # manifest only, incomplete, failed
+        line = (f"{_clock(p.updated)} pull {complete}: {safe(p.client)} {safe(p.repository)}:{safe(p.reference)} "
                 f"{p.blobs_done}/{p.blobs_total} blobs, {human_size(p.bytes_done)} of "
                 f"{human_size(p.bytes_total)} in {p.updated - p.started:.2f} s")
+        return line + (f": {safe(p.error)}" if p.error else "")
 
     def state(self, e: ServerState) -> str:
         if self.json:

@@ -92,6 +92,23 @@ class PullTracker:
                 self._publish(pull, now, force=complete)
                 return
 
+    def failed(self, host: str, user_agent: str, route: Route, error: str) -> None:
+        """A manifest request answered with an error: the client's pull ends there."""
+        now = time.time()
+        key = f"pull-{next(self._keys)}"
+        ref = route.reference or ""
+        self.bus.publish(PullProgress(key, host, user_agent, route.name or "", ref, ref if ":" in ref else "",
+                                      0, 0, 0, 0, now, now, True, error))
+
+    def blob_failed(self, host: str, digest: str, error: str) -> None:
+        now = time.time()
+        for pull in self._of(host):
+            if digest in pull.expected:
+                pull.event = replace(pull.event, error=error)
+                self._publish(pull, now, force=True)
+                self._end(pull.event.key, now)
+                return
+
     def _of(self, host: str) -> list[_Pull]:
         return [p for p in reversed(self.active.values()) if p.event.client == host]
 
@@ -115,8 +132,9 @@ class PullTracker:
 
     def _end(self, key: str, now: float) -> None:
         pull = self.active.pop(key, None)
-        if pull is not None:
-            pull.event = replace(pull.event, updated=now, finished=True)
+        if pull is not None:  # with the counts as they are now, not as last throttled
+            pull.event = replace(pull.event, blobs_done=len(pull.done), bytes_done=sum(pull.got.values()),
+                                 updated=now, finished=True)
             self.bus.publish(pull.event)
 
     def _arm(self) -> None:
@@ -224,6 +242,12 @@ class RequestEvents:
                     pulls.manifest(host, ua, *info.pull)
                 elif scope["method"] == "HEAD":
                     pulls.resolved(host, info.pull[1], info.pull[2])
+            if status >= 400 and route.kind in ("manifest", "blob"):
+                error = f"{status} {info.error_code or ''}: {info.detail or ''}".replace(" :", ":")
+                if route.kind == "manifest":
+                    pulls.failed(host, ua, route, error)
+                elif route.reference and scope["method"] == "GET":
+                    pulls.blob_failed(host, route.reference, error)
             detail = info.detail
             if status in (200, 206) and info.blob is not None and state["sent"] < state["total"]:
                 who = info.ended_by or ("server shut down: the grace period ended" if cancelled and self.stopping

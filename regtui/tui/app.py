@@ -26,13 +26,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import Footer, Input, TabbedContent, TabPane
 from textual.worker import Worker, get_current_worker
 
 from regtui.oci.errors import ArchiveError
 from regtui.oci.model import Archive
 from regtui.registry.events import EventBus, ServerLog, ServerState
-from regtui.tui.facts import Selection
+from regtui.tui.facts import Selection, known_digests
 from regtui.tui.live import LiveState
 from regtui.tui.measure import LayerFacts, measure_layer
 from regtui.tui.messages import (
@@ -44,16 +44,16 @@ from regtui.tui.messages import (
 )
 from regtui.tui.screens.help import HelpScreen
 from regtui.tui.serving import serve_archives, serve_on_own_loop, signal_stop
-from regtui.tui.widgets.common import VimTable
+from regtui.tui.widgets.common import Splitter, VimTable
 from regtui.tui.widgets.config import ConfigView
 from regtui.tui.widgets.files import FilesIndexed, FilesView
-from regtui.tui.widgets.header import StatusLine
+from regtui.tui.widgets.header import StatusLine, served_line
 from regtui.tui.widgets.images import ImagesTree
 from regtui.tui.widgets.layers import LayersView
 from regtui.tui.widgets.manifests import ManifestsView
 from regtui.tui.widgets.package import PackageView, unpack_progress
 from regtui.tui.widgets.pulls import PullsView
-from regtui.tui.widgets.requests import RequestsView
+from regtui.tui.widgets.requests import RequestContext, RequestsView
 from regtui.tui.widgets.server import ServerView
 from regtui.tui.widgets.verify import VerifyView, problems_by_blob
 from regtui.watch.feed import SourceState
@@ -81,6 +81,8 @@ class RegtuiApp(App):
         Binding("o", "view('action_sort_size')", "Sort by size", show=False),
         Binding("f", "view('action_toggle_follow')", "Follow", show=False),
         Binding("y", "view('action_copy_digest')", "Copy digest", show=False),
+        Binding("less_than_sign", "resize_tree(-4)", "Narrower tree", show=False),
+        Binding("greater_than_sign", "resize_tree(4)", "Wider tree", show=False),
         *[Binding(str(i + 1), f"show_tab('{tab}')", tab.title(), show=False) for i, tab in enumerate(TABS)],
     ]
 
@@ -97,6 +99,7 @@ class RegtuiApp(App):
         expectations: list | None = None,
         server_thread: bool = True,
         source: EventSource | None = None,
+        refuse_corrupt: bool = True,
     ):
         super().__init__()
         items = list(archives)
@@ -116,6 +119,11 @@ class RegtuiApp(App):
         self.blob_problems: dict = {}  # (archive path, digest) -> [Problem] from verification
         self.verify_reports: dict = {}  # archive path -> VerifyReport
         self.verify_errors: dict = {}  # archive path -> why the last verification did not finish
+        # Blob digest -> why its bytes do not verify (from Verify and the Layers measurement). The server
+        # reads it while serving: with refuse_corrupt, those blobs get BLOB_UNKNOWN instead of bad bytes.
+        self.corrupt: dict[str, str] = {}
+        self.refuse_corrupt = refuse_corrupt
+        self._known: dict[str, str] | None = None
         self.loading: str | None = None
         self._pending: deque = deque()  # filled by the server's thread, drained here (deque ops are atomic)
         self._flush_posted = False
@@ -135,6 +143,7 @@ class RegtuiApp(App):
         yield StatusLine(id="status")
         with Horizontal(id="body"):
             yield ImagesTree(id="images")
+            yield Splitter(id="splitter")
             with TabbedContent(id="tabs", initial="layers"):
                 with TabPane("1 Layers", id="layers"):
                     yield LayersView(self.layer_facts, self.blob_problems, self.layer_contents, id="layers-view")
@@ -147,9 +156,9 @@ class RegtuiApp(App):
                 with TabPane("5 Server", id="server"):
                     yield ServerView(self.host, self.port, id="server-view")
                 with TabPane("6 Requests", id="requests"):
-                    yield RequestsView(self.live, self.clock, id="requests-view")
+                    yield RequestsView(self.live, self.clock, self._request_context, id="requests-view")
                 with TabPane("7 Pulls", id="pulls"):
-                    yield PullsView(self.clock, id="pulls-view")
+                    yield PullsView(self.clock, self.live, id="pulls-view")
                 with TabPane("8 Package", id="package"):  # shown only while a Zarf package is open
                     yield PackageView(id="package-view")
                 with TabPane("9 Files", id="files"):
@@ -238,10 +247,13 @@ class RegtuiApp(App):
         self._archives_ready()
 
     def _archives_ready(self) -> None:
+        self._known = None
         if any(a.package is not None for a in self.archives):
             self.query_one(TabbedContent).show_tab("package")
-        self.query_one(ImagesTree).load(self.archives, self.failures)
-        self.query_one(ServerView).show_names(self.archives, self._hostport())
+        tree = self.query_one(ImagesTree)
+        tree.load(self.archives, self.failures)
+        tree.styles.width = tree.fitting_width(self.size.width)
+        self.query_one(ServerView).show_names(self.archives, self._hostport(), self.expect_results)
         self._status()
 
     # -- selection ---------------------------------------------------------------------------------------
@@ -256,6 +268,7 @@ class RegtuiApp(App):
         self.query_one(VerifyView).show(sel, self.verify_reports.get(sel.archive.path))
         self.query_one(PackageView).show(sel.archive, self.verify_reports.get(sel.archive.path))
         self.query_one(FilesView).show(sel)
+        self._status()
         if self.measure_layers and sel.image is not None:
             self._measure(sel)
 
@@ -295,7 +308,11 @@ class RegtuiApp(App):
 
     def on_layer_measured(self, message: LayerMeasured) -> None:
         # Stored even if the worker's clean-up ran first: messages and call_from_thread are not ordered.
-        self.layer_facts[(message.archive_path, message.facts.digest)] = message.facts
+        facts = message.facts
+        self.layer_facts[(message.archive_path, facts.digest)] = facts
+        if not facts.ok:
+            self.corrupt[facts.digest] = "its bytes do not hash to its digest (Layers measured it)"
+            self._status()
         self.query_one(LayersView).refresh_rows()
 
     def on_files_indexed(self, message: FilesIndexed) -> None:
@@ -374,7 +391,11 @@ class RegtuiApp(App):
         for key in [k for k in self.blob_problems if k[0] == archive_path]:
             del self.blob_problems[key]
         self.blob_problems.update(problems_by_blob(archive_path, report))
+        archive = next((a for a in self.archives if a.path == archive_path), None)
+        if archive is not None:
+            self.corrupt.update(report.bad_blobs(archive.blobs))
         self._facts_from_report(archive_path, report)
+        self._status()
 
     def _facts_from_report(self, archive_path: str, report) -> None:
         """Verification hashed every layer: its sizes and results fill the Layers view without another read."""
@@ -434,7 +455,7 @@ class RegtuiApp(App):
         def on_loop(loop) -> None:
             self._server_loop = loop
 
-        error = serve_on_own_loop(self.archives, host, port, stop, self.bus, STOP_GRACE, on_loop)
+        error = serve_on_own_loop(self.archives, host, port, stop, self.bus, STOP_GRACE, on_loop, self._refuse())
         try:
             self.call_from_thread(self._serve_ended, error)
         except RuntimeError:  # the app already closed
@@ -442,7 +463,16 @@ class RegtuiApp(App):
 
     @work(group="server", exclusive=True, exit_on_error=False)
     async def serve_on_loop(self, host: str, port: int, stop: asyncio.Event) -> None:
-        self._serve_ended(await serve_archives(self.archives, host, port, stop, self.bus, STOP_GRACE))
+        self._serve_ended(await serve_archives(self.archives, host, port, stop, self.bus, STOP_GRACE,
+                                               self._refuse()))
+
+    def _refuse(self) -> dict[str, str] | None:
+        return self.corrupt if self.refuse_corrupt else None
+
+    def _request_context(self) -> RequestContext:
+        if self._known is None:
+            self._known = known_digests(self.archives)
+        return RequestContext(self._known, self.expect_results, self.corrupt)
 
     def _serve_ended(self, error: str | None) -> None:
         try:
@@ -510,22 +540,33 @@ class RegtuiApp(App):
         self.live.apply(event)
 
     def _redraw_live(self) -> None:
+        tabs = self.screen.query(TabbedContent)
+        if not tabs or not self.is_running:  # a dialog (help, push) is on top: changes keep until it closes
+            return
         try:
-            self._redraw(self.live.take_changes())
+            self._draw_changes(tabs.first())
         except NoMatches:
             if self._running and not self._closing:  # a widget missing while the app runs is a bug: say so
                 raise  # (while it shuts down, the views go before the timer does)
 
-    def _redraw(self, changes) -> None:
+    def _draw_changes(self, tabs: TabbedContent) -> None:
+        changes = self.live.take_changes()
+        tab = tabs.active
         if changes.rows or changes.evicted:
             self.query_one(RequestsView).apply(changes)
+        if tab == "requests" and (changes or self.live.server.state == "serving"):
+            self.query_one(RequestsView).draw_graphs()  # the graphs scroll with time, traffic or not
         if changes.pulls:
             self.query_one(PullsView).show(self.live.pulls)
+        elif tab == "pulls" and self.live.server.state == "serving":
+            self.query_one(PullsView).draw_selected()
         if changes.logs:
             self.query_one(ServerView).add_logs(changes.logs)
         if changes.server:
             self._refresh_server()
         elif changes or self._source_changed:
+            if changes.rows:
+                self.query_one(ServerView).show_state(self.live.server, self.live.requests_total)
             self._status()
         self._source_changed = False
 
@@ -533,7 +574,7 @@ class RegtuiApp(App):
         self.query_one(ServerView).show_state(self.live.server, self.live.requests_total)
         hp = self._hostport()
         self.query_one(ManifestsView).set_hostport(hp)
-        self.query_one(ServerView).show_names(self.archives, hp)
+        self.query_one(ServerView).show_names(self.archives, hp, self.expect_results)
         self._status()
 
     def _status(self) -> None:
@@ -541,17 +582,30 @@ class RegtuiApp(App):
             self.query_one(StatusLine).show_watch(self.source.label, self.source_state, self.live.server,
                                                   self.live.requests_total, self.live.bytes_total)
             return
+        warning = None
+        if self.corrupt and self.live.server.state == "serving":
+            n = len(self.corrupt)
+            warning = (f"{n} blob{'s' * (n != 1)} failed verification: "
+                       + ("refused to clients (BLOB_UNKNOWN)" if self.refuse_corrupt else "served anyway; pulls of "
+                          "them will fail"))
         self.query_one(StatusLine).show(self.archives, self.live.server, self.live.requests_total,
-                                        self.live.bytes_total, self._hostport(), self.loading)
+                                        self.live.bytes_total, self._hostport(), self.loading,
+                                        served_line(self.selection, self.expect_results), warning)
 
     # -- navigation, help, palette, quit ---------------------------------------------------------------
     def action_show_tab(self, tab: str) -> None:
+        """Switch views from any focus. Focus moves into the new pane first: left in the old pane, it would
+        switch TabbedContent straight back (it follows focus)."""
+        pane = self.query_one(f"#{tab}", TabPane)
+        target = next(iter(pane.query(VimTable)), None) or next(
+            (w for w in pane.query("*") if w.focusable and not isinstance(w, Input)), None)
+        self.screen.set_focus(None)
         self.query_one(TabbedContent).active = tab
-        tables = self.query_one(f"#{tab}", TabPane).query(VimTable)
-        if tables:
-            tables.first().focus()
-        elif tab == "files":
-            self.query_one("#files-tree").focus()
+        self.call_after_refresh((target or self.query_one(ImagesTree)).focus)
+
+    def action_resize_tree(self, delta: int) -> None:
+        tree = self.query_one(ImagesTree)
+        self.query_one(Splitter).resize_to(tree.outer_size.width + delta)
 
     def action_view(self, action: str) -> None:
         """Keys that belong to one view (filter, sort, follow, copy) work wherever the focus is."""

@@ -183,3 +183,39 @@ class Selection:
     archive: Archive
     root: Root | None = None
     image: Image | None = None
+
+
+def known_digests(archives: list[Archive]) -> dict[str, str]:
+    """Every digest the open archives can serve, with what it is: for "did you mean" on a 404."""
+    out: dict[str, str] = {}
+
+    def walk(root: Root, ref: str) -> None:
+        for m in root.manifests:
+            out.setdefault(m.digest, f"{media_label(m.media_type)} manifest of {ref}")
+        if isinstance(root, ImageIndex):
+            for child in root.children:
+                walk(child, ref)
+        elif isinstance(root, Image):
+            out.setdefault(root.config.descriptor.digest, f"config of {ref}")
+            for i, layer in enumerate(root.layers, 1):
+                out.setdefault(layer.digest, f"layer {i} of {ref}")
+
+    for archive in archives:
+        for root in archive.roots:
+            walk(root, ref_of(root))
+    return out
+
+
+def nearest_digest(digest: str, known: dict[str, str], most: int = 8) -> tuple[str, int] | None:
+    """The known digest of the same algorithm differing from `digest` in the fewest hex digits (at most
+    `most`): a typo or a one-character copy error, not a different image."""
+    algo, _, hexpart = digest.partition(":")
+    best: tuple[str, int] | None = None
+    for other in known:
+        oalgo, _, ohex = other.partition(":")
+        if oalgo != algo or len(ohex) != len(hexpart) or other == digest:
+            continue
+        n = sum(a != b for a, b in zip(hexpart, ohex, strict=True))
+        if n <= most and (best is None or n < best[1]):
+            best = (other, n)
+    return best

@@ -22,12 +22,12 @@ crane) can pull from it.
 | key | view | what it shows |
 | --- | --- | --- |
 | 1 | **Layers** | every layer of the image selected in the tree: digest, media type, sizes, diff_id, the command that created it; `/` filters, `o` sorts by size |
-| 2 | **Config** | the image config: platform, entrypoint, cmd, env, labels, ports, volumes; then the raw JSON |
+| 2 | **Config** | the image config: platform, entrypoint, cmd, env, labels, ports, volumes; then its JSON, pretty-printed |
 | 3 | **Manifests** | each manifest form the registry serves, which one each client gets, its exact bytes, pull commands |
 | 4 | **Verify** | re-hash every blob (digest, size, diff_id, order); mismatches in red with the likely cause |
-| 5 | **Server** | start/stop the embedded registry, its address and log |
-| 6 | **Requests** | every HTTP request as it happens; `/` filters (`404`, `4xx`, `err`, words), `f` toggles follow |
-| 7 | **Pulls** | one row per client pulling an image, with its progress |
+| 5 | **Server** | start/stop the embedded registry, its address, request count, served images and log |
+| 6 | **Requests** | live graphs (bytes/s, requests/s, errors/s) and every HTTP request as it happens; `enter` shows one in full (with "did you mean" for a mistyped digest); `/` filters (`404`, `4xx`, `err`, words), `f` toggles follow |
+| 7 | **Pulls** | one row per client pulling an image: progress and state (pulling, done, manifest only, incomplete, failed); the selected pull's bytes/s and timeline below |
 | 8 | **Package** | a Zarf package's components, images and files (only while a Zarf package is open) |
 | 9 | **Files** | the image's files without extracting: the merged tree, or the image as of a layer (`[` `]`, or enter in Layers) with its changes in colour (added green, modified yellow, removed red); `c` only this layer's changes, `o` by size, `/` filter, `a` whole image, enter opens a file; the detail pane lists each file's versions across layers and dive's waste |
 
@@ -40,7 +40,8 @@ crane) can pull from it.
 | `u` | copy the server URL |
 | `P` | push the selected archive into a registry |
 | `y` | copy the selected manifest digest (Manifests) |
-| `enter` | copy the highlighted pull command (Manifests) |
+| `enter` | copy the highlighted pull command (Manifests); open or close a request's details (Requests) |
+| `<` `>` | narrower or wider Images tree (or drag the bar beside it) |
 | `tab` / `shift+tab` | move focus between the tree and the views |
 | `j` `k` `g` `G` / arrows | move in lists and tables; `h` `l` collapse/expand in the tree |
 | `ctrl+p` | command palette |

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from textual import events
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.widget import Widget
 from textual.widgets import DataTable, Input, Tree
 
 VIM_TABLE_KEYS = [
@@ -84,3 +86,40 @@ class FilteredView(Vertical):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.query_one(self.focus_type).focus()
+
+
+class Splitter(Widget):
+    """A vertical bar between two panes: drag it with the mouse to resize the pane on its left (`<` and `>`
+    do the same from the keyboard)."""
+
+    DEFAULT_CSS = """
+    Splitter { width: 1; height: 1fr; background: $primary-background; }
+    Splitter:hover, Splitter.-dragging { background: $accent; }
+    """
+    MIN = 16
+
+    def render(self) -> str:
+        return "\n".join("┃" if i == self.size.height // 2 else " " for i in range(self.size.height))
+
+    def _pane(self) -> Widget | None:
+        siblings = list(self.parent.children) if self.parent else []
+        i = siblings.index(self)
+        return siblings[i - 1] if i > 0 else None
+
+    def resize_to(self, width: int) -> None:
+        pane = self._pane()
+        if pane is not None and self.parent is not None:
+            pane.styles.width = max(self.MIN, min(width, self.parent.size.width - 30))
+
+    def on_mouse_down(self, event: events.MouseDown) -> None:
+        self.capture_mouse()
+        self.add_class("-dragging")
+        event.stop()
+
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        if self.has_class("-dragging") and self.parent is not None:
+            self.resize_to(event.screen_x - self.parent.region.x)
+
+    def on_mouse_up(self, event: events.MouseUp) -> None:
+        self.release_mouse()
+        self.remove_class("-dragging")

@@ -1,4 +1,4 @@
-"""The Config view: a readable summary of the image config, then its raw JSON, highlighted."""
+"""The Config view: a readable summary of the image config, then its JSON, pretty-printed and highlighted."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ class ConfigView(VerticalScroll):
         for k, v in config_summary(image):
             t.add_row(k, v)
         summary.update(t)
-        head = Text(f"\nraw config JSON ({image.config.descriptor.size} bytes, {image.config.descriptor.digest})\n",
-                    style="bold")
+        d = image.config.descriptor
+        head = Text(f"\nconfig JSON, pretty-printed (the blob itself: {d.size} bytes, {d.digest})\n", style="bold")
         syntax = Syntax(pretty_json(image.config.data), "json", theme="ansi_dark", word_wrap=True,
                         background_color="default")
         from rich.console import Group

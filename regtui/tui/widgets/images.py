@@ -65,6 +65,19 @@ class ImagesTree(VimTree):
         else:
             parent.add_leaf(_root_label(root), data=Selection(archive, root, root))
 
+    def fitting_width(self, screen_width: int) -> int:
+        """Wide enough for the longest label (archive names are not cut), within 30% of the screen
+        (`<`, `>` or dragging the bar beside it resize it)."""
+        widest = max((n.label.cell_len + 4 * (1 + self._depth(n)) for n in self._walk()), default=24)
+        return max(24, min(widest + 2, screen_width * 3 // 10))
+
+    @staticmethod
+    def _depth(node) -> int:
+        depth = 0
+        while node.parent is not None and node.parent.parent is not None:
+            depth, node = depth + 1, node.parent
+        return depth
+
     def _add_package(self, parent, archive: Archive) -> None:
         """Package → components → the images each needs (an image two components need is under both)."""
         pkg = archive.package

@@ -101,11 +101,12 @@ class LayersView(FilteredView):
                 str(i + 1), short(layer.digest), media_label(layer.descriptor.media_type),
                 Text(human_size(layer.descriptor.size), justify="right"), Text(self._usize(layer), justify="right"),
                 short(layer.diff_id) if layer.diff_id else "—", self._mark(layer),
-                Text(by.replace("\n", " ")[:50], no_wrap=True, overflow="ellipsis"),
+                Text(by.replace("\n", " ")[:200], no_wrap=True, overflow="ellipsis"),
                 *self._contents_cells(indexed, i), key=str(i),
             )
         if t.row_count:
             t.move_cursor(row=min(max(cursor, 0), t.row_count - 1))
+        self._fit_created_by()
         self._show_detail()
 
     @staticmethod
@@ -122,6 +123,23 @@ class LayersView(FilteredView):
     def on_data_table_row_selected(self, event: VimTable.RowSelected) -> None:
         event.stop()
         self.post_message(self.ShowFiles(int(event.row_key.value)))
+
+    def _fit_created_by(self) -> None:
+        """created_by takes the width the other columns leave (the detail pane shows it whole): the table
+        never scrolls sideways, whatever the tree's width, from the first render on."""
+        t = self.query_one(VimTable)
+        if not t.size.width:
+            return
+        col = t.columns[ColumnKey("by")]
+        others = sum(c.get_render_width(t) for k, c in t.columns.items() if k != ColumnKey("by"))
+        room = max(10, t.size.width - others - 2 * t.cell_padding - 1)
+        if col.auto_width or col.width != room:
+            col.auto_width, col.width = False, room
+            t._require_update_dimensions = True  # DataTable recomputes its virtual width only when told
+            t.refresh()
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._fit_created_by)
 
     def on_data_table_row_highlighted(self, event: VimTable.RowHighlighted) -> None:
         event.stop()

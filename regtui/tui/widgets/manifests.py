@@ -117,6 +117,10 @@ class ManifestsView(Vertical):
         ref = ref_of(self.selection.root, self.selection.image)
         for tool, cmd in pull_commands(self.hostport, ref):
             ol.add_option(Option(cmd, id=tool))
+        pinned = {r.expectation.digest for r in self._relevant() if r.matched}
+        for digest in sorted(pinned - {ref.partition("@")[2]}):  # as the nodes pinning it will pull
+            for tool, cmd in pull_commands(self.hostport, f"{self.selection.root.repository}@{digest}"):
+                ol.add_option(Option(cmd, id=f"{tool}-{digest}"))
         pkg = self.selection.archive.package
         for i, name in enumerate(pkg.rewritten_names(self.selection.root) if pkg is not None else []):
             # The name Zarf's agent rewrites pods to: regtui answers it as the in-cluster registry would.

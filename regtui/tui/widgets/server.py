@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from rich.text import Text
@@ -76,14 +77,31 @@ class ServerView(Vertical):
         for box in self.query(Input):
             box.disabled = running
 
-    def show_names(self, archives: list[Archive], hostport: str) -> None:
+    def show_names(self, archives: list[Archive], hostport: str, expect_results: list = ()) -> None:
+        """Each served reference with a pull command. A tag in two archives is served from the first one given;
+        the other image is then reachable by digest only, and says so with that digest."""
         t = Text()
         t.append("served images\n", style="bold")
+        owner: dict[tuple[str, str], tuple[Archive, str]] = {}  # (repository, tag) -> first archive, digest
         for a in archives:
             for root in a.roots:  # untagged images are served by digest
+                digest = root.manifests[0].digest
                 for ref in [f"{root.repository}:{tag}" for tag in root.tags] or [ref_of(root)]:
+                    first = owner.setdefault((root.repository, ref), (a, digest)) if root.tags else (a, digest)
                     t.append(f"  {ref}", style="cyan")
-                    t.append(f"   {pull_commands(hostport, ref)[1][1]}\n", style="dim")
+                    if first[0] is a:
+                        t.append(f"   {pull_commands(hostport, ref)[1][1]}\n", style="dim")
+                        continue
+                    by_digest = f"{root.repository}@{digest}"
+                    same = " (the same image)" if first[1] == digest else ""
+                    t.append(f"  in {_name(a)}: the tag is served from {_name(first[0])}, given first{same}; "
+                             "this one is reachable by digest only:\n", style="yellow")
+                    t.append(f"    {pull_commands(hostport, by_digest)[0][1]}\n", style="dim")
+                for r in expect_results:  # --expect matched: pull by that digest too, as the nodes will
+                    if r.matched and r.archive is a and any(r.image is i for i in _images(root)):
+                        pinned = f"{root.repository}@{r.expectation.digest}"
+                        t.append("  by the expected digest (--expect matched):\n", style="cyan")
+                        t.append(f"    {pull_commands(hostport, pinned)[0][1]}\n", style="dim")
         self.query_one("#server-names", Static).update(t)
 
     def add_logs(self, logs: list[ServerLog]) -> None:
@@ -102,3 +120,11 @@ class ServerView(Vertical):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.app.action_toggle_server()
+
+
+def _name(archive: Archive) -> str:
+    return os.path.basename(archive.path.rstrip("/"))
+
+
+def _images(root) -> list:
+    return root.images() if hasattr(root, "images") else [root]
