@@ -112,7 +112,8 @@ def create_app(archives: list[Archive], *, bus: EventBus | None = None, names=()
     app.url_map.merge_slashes = False
     app.url_map.strict_slashes = False
     pulls = PullTracker(bus)
-    state = RegistryState(bus, Catalog(archives, names, any_name), pulls, auth, refuse if refuse is not None else {})
+    state = RegistryState(bus, Catalog(archives, names, any_name), pulls, auth,
+                          refuse=refuse if refuse is not None else {})
     app.extensions["regtui"] = state
 
     async def dispatch(path: str = "") -> Response:
