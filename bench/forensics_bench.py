@@ -7,9 +7,11 @@ Exits 1 when a target is missed.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from copy import deepcopy
+from pathlib import Path
 
 from regtui.oci import open_archive
 from regtui.oci.forensics import apply_expectations, parse_expectation
@@ -17,7 +19,7 @@ from regtui.oci.model import Descriptor, Layer
 from regtui.oci.serializations import candidates
 
 TARGET_S = 0.25  # per image, for a search that misses (the slowest path)
-SEED = "/work/shared/fixtures/seed-image.tar"
+SEED = os.environ.get("REGTUI_SEED") or str(Path(__file__).resolve().parents[2] / "shared/fixtures/seed-image.tar")
 
 
 def best_of(fn, n: int = 5) -> float:

@@ -16,14 +16,14 @@ from tests.support import build_multiarch_layout, require_tool, tar_folder
 
 pytest_plugins = ["tests.zarf_fixtures"]  # Zarf packages in every form, built from the images below
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "seed-image.tar"
-if not SEED.exists():  # CI clones main elsewhere and copies shared/ beside it
-    SEED = Path(os.environ.get("REGTUI_SEED", "/work/shared/fixtures/seed-image.tar"))
+# The shared seed image: $REGTUI_SEED, else shared/fixtures/ beside the checkout (where CI copies it too).
+SEED = Path(os.environ.get("REGTUI_SEED") or
+            Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "seed-image.tar")
 
 
 @pytest.fixture(scope="session")
 def seed_tar() -> Path:
-    assert SEED.exists(), f"shared seed image not found at {SEED}"
+    assert SEED.exists(), f"shared seed image not found at {SEED} (set REGTUI_SEED to its path)"
     return SEED
 
 

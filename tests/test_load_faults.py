@@ -348,12 +348,13 @@ def test_misbehaving_clients_leave_no_asyncio_tasks(big_archive):
 
 
 # -- the archive changes on disk while serving --------------------------------------------------------------
-def _stream_then(url: str, change, first: int = 1 << 20) -> tuple[bytes, Exception | None]:
+def _stream_then(url: str, change, first: int = 1 << 20, headers: dict | None = None
+                 ) -> tuple[bytes, Exception | None]:
     """Read `first` bytes, call `change()`, then read on slowly; returns what arrived and how it ended."""
     got = bytearray()
     changed = False
     try:
-        with httpx.stream("GET", url, timeout=30) as r:
+        with httpx.stream("GET", url, headers=headers, timeout=30) as r:
             assert r.status_code == 200
             for chunk in r.iter_bytes(65536):
                 got += chunk

@@ -248,8 +248,8 @@ def test_writes_are_405(client, method, path):
     ("/v2/-a/manifests/2.8.1", 400, "NAME_INVALID"),
     ("/v2/" + "a" * 256 + "/manifests/x", 400, "NAME_INVALID"),
     ("/v2/a__b___c/tags/list", 400, "NAME_INVALID"),
-    ("/v2/registry/manifests/.hidden", 400, "TAG_INVALID"),
-    ("/v2/registry/manifests/" + "t" * 129, 400, "TAG_INVALID"),
+    ("/v2/registry/manifests/.hidden", 404, "MANIFEST_UNKNOWN"),  # TAG_INVALID is for pushes
+    ("/v2/registry/manifests/" + "t" * 129, 404, "MANIFEST_UNKNOWN"),
     ("/v2/registry/manifests/sha256:abc", 400, "DIGEST_INVALID"),
     ("/v2/registry/manifests/sha256:" + "A" * 64, 400, "DIGEST_INVALID"),
     ("/v2/registry/manifests/md5:d41d8cd98f00b204e9800998ecf8427e", 400, "DIGEST_INVALID"),

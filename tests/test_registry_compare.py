@@ -10,7 +10,8 @@ clients rely on must match, except where regtui deliberately differs:
 | manifest of unknown repo     | 404 MANIFEST_UNKNOWN                      | 404 NAME_UNKNOWN                          | the spec's code for an unknown repository |
 | blob of unknown repo         | 404 BLOB_UNKNOWN                          | 404 NAME_UNKNOWN                          | same |
 | manifest, malformed digest   | 500 with a storage path in the body       | 400 DIGEST_INVALID                        | a client error, and no internals leaked |
-| manifest, invalid tag/name   | 404 plain-text "page not found"           | 400 TAG_INVALID / NAME_INVALID (JSON)     | spec error bodies everywhere |
+| manifest, invalid tag        | 404 plain-text "page not found"           | 404 MANIFEST_UNKNOWN (JSON)               | spec error bodies everywhere (TAG_INVALID is a push code) |
+| manifest, invalid name       | 404 plain-text "page not found"           | 400 NAME_INVALID (JSON)                   | spec error bodies everywhere |
 | unknown endpoint under /v2/  | 404 plain text                            | 404 JSON error body                       | same |
 | blob, unsatisfiable Range    | 416 text/plain, Content-Length = blob size, then a cut connection | 416 JSON RANGE_INVALID with its real Content-Length (both `Content-Range: bytes */size`) | RFC 9110 |
 | index by tag, only OCI manifest accepted | 404 MANIFEST_UNKNOWN          | 200, the linux/amd64 child                | like Docker Hub: the client's platform |
@@ -137,7 +138,7 @@ CASES = [
     ("manifest-bad-digest", "GET", "/v2/registry/manifests/sha256:abc", D2,
      {"status": 400, "code": "DIGEST_INVALID"}),
     ("manifest-bad-tag", "GET", "/v2/registry/manifests/-bad", D2,
-     {"status": 400, "code": "TAG_INVALID", "content-type": "application/json; charset=utf-8"}),
+     {"code": "MANIFEST_UNKNOWN", "content-type": "application/json; charset=utf-8"}),
     ("manifest-bad-name", "GET", "/v2/Registry/manifests/2.8.1", D2,
      {"status": 400, "code": "NAME_INVALID", "content-type": "application/json; charset=utf-8"}),
     ("index-tag-oci", "GET", "/v2/multi/manifests/2.8.1", [("Accept", mt.OCI_INDEX)], {}),

@@ -364,6 +364,97 @@ async def test_push_into_a_real_registry(seed_tar, tmp_path, monkeypatch):
         assert r.status_code == 200 and r.headers["docker-content-digest"] == digest
 
 
+class HoldingProxy:
+    """Forwards 127.0.0.1:<port> to a registry until `hold_after` bytes went upstream, then keeps every further
+    byte from the client (a registry gone slow) until released; counts the client connections still open."""
+
+    def __init__(self, upstream_port: int, hold_after: int):
+        self.upstream, self.hold_after = upstream_port, hold_after
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.lock = threading.Lock()
+        self.sent = 0
+        self.open = 0
+        self.holding = threading.Event()
+        self.release = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            u = socket.create_connection(("127.0.0.1", self.upstream))
+            with self.lock:
+                self.open += 1
+            threading.Thread(target=self._up, args=(c, u), daemon=True).start()
+            threading.Thread(target=self._down, args=(u, c), daemon=True).start()
+
+    def _up(self, c: socket.socket, u: socket.socket) -> None:
+        held = bytearray()  # read on while holding, so that the client closing is seen
+        try:
+            while data := c.recv(65536):
+                with self.lock:
+                    self.sent += len(data)
+                    hold = self.sent >= self.hold_after and not self.release.is_set()
+                if hold:
+                    self.holding.set()
+                    held += data
+                    continue
+                u.sendall(bytes(held) + data)
+                held.clear()
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                self.open -= 1  # the client closed its side (or reset it)
+            for s in (c, u):
+                s.close()
+
+    def _down(self, u: socket.socket, c: socket.socket) -> None:
+        try:
+            while data := u.recv(65536):
+                c.sendall(data)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.release.set()
+        self.sock.close()
+
+
+async def test_closing_the_push_screen_cancels_the_push(seed_tar, tmp_path, monkeypatch):
+    """Closing the dialog mid-upload stops the push: its thread ends and its connections close while the
+    registry still holds the upload; nothing more reaches the registry, so no manifest lands."""
+    from textual.widgets import Input
+
+    from tests.distribution import DistributionRegistry
+
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
+    with DistributionRegistry(tmp_path / "registry") as reg:
+        proxy = HoldingProxy(reg.port, hold_after=1 << 20)  # the seed's blobs are ~10 MiB
+        try:
+            app = RegtuiApp([str(seed_tar)], port=free_port(), measure=False)
+            async with app.run_test(size=SIZE) as pilot:
+                await _opened(pilot, app)
+                await pilot.press("P")
+                screen = app.screen
+                screen.query_one("#push-target", Input).value = f"127.0.0.1:{proxy.port}/cancel"
+                await pilot.click("#push-start")
+                await until(pilot, proxy.holding.is_set, timeout=60, what="the upload to stall")
+                assert screen.running and screen.worker is not None and not screen.worker.is_finished
+                await pilot.press("escape")
+                assert type(app.screen).__name__ != "PushScreen"
+                await until(pilot, lambda: screen.worker.is_finished, timeout=20, what="the push to stop")
+                await until(pilot, lambda: proxy.open == 0, timeout=20, what="its connections to close")
+                assert not proxy.release.is_set()  # still holding: the push stopped, not finished
+        finally:
+            proxy.close()
+        r = await asyncio.to_thread(httpx.get, f"{reg.url}/v2/cancel/registry/tags/list")
+        assert r.status_code == 404  # no manifest, so no tag, reached the registry
+
+
 async def test_push_to_nowhere_is_a_message(seed_tar):
     from textual.widgets import Input
 

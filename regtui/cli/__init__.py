@@ -6,32 +6,43 @@ The top layer: it parses options, opens archives and renders what the domain (`r
 One module per command, each defining a click command named `command`; `common.py` holds what they share
 (`fail`, `open_or_fail`, the `--expect` options). To add a command, e.g. `regtui files`:
 
-1. write `regtui/cli/files.py` with `@click.command("files") def command(...)` (import heavy modules inside
-   the function: every command module is imported on each start);
+1. write `regtui/cli/files.py` with `@click.command("files") def command(...)` (it is imported only when
+   `regtui files` runs, or for `--help`);
 2. add `"files"` to `COMMANDS` below.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 import click
 
-COMMANDS = ("tui", "inspect", "verify", "serve", "diff", "push", "cache")  # modules of this package; help sorts them
+COMMANDS = ("tui", "inspect", "verify", "serve", "diff", "push", "cache")  # modules here, each with a `command`
 
 
 class DefaultGroup(click.Group):
-    """A group whose first argument may be an archive instead of a command: `regtui seed-image.tar`."""
+    """A group whose first argument may be an archive instead of a command: `regtui seed-image.tar`.
+
+    Commands load when used (`--help` loads them all): `regtui inspect` never imports Textual or httpx.
+    """
 
     default_command = "tui"
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+        if args and args[0] not in COMMANDS and args[0] not in ("--help", "-h", "--version"):
             args = [self.default_command, *args]
         elif not args:
             args = [self.default_command]
         return super().parse_args(ctx, args)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        command: click.Command = importlib.import_module(f"{__name__}.{cmd_name}").command
+        return command
 
 
 @click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,11 +50,3 @@ class DefaultGroup(click.Group):
 def main() -> None:
     """Open, inspect, verify and serve container image archives (seed-image.tar, docker save, OCI)."""
 
-
-def _register(group: click.Group) -> None:
-    for name in COMMANDS:
-        command: Any = importlib.import_module(f"{__name__}.{name}").command
-        group.add_command(command, name)
-
-
-_register(main)

@@ -75,7 +75,7 @@ def _layers_text(img: Image, width: int) -> Text:
     rows = [(str(i), short(ly.digest), short_name(ly.descriptor.media_type), human_size(ly.descriptor.size),
              short(ly.diff_id) if ly.diff_id else "—", (ly.history.created_by if ly.history else "") or "")
             for i, ly in enumerate(img.layers)]
-    widths = [max([len(h), *(len(r[c]) for r in rows)]) for c, h in enumerate(LAYER_COLUMNS[:5])]
+    widths = [max([len(h), *(len(r[c]) for r in rows)]) for c, h in enumerate(LAYER_COLUMNS[:5])]  # no layers: header
     indent = sum(widths) + 2 * len(widths)
     room = max(12, width - indent)
     t = Text(no_wrap=True, overflow="ignore")

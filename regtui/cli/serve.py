@@ -117,7 +117,7 @@ def command(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_s
             # A socket of its own on the same port: the kernel balances connections across them (on one
             # shared socket, whichever process woke first accepted a whole burst of them).
             try:
-                own = bind_socket(host, sock.getsockname()[1], reuse_port=True)
+                own = bind_socket(host, sock.getsockname()[1], reuse_port=True, joining=True)
             except BindError as e:
                 echo(f"worker {worker}: {e}")
                 os._exit(1)
@@ -141,12 +141,28 @@ def command(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_s
 def fork_workers(n: int) -> tuple[list[int], int]:
     """Fork n-1 copies of this process (app built, socket bound, no event loop yet): (children, our index)."""
     children: list[int] = []
+    parent = os.getpid()
     for index in range(1, n):
         pid = os.fork()
         if pid == 0:
+            die_with(parent)
             return [], index
         children.append(pid)
     return children, 0
+
+
+def die_with(parent: int) -> None:
+    """SIGTERM this worker when its parent dies, even by SIGKILL: orphans kept serving the port (Linux prctl)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def wait_workers(children: list[int]) -> list[int]:

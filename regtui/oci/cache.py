@@ -29,7 +29,8 @@ def cache_dir(*parts: str) -> str:
 
 
 def archive_key(archive: Archive) -> str:
-    """Identity of the archive's bytes as the file system sees them: path, size, mtime, inode of each file."""
+    """Identity of the archive's bytes as the file system sees them: path, size, mtime, inode, ctime, device of
+    each file (a rewrite with its mtime put back still moves ctime)."""
     h = hashlib.sha256(f"{CACHE_FORMAT}|{__version__}|{os.path.realpath(archive.path)}".encode())
     prints = dict(archive.fingerprints)
     for loc in archive.blobs.values():  # a layout folder: every blob file counts
@@ -37,7 +38,7 @@ def archive_key(archive: Archive) -> str:
             prints[loc.path] = Fingerprint.of(loc.path)
     for path in sorted(prints):
         fp = prints[path]
-        h.update(f"|{path}|{fp.size}|{fp.mtime_ns}|{fp.inode}".encode())
+        h.update(f"|{path}|{fp.size}|{fp.mtime_ns}|{fp.inode}|{fp.ctime_ns}|{fp.device}".encode())
     return h.hexdigest()
 
 

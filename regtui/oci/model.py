@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from regtui.oci import mediatypes as mt
 from regtui.oci.refs import aliases
+
+Severity = Literal["error", "warning"]
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,7 @@ class Problem:
     expected: str
     found: str
     cause: str
-    severity: str = "error"  # or "warning"
+    severity: Severity = "error"
 
     def line(self) -> str:
         return f"{self.check} {self.subject}: expected {self.expected}, found {self.found} — {self.cause}"
@@ -212,16 +214,25 @@ class Problem:
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """Identity of a file at open time; a change means our offsets may be stale."""
+    """Identity of a file at open time; a change means our offsets may be stale.
+
+    mtime alone can be put back (`touch -r`, `os.utime`) after other bytes were written; ctime cannot be set
+    from user space and moves with every write, truncate and utime, so it catches those too.
+    """
 
     size: int
     mtime_ns: int
     inode: int
+    ctime_ns: int = 0
+    device: int = 0
 
     @classmethod
     def of(cls, path: str) -> Fingerprint:
-        st = os.stat(path)
-        return cls(st.st_size, st.st_mtime_ns, st.st_ino)
+        return cls.of_stat(os.stat(path))
+
+    @classmethod
+    def of_stat(cls, st: os.stat_result) -> Fingerprint:
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, st.st_dev)
 
 
 @dataclass

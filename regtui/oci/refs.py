@@ -66,6 +66,10 @@ def aliases(name: str) -> list[str]:
     return out
 
 
+def _reference(name: str, tag: str | None, digest: str | None) -> str:
+    return name + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
+
+
 @dataclass(frozen=True)
 class ImageRef:
     """A parsed `name[:tag][@digest]`; name in familiar form."""
@@ -75,12 +79,7 @@ class ImageRef:
     digest: str | None = None
 
     def __str__(self) -> str:
-        s = self.name
-        if self.tag:
-            s += f":{self.tag}"
-        if self.digest:
-            s += f"@{self.digest}"
-        return s
+        return _reference(self.name, self.tag, self.digest)
 
 
 def parse_ref(text: str, *, default_tag: str | None = None) -> ImageRef:
@@ -145,12 +144,7 @@ class RemoteRef:
         return self.digest or self.tag or "latest"
 
     def __str__(self) -> str:
-        s = f"{self.host}/{self.path}"
-        if self.tag:
-            s += f":{self.tag}"
-        if self.digest:
-            s += f"@{self.digest}"
-        return s
+        return _reference(f"{self.host}/{self.path}", self.tag, self.digest)
 
 
 def split_scheme(text: str) -> tuple[str | None, str]:

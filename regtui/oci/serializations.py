@@ -16,12 +16,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from regtui.oci import mediatypes as mt
 from regtui.oci.digests import sha256_digest
 from regtui.oci.gojson import go_escape, go_marshal
 from regtui.oci.model import Descriptor, Image, Layer, Manifest
+
+Family = Literal["docker", "oci"]
+KeyOrder = Literal["size-digest", "digest-size"]
 
 # Go's encoding/json escapes these even when indenting (json.MarshalIndent = Marshal + Indent).
 
@@ -30,7 +33,8 @@ DOCKER_LAYER_ZSTD = "application/vnd.docker.image.rootfs.diff.tar.zstd"
 
 # indent string -> short name; None is compact JSON.
 INDENTS: dict[str | None, str] = {None: "compact", "   ": "indent3", "  ": "indent2", "\t": "tab", "    ": "indent4"}
-KEY_ORDERS = {
+FAMILIES: tuple[Family, ...] = ("docker", "oci")
+KEY_ORDERS: dict[KeyOrder, str] = {
     "size-digest": "mediaType, size, digest (docker/distribution 2.x, go-containerregistry, containers/image)",
     "digest-size": "mediaType, digest, size (image-spec Go structs: containerd, buildkit, distribution 3.x)",
 }
@@ -40,12 +44,12 @@ KEY_ORDERS = {
 class Variant:
     """One way of writing an image's manifest."""
 
-    kind: str = "docker"  # manifest media type: "docker" (schema2) or "oci"
+    kind: Family = "docker"  # manifest media type: Docker schema 2 or OCI
     media_type_field: bool = True  # top-level "mediaType" present
-    config_family: str = "docker"  # config descriptor media type: "docker" or "oci"
-    layer_family: str = "docker"  # layer media types: "docker" or "oci"
+    config_family: Family = "docker"  # config descriptor media type
+    layer_family: Family = "docker"  # layer media types
     foreign: int = 0  # leading layers written as foreign / non-distributable; -1 = all
-    key_order: str = "size-digest"
+    key_order: KeyOrder = "size-digest"
     indent: str | None = None
     newline: bool = False  # trailing "\n" (written by tools that use json.Encoder)
 
@@ -56,7 +60,7 @@ class Variant:
     @property
     def slug(self) -> str:
         """A short stable name, used in `Manifest.origin` ('recovered:<slug>')."""
-        parts = [self.kind]
+        parts: list[str] = [self.kind]
         if not self.media_type_field:
             parts.append("no-mediatype")
         parts.append(f"config-{self.config_family}")
@@ -193,10 +197,10 @@ def variants(image: Image) -> Iterator[Variant]:
     for v in common:
         seen.add(v)
         yield v
-    for kind in ("docker", "oci"):
+    for kind in FAMILIES:
         for mtf in (True, False):
-            for cfg in ("docker", "oci"):
-                for lay in ("docker", "oci"):
+            for cfg in FAMILIES:
+                for lay in FAMILIES:
                     for foreign in _foreign_counts(len(image.layers)):
                         for order in KEY_ORDERS:
                             for indent in INDENTS:

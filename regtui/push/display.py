@@ -14,26 +14,7 @@ from rich.progress import (
 )
 
 from regtui.oci.digests import short
-from regtui.oci.units import human_size
 from regtui.push.events import BlobDone, BlobProgress, BlobStarted, ManifestDone, Note, Retry
-
-_DRY = {"missing": "would upload", "present": "already there"}
-_DRY_MANIFEST = {"missing": "would push", "present": "up to date"}
-
-
-def _blob_line(e: BlobDone, dry_run: bool) -> str:
-    what = _DRY.get(e.action, e.action) if dry_run else e.action
-    if dry_run and e.action == "missing" and e.source:
-        what = "would mount"
-    src = f" from {e.source}" if (e.source and e.action == "mounted") or (dry_run and e.source) else ""
-    return f"{what:<13} blob     {e.repo}@{short(e.digest)}  {human_size(e.size)}{src}"
-
-
-def _manifest_line(e: ManifestDone, dry_run: bool) -> str:
-    what = _DRY_MANIFEST.get(e.action, e.action) if dry_run else e.action
-    ref = f"{e.repo}:{e.ref}" if not e.ref.startswith("sha256:") else f"{e.repo}@{short(e.ref)}"
-    kind = "tag" if not e.ref.startswith("sha256:") else "manifest"
-    return f"{what:<13} {kind:<8} {ref}  {short(e.digest)}  {e.media_type}"
 
 
 class LineView:
@@ -56,10 +37,8 @@ class LineView:
                            soft_wrap=True)
         elif self.quiet and not self.dry_run:
             return
-        elif isinstance(e, BlobDone):
-            self.console.print(_blob_line(e, self.dry_run), highlight=False, soft_wrap=True)
-        elif isinstance(e, ManifestDone):
-            self.console.print(_manifest_line(e, self.dry_run), highlight=False, soft_wrap=True)
+        elif isinstance(e, BlobDone | ManifestDone):
+            self.console.print(e.line(self.dry_run), highlight=False, soft_wrap=True)
 
 
 class ProgressView(LineView):
@@ -106,8 +85,8 @@ class ProgressView(LineView):
             if key in self.tasks:
                 self.progress.remove_task(self.tasks.pop(key))
                 self.progress.refresh()
-            self.progress.console.print(_blob_line(e, False), highlight=False, soft_wrap=True)
+            self.progress.console.print(e.line(), highlight=False, soft_wrap=True)
         elif isinstance(e, ManifestDone):
-            self.progress.console.print(_manifest_line(e, False), highlight=False, soft_wrap=True)
+            self.progress.console.print(e.line(), highlight=False, soft_wrap=True)
         else:
             super().__call__(e)

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
+from regtui.oci.digests import short
 from regtui.oci.units import human_size
+
+# "present": the registry had it; "missing": a dry run's would-upload / would-push
+BlobAction = Literal["uploaded", "mounted", "present", "missing"]
+ManifestAction = Literal["pushed", "present", "missing"]
+_DRY = {"missing": "would upload", "present": "already there"}
+_DRY_MANIFEST = {"missing": "would push", "present": "up to date"}
 
 
 @dataclass(frozen=True)
@@ -27,9 +35,17 @@ class BlobDone:
     repo: str
     digest: str
     size: int
-    action: str  # "uploaded", "mounted", "present" (the registry had it), "missing" (dry run: would upload)
+    action: BlobAction
     sent: int = 0  # bytes actually sent, retries included
     source: str = ""  # the repository a mount came from
+
+    def line(self, dry_run: bool = False) -> str:
+        """One line for people: `uploaded      blob     repo@sha256:…  1.2 MiB`."""
+        what = _DRY.get(self.action, self.action) if dry_run else self.action
+        if dry_run and self.action == "missing" and self.source:
+            what = "would mount"
+        src = f" from {self.source}" if (self.source and self.action == "mounted") or (dry_run and self.source) else ""
+        return f"{what:<13} blob     {self.repo}@{short(self.digest)}  {human_size(self.size)}{src}"
 
 
 @dataclass(frozen=True)
@@ -38,7 +54,15 @@ class ManifestDone:
     ref: str  # tag or digest
     digest: str
     media_type: str
-    action: str  # "pushed", "present", "missing" (dry run)
+    action: ManifestAction
+
+    def line(self, dry_run: bool = False) -> str:
+        """One line for people: `pushed        tag      repo:1.0  sha256:…  <media type>`."""
+        what = _DRY_MANIFEST.get(self.action, self.action) if dry_run else self.action
+        tagged = not self.ref.startswith("sha256:")
+        ref = f"{self.repo}:{self.ref}" if tagged else f"{self.repo}@{short(self.ref)}"
+        kind = "tag" if tagged else "manifest"
+        return f"{what:<13} {kind:<8} {ref}  {short(self.digest)}  {self.media_type}"
 
 
 @dataclass(frozen=True)

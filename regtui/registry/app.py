@@ -23,7 +23,7 @@ from regtui.oci.digests import is_digest, is_digest_syntax
 from regtui.oci.model import Archive, Manifest, Platform
 from regtui.oci.negotiate import DEFAULT_PLATFORM, choose, parse_accept
 from regtui.oci.refs import is_name, is_tag
-from regtui.registry.auth import REALM, BasicAuth, load_htpasswd
+from regtui.registry.auth import REALM, BasicAuth, TooManyChecks, load_htpasswd
 from regtui.registry.blobs import (
     BlobBody,
     MemoryBody,
@@ -144,8 +144,41 @@ def create_app(archives: list[Archive], *, bus: EventBus | None = None, names=()
 
     from regtui.registry.fast import FastPath  # it builds on this module's lookups
 
-    app.asgi_app = RequestEvents(app.asgi_app, bus, pulls, fast=FastPath(state) if fast else None)
+    events = RequestEvents(app.asgi_app, bus, pulls, fast=FastPath(state) if fast else None)
+
+    async def asgi(scope, receive, send):
+        if scope["type"] == "websocket":  # Quart would answer it outside a request context: a bare 500
+            return await refuse_websocket(state, scope, send)
+        return await events(scope, receive, send)
+
+    app.asgi_app = asgi
     return app
+
+
+async def refuse_websocket(state: RegistryState, scope, send) -> None:
+    """A WebSocket upgrade: 401 without valid credentials (like every route), else 404, with a spec body."""
+    raw = [v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == b"authorization"]
+    try:
+        await _check(state, raw[0] if raw else None, scope)
+    except RegistryError as denied:
+        err = denied
+    else:
+        err = RegistryError("NOT_FOUND", f"no WebSocket endpoint at {scope.get('path', '')}; this registry "
+                                         "answers plain HTTP requests")
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1008})  # the server answers 403 itself
+        return
+    body = err.body()
+    headers = [(b"content-type", JSON.encode()), (b"content-length", str(len(body)).encode()),
+               (API_VERSION[0].lower().encode(), API_VERSION[1].encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
+    await send({"type": "websocket.http.response.start", "status": err.status, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
+
+
+def _client(scope) -> str:
+    client = scope.get("client") or ("", 0)
+    return str(client[0])
 
 
 def _error(e: RegistryError, info: RequestInfo | None) -> Response:
@@ -158,10 +191,21 @@ def _error(e: RegistryError, info: RequestInfo | None) -> Response:
     return resp
 
 
-async def _authorize(state: RegistryState) -> None:
-    if state.auth is not None and await state.auth.check(request.headers.get("Authorization")) is None:
+async def _check(state: RegistryState, header: str | None, scope) -> None:
+    if state.auth is None:
+        return
+    try:
+        user = await state.auth.check(header, _client(scope))
+    except TooManyChecks:
+        raise RegistryError("TOOMANYREQUESTS", "too many password checks at once; retry in a second",
+                            headers={"Retry-After": "1"}) from None
+    if user is None:
         raise RegistryError("UNAUTHORIZED", "valid credentials for this registry are required",
                             headers={"WWW-Authenticate": f'Basic realm="{REALM}"'})
+
+
+async def _authorize(state: RegistryState) -> None:
+    await _check(state, request.headers.get("Authorization"), request.scope)
 
 
 async def _handle(state: RegistryState, route: Route, info: RequestInfo) -> Response:
@@ -263,9 +307,9 @@ def manifest_for(repo: Repo, route: Route, headers) -> tuple[Manifest, object]:
         if found is None:
             raise RegistryError("MANIFEST_UNKNOWN", f"no manifest {digest} in repository {route.name!r}")
         return found[1], found[2]
-    if not is_tag(ref):
-        raise RegistryError("TAG_INVALID", f"invalid tag {ref!r}: up to 128 of [A-Za-z0-9_.-], "
-                                           "not starting with . or -")
+    if not is_tag(ref):  # TAG_INVALID is the push side's code; a read finds no such manifest (OCI conformance)
+        raise RegistryError("MANIFEST_UNKNOWN", f"invalid tag {ref!r}: up to 128 of [A-Za-z0-9_.-], "
+                                                "not starting with . or -")
     tagged = repo.tags.get(ref)
     if tagged is None:
         raise RegistryError("MANIFEST_UNKNOWN", f"no tag {ref!r} in repository {route.name!r}")

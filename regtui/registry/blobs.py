@@ -24,6 +24,14 @@ class Unsatisfiable(Exception):
     pass
 
 
+_BEYOND = 1 << 64  # past any file: stands for a number too long for int() (Python refuses > 4300 digits)
+
+
+def _position(digits: str) -> int:
+    digits = digits.lstrip("0") or "0"
+    return _BEYOND if len(digits) > 19 else int(digits)
+
+
 @dataclass(frozen=True)
 class ByteRange:
     start: int
@@ -49,12 +57,12 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     if first == "" and last == "":
         return None
     if first == "":  # suffix: the last n bytes
-        n = int(last)
+        n = _position(last)
         if n == 0 or size == 0:
             raise Unsatisfiable()
         return ByteRange(max(0, size - n), size - 1)
-    start = int(first)
-    end = int(last) if last else size - 1
+    start = _position(first)
+    end = _position(last) if last else size - 1
     if last and end < start:
         return None  # invalid; ignored
     if start >= size:
@@ -74,7 +82,7 @@ class StaleArchive(Exception):
 
 
 def _change(was: Fingerprint, now: Fingerprint) -> str:
-    if was.inode != now.inode:
+    if (was.inode, was.device) != (now.inode, now.device):
         return "was replaced"
     if was.size != now.size:
         return f"changed size ({was.size} -> {now.size} bytes)"
@@ -82,8 +90,7 @@ def _change(was: Fingerprint, now: Fingerprint) -> str:
 
 
 def _fingerprint_fd(fd: int) -> Fingerprint:
-    st = os.fstat(fd)
-    return Fingerprint(st.st_size, st.st_mtime_ns, st.st_ino)
+    return Fingerprint.of_stat(os.fstat(fd))
 
 
 def check_fresh(path: str, expected: Fingerprint | None) -> None:

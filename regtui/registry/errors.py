@@ -18,6 +18,7 @@ CODES: dict[str, tuple[int, str]] = {
     "UNAUTHORIZED": (401, "authentication required"),
     "UNSUPPORTED": (405, "The operation is unsupported."),
     "NOT_FOUND": (404, "endpoint not found"),
+    "TOOMANYREQUESTS": (429, "too many requests"),
     "UNAVAILABLE": (503, "service unavailable"),
     "UNKNOWN": (500, "unknown error"),
 }

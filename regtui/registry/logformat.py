@@ -25,6 +25,17 @@ def human_size(n: int) -> str:
     return f"{n} B"
 
 
+# Control characters (C0, DEL, C1, Unicode line/paragraph separators) arrive percent-decoded in paths and
+# in header values; raw, a `%0a` in a path would split one logged request into two lines, or forge another.
+_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7f, 0xa0)]}
+_ESCAPES.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def safe(text: object) -> str:
+    """`text` on one line, with control characters escaped as \\xNN (JSON output escapes them itself)."""
+    return str(text).translate(_ESCAPES)
+
+
 def _clock(t: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d}"
 
@@ -63,12 +74,12 @@ class LineLog:
                 "bytes": f.bytes_sent, "duration_ms": round(f.duration * 1000, 3), "user_agent": s.user_agent,
                 "accept": list(s.accept), "error": f.error_code, "detail": f.detail,
             })
-        line = (f"{_clock(s.time)} {s.client} {s.method} {s.path} {f.status} {human_size(f.bytes_sent)} "
-                f"{f.duration * 1000:.1f} ms \"{s.user_agent}\"")
+        line = (f"{_clock(s.time)} {safe(s.client)} {safe(s.method)} {safe(s.path)} {f.status} "
+                f"{human_size(f.bytes_sent)} {f.duration * 1000:.1f} ms \"{safe(s.user_agent)}\"")
         if f.error_code:
-            line += f" {f.error_code}"
+            line += f" {safe(f.error_code)}"
         if f.detail:
-            line += f": {f.detail}"
+            line += f": {safe(f.detail)}"
         return line
 
     def pull(self, p: PullProgress) -> str:
@@ -80,7 +91,7 @@ class LineLog:
                 "seconds": round(p.updated - p.started, 3), "user_agent": p.user_agent,
             })
         complete = "complete" if p.blobs_total and p.blobs_done == p.blobs_total else "ended"
-        return (f"{_clock(p.updated)} pull {complete}: {p.client} {p.repository}:{p.reference} "
+        return (f"{_clock(p.updated)} pull {complete}: {safe(p.client)} {safe(p.repository)}:{safe(p.reference)} "
                 f"{p.blobs_done}/{p.blobs_total} blobs, {human_size(p.bytes_done)} of "
                 f"{human_size(p.bytes_total)} in {p.updated - p.started:.2f} s")
 
@@ -90,13 +101,13 @@ class LineLog:
                                "error": e.error})
         text = f"{_clock(time.time())} server {e.state}"
         if e.url:
-            text += f" {e.url}"
+            text += f" {safe(e.url)}"
         if e.error:
-            text += f": {e.error}"
+            text += f": {safe(e.error)}"
         return text
 
     def log(self, e: ServerLog) -> str:
         if self.json:
             return json.dumps({"event": "log", "time": _iso(e.time or time.time()), "level": e.level,
                                "message": e.message})
-        return f"{_clock(e.time or time.time())} {e.level}: {e.message}"
+        return f"{_clock(e.time or time.time())} {safe(e.level)}: {safe(e.message)}"

@@ -34,17 +34,26 @@ class TLS:
     keyfile: str
 
 
-def bind_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+def bind_socket(host: str, port: int, reuse_port: bool = False, joining: bool = False) -> socket.socket:
     """A listening TCP socket on host:port (port 0: any free port), or BindError with a clear message.
 
     `reuse_port`: SO_REUSEPORT, so that worker processes each bind their own socket to the port and the kernel
-    spreads connections evenly (on one shared socket, whichever process wakes first accepts them all).
+    spreads connections evenly (on one shared socket, whichever process wakes first accepts them all). Another
+    process of the same user could share such a port silently (orphaned workers of an earlier `serve` did), so
+    a plain bind comes first and fails if anyone holds the port; `joining`: a worker joining its parent's port.
     """
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as e:
         raise BindError(f"cannot resolve host {host!r}: {e.strerror}; use an IP address such as 127.0.0.1") from None
     family, _, _, _, addr = infos[0]
+    if reuse_port and not joining:
+        with _bound(host, port, family, addr, reuse_port=False) as probe:
+            addr = probe.getsockname()  # port 0: the free port the kernel chose
+    return _bound(host, port, family, addr, reuse_port)
+
+
+def _bound(host: str, port: int, family, addr, reuse_port: bool) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

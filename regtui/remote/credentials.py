@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from regtui.oci.refs import DOCKER_HUB_HOSTS
+from regtui.oci.refs import DOCKER_HUB_API, DOCKER_HUB_HOSTS
 from regtui.remote.errors import RemoteError
 
 
@@ -60,7 +60,7 @@ def _run_helper(helper: str, host: str, config: Path) -> Credentials | None:
             where=str(config),
             hint="install the helper, or pass --username U --password-stdin",
         )
-    server = "https://index.docker.io/v1/" if host == "registry-1.docker.io" else host
+    server = "https://index.docker.io/v1/" if host == DOCKER_HUB_API else host  # the key docker login writes
     try:
         out = subprocess.run([exe, "get"], input=server.encode(), capture_output=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as e:

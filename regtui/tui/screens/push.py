@@ -1,6 +1,8 @@
 """The push screen: copy the selected archive's images into a real registry (regtui.push), with progress.
 
-The push runs in a thread on its own event loop (like the server), so the UI keeps answering keys.
+The push runs in a thread on its own event loop (like the server), so the UI keeps answering keys. Closing the
+screen cancels it: the push task is cancelled on its loop, which closes its connections; what completed is not
+sent again by the next push.
 """
 
 from __future__ import annotations
@@ -24,7 +26,11 @@ from regtui.oci.model import Archive
 from regtui.tui.facts import human_size
 
 if TYPE_CHECKING:
+    from textual.worker import Worker
+
     from regtui.push.events import Summary
+    from regtui.push.names import Target
+    from regtui.push.plan import Plan
 
 
 @dataclass
@@ -48,7 +54,9 @@ class PushScreen(ModalScreen):
         self.total = 0
         self.done: dict[str, int] = {}  # blob digest -> bytes the registry has
         self.running = False
+        self.worker: Worker[None] | None = None
         self._cancel = threading.Event()
+        self._push: tuple[asyncio.AbstractEventLoop, asyncio.Task[Summary]] | None = None  # while it runs
 
     def compose(self) -> ComposeResult:
         with Vertical(id="push"):
@@ -84,6 +92,10 @@ class PushScreen(ModalScreen):
 
     def action_close(self) -> None:
         self._cancel.set()
+        running = self._push
+        if running is not None:
+            loop, task = running
+            loop.call_soon_threadsafe(task.cancel)
         self.dismiss()
 
     def _status(self, text: str, style: str = "") -> None:
@@ -109,10 +121,10 @@ class PushScreen(ModalScreen):
         self.query_one(ProgressBar).update(total=max(self.total, 1), progress=0)
         self.query_one("#push-start", Button).disabled = True
         self._status(f"pushing {human_size(self.total)} to {raw.strip()}…", "bold")
-        self.push_worker(target, plan, self.query_one("#push-insecure", Checkbox).value)
+        self.worker = self.push_worker(target, plan, self.query_one("#push-insecure", Checkbox).value)
 
     @work(thread=True, exclusive=True, group="push", exit_on_error=False)
-    def push_worker(self, target, plan, insecure: bool) -> None:
+    def push_worker(self, target: Target, plan: Plan, insecure: bool) -> None:
         from regtui.push.client import PushClient
         from regtui.push.errors import PushError
         from regtui.push.run import run_push
@@ -120,19 +132,30 @@ class PushScreen(ModalScreen):
         def emit(e: object) -> None:
             self.post_message(PushEvent(e))
 
-        async def main():
+        async def push() -> Summary:
             async with PushClient(target, insecure=insecure, on_event=emit) as client:
                 return await run_push(plan, client, jobs=4, on_event=emit)
 
+        async def main() -> Summary:
+            task = asyncio.create_task(push())
+            self._push = (asyncio.get_running_loop(), task)
+            if self._cancel.is_set():  # closed before the task was known: cancel it here
+                task.cancel()
+            try:
+                return await task
+            finally:
+                self._push = None
+
         try:
             self.post_message(PushEnded(asyncio.run(main())))
+        except asyncio.CancelledError:
+            self.post_message(PushEnded(None, "cancelled"))
         except PushError as e:
             self.post_message(PushEnded(None, e.line()))
         except Exception as e:  # the UI must outlive any push failure
             self.post_message(PushEnded(None, f"{type(e).__name__}: {e}"))
 
     def on_push_event(self, message: PushEvent) -> None:
-        from regtui.push.display import _blob_line, _manifest_line
         from regtui.push.events import BlobDone, BlobProgress, ManifestDone, Note, Retry
 
         e = message.event
@@ -141,9 +164,9 @@ class PushScreen(ModalScreen):
             self.done[f"{e.repo}@{e.digest}"] = e.done
         elif isinstance(e, BlobDone):
             self.done[f"{e.repo}@{e.digest}"] = e.size
-            log.write(_blob_line(e, False))
+            log.write(e.line())
         elif isinstance(e, ManifestDone):
-            log.write(_manifest_line(e, False))
+            log.write(e.line())
         elif isinstance(e, Note):
             log.write(Text(f"note: {e.text}", style="yellow"))
         elif isinstance(e, Retry):
