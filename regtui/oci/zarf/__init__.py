@@ -16,7 +16,8 @@ Design (domain only: no UI or server imports; the registry and the TUI consume t
   as a stream of 4 MiB chunks; each file is written under a temporary folder while a second thread hashes the
   same piece (never a whole blob in memory), and a blob under `images/blobs/sha256/` must hash to its name.
   The folder is renamed into place only when complete, under an `fcntl` lock, so a second regtui opening the
-  same package waits and then reuses it; a finished folder answers the next open at once. Free space is checked first and the output is bounded (zstd bombs).
+  same package waits and then reuses it; a finished folder answers the next open at once. Free space is
+  checked first and the output is bounded (zstd bombs).
   `regtui cache` lists and prunes (`cache_entries`, `prune`).
 - **Model** (`config.py`, `package.py`). `zarf.yaml` is parsed with PyYAML's `safe_load`, every field type
   checked: kind, metadata, build, components with the images each needs. `checksums.txt` is parsed strictly
