@@ -96,10 +96,11 @@ def unpack_to_cache(path: str, form: str, progress: ProgressFn | None = None) ->
     final = os.path.join(root, key)
     marker = final + MARKER_SUFFIX
     if _complete(root, key):
-        os.utime(marker)  # last use, for `regtui cache prune --older-than`
         _hold(root, key)
-        return final
-    if key in _HELD:  # our own pin on a folder someone removed: let go, or the lock below would wait on us
+        if _complete(root, key):  # still there once pinned: a prune can no longer take it
+            os.utime(marker)  # last use, for `regtui cache prune --older-than`
+            return final
+    if key in _HELD:  # our pin on a folder removed meanwhile: let go, or the lock below would wait on us
         os.close(_HELD.pop(key))
     total = sum(os.stat(p).st_size for p in parts)
     start = time.monotonic()
