@@ -306,3 +306,13 @@ def test_without_the_zstd_program_the_library_unpacks(zarf_forms, tmp_path, cach
     cut = tmp_path / "cut.tar.zst"
     cut.write_bytes(zarf_forms["tar.zst"].read_bytes()[:-5000])
     _refused(cut, "truncated")
+
+
+def test_split_uncompressed_package(zarf_forms, tmp_path):
+    # `zarf package create --max-package-size` on a package with `uncompressed: true`: `.tar.part000`.
+    src = tmp_path / "zarf-package-multi-amd64-1.0.0.tar"
+    src.write_bytes(zarf_forms["tar"].read_bytes())
+    part0 = split(src, src.stat().st_size // 4 + 1)
+    src.unlink()
+    a = open_archive(str(part0))
+    assert a.package.form == "split" and len(a.roots) == 3 and verify_archive(a).ok

@@ -27,6 +27,7 @@ from regtui.oci.errors import ArchiveError
 from regtui.oci.hashing import RATIO_ENV, _ratio
 from regtui.oci.store import MAX_MEMBERS, _clean
 from regtui.oci.zarf.sources import (
+    ZSTD_MAGIC,
     PartsReader,
     ProgressFn,
     SplitInfo,
@@ -170,7 +171,7 @@ def _extract(reader: PartsReader, dest: str, path: str, total: int, start: float
     limit = min(free, max(total, 1) * _ratio(None))
     written = 0
     last = 0.0
-    source = Decompressed(reader, CHUNK)
+    source = Decompressed(reader, CHUNK, compressed=head[:4] == ZSTD_MAGIC)
     stream = ChunkStream(source)
     hasher = ParallelHash()
     try:

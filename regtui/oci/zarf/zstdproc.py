@@ -35,12 +35,15 @@ class ZstdError(Exception):
 class Decompressed:
     """`readinto` the decompressed bytes of `reader`; `close` stops everything started for it."""
 
-    def __init__(self, reader: PartsReader, chunk: int):
+    def __init__(self, reader: PartsReader, chunk: int, compressed: bool = True):
         self.reader = reader
         self.proc: subprocess.Popen[bytes] | None = None
         self.feeder: threading.Thread | None = None
         self.feed_error: BaseException | None = None
         exe = shutil.which("zstd")
+        if not compressed:  # a split uncompressed package (`.tar.part000`): the parts are the tar
+            self.lib = reader
+            return
         if exe is None:
             self.lib: Any = zstandard.ZstdDecompressor().stream_reader(reader, read_size=chunk,  # type: ignore[arg-type]
                                                                       closefd=False)
