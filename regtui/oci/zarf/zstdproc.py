@@ -40,15 +40,14 @@ class Decompressed:
         self.proc: subprocess.Popen[bytes] | None = None
         self.feeder: threading.Thread | None = None
         self.feed_error: BaseException | None = None
+        self.lib: Any = None  # what readinto reads from in this thread, when no zstd process does the work
         exe = shutil.which("zstd")
         if not compressed:  # a split uncompressed package (`.tar.part000`): the parts are the tar
             self.lib = reader
             return
         if exe is None:
-            self.lib: Any = zstandard.ZstdDecompressor().stream_reader(reader, read_size=chunk,  # type: ignore[arg-type]
-                                                                      closefd=False)
+            self.lib = zstandard.ZstdDecompressor().stream_reader(reader, read_size=chunk, closefd=False)  # type: ignore[arg-type]
             return
-        self.lib = None
         self.proc = subprocess.Popen([exe, "-d", "-c", "-q", "--no-progress"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert self.proc.stdout is not None
