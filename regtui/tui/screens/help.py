@@ -17,7 +17,7 @@ regtui opens container image archives **without extracting them**, shows what is
 digest and serves the archives **read-only** as an OCI registry so real clients (docker, containerd, skopeo,
 crane) can pull from it.
 
-## Views (keys 1–7, or click the tab)
+## Views (keys 1–8, or click the tab)
 
 | key | view | what it shows |
 | --- | --- | --- |
@@ -28,6 +28,7 @@ crane) can pull from it.
 | 5 | **Server** | start/stop the embedded registry, its address and log |
 | 6 | **Requests** | every HTTP request as it happens; `/` filters (`404`, `4xx`, `err`, words), `f` toggles follow |
 | 7 | **Pulls** | one row per client pulling an image, with its progress |
+| 8 | **Package** | a Zarf package (only then): metadata, build, components with their images and Zarf names, checksums, signature |
 
 ## Keys
 
