@@ -119,6 +119,21 @@ async def multiarch_view(out: Path, layout: Path) -> Path:
         return Path(app.save_screenshot(filename="multiarch.svg", path=str(out)))
 
 
+async def files_view(out: Path, archive: str) -> Path:
+    """The Files view as of layer 3 of the seed image, only its changes, a file's versions in the detail pane."""
+    app = RegtuiApp([archive], "127.0.0.1", 5000, measure=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.selection is not None, what="the archive to open")
+        await pilot.press("9")
+        view = app.query_one("#files-view")
+        await until(pilot, lambda: view.view is not None, what="the files index")
+        await pilot.press("right_square_bracket", "right_square_bracket", "right_square_bracket", "c")
+        await until(pilot, lambda: view.view is not None and view.view.changes_only, what="the layer's changes")
+        await pilot.press("l", "j")
+        await pilot.pause(0.3)
+        return Path(app.save_screenshot(filename="files.svg", path=str(out)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default=str(ROOT / "screenshots"))
@@ -143,6 +158,7 @@ def main() -> None:
         build_multiarch_layout(layout, tag="registry:2.8.1")
         shots = asyncio.run(main_views(out, args.archive, skopeo, work))
         shots.append(asyncio.run(multiarch_view(out, layout)))
+        shots.append(asyncio.run(files_view(out, args.archive)))
         corrupted = work / "seed-image-corrupted.tar"
         flip_byte_in_layer(args.archive, corrupted)
         # A copy with one flipped byte: the mismatch, in red, with its likely cause.

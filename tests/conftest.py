@@ -88,3 +88,71 @@ def all_formats(seed_tar, docker_tar, oci_tar, oci_dir, multiarch_dir, multiarch
         "multiarch-layout": multiarch_dir,
         "multiarch-archive": multiarch_tar,
     }
+
+
+# -- layer-contents images (tests/test_contents*.py): real umoci layers, converted by skopeo ----------------
+def _umoci(*args: str) -> None:
+    subprocess.run([require_tool("umoci"), *args], check=True, timeout=60, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def umoci_layout(tmp_path_factory) -> Path:
+    """Five layers from real umoci: a base; a whiteout of a file; an opaque /opt/app; a repack that modifies,
+    re-writes identically, changes a mode and deletes a directory; a file written over a directory."""
+    root = tmp_path_factory.mktemp("umoci")
+    lay = root / "layout"
+    _umoci("init", "--layout", str(lay))
+    _umoci("new", "--image", f"{lay}:t")
+    src = root / "src"
+    (src / "etc").mkdir(parents=True)
+    (src / "opt/app").mkdir(parents=True)
+    (src / "usr/share/doc").mkdir(parents=True)
+    (src / "usr/lib").mkdir(parents=True)
+    (src / "etc/a.txt").write_text("hello\n")
+    (src / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (src / "etc/mode.sh").write_text("#!/bin/sh\necho mode\n")
+    (src / "opt/app/big.bin").write_bytes(os.urandom(70_000))
+    (src / "opt/app/keep").write_text("x\n")
+    (src / "usr/share/doc/readme.md").write_text("# doc\n" * 500)
+    (src / "usr/share/doc/other.txt").write_bytes(b"o" * 3000)
+    (src / "usr/lib/libz.so.1").write_bytes(os.urandom(9000))
+    (src / "usr/lib/libz.so").symlink_to("libz.so.1")
+    (src / "usr/lib/loop1").symlink_to("loop2")
+    (src / "usr/lib/loop2").symlink_to("loop1")
+    os.link(src / "opt/app/keep", src / "opt/app/keep-link")
+    _umoci("insert", "--image", f"{lay}:t", str(src), "/")
+    _umoci("insert", "--image", f"{lay}:t", "--whiteout", "/etc/a.txt")
+    src2 = root / "src2"
+    src2.mkdir()
+    (src2 / "only").write_text("only\n")
+    _umoci("insert", "--image", f"{lay}:t", "--opaque", str(src2), "/opt/app")
+    bundle = root / "bundle"
+    _umoci("unpack", "--rootless", "--image", f"{lay}:t", str(bundle))
+    rootfs = bundle / "rootfs"
+    (rootfs / "opt/app/only").write_text("only, changed\n")
+    passwd = rootfs / "etc/passwd"
+    passwd.write_text(passwd.read_text())  # same bytes, new mtime: dive calls this unmodified
+    os.utime(passwd, (1_000_000_000, 1_000_000_000))
+    (rootfs / "etc/mode.sh").chmod(0o755)
+    subprocess.run(["rm", "-rf", str(rootfs / "usr/share")], check=True)
+    (rootfs / "etc/new.conf").write_bytes(b"n" * 1234)
+    (rootfs / "usr/lib/libz.so.1").write_bytes(os.urandom(9500))
+    _umoci("repack", "--image", f"{lay}:t", str(bundle))
+    src3 = root / "src3"
+    src3.mkdir()
+    (src3 / "lib").write_bytes(b"a file where a directory was\n")
+    _umoci("insert", "--image", f"{lay}:t", str(src3 / "lib"), "/usr/lib")
+    return lay
+
+
+@pytest.fixture(scope="session")
+def archives(umoci_layout, tmp_path_factory) -> dict[str, Path]:
+    skopeo = require_tool("skopeo")
+    out = tmp_path_factory.mktemp("conv")
+    res = {"oci-layout": umoci_layout}
+    for name, transport in (("oci-archive", "oci-archive"), ("docker-archive", "docker-archive")):
+        dst = out / f"{name}.tar"
+        subprocess.run([skopeo, "copy", "-q", f"oci:{umoci_layout}:t", f"{transport}:{dst}:img:t"], check=True,
+                       timeout=120)
+        res[name] = dst
+    return res

@@ -36,6 +36,7 @@ async def _measured(pilot) -> None:
     app = pilot.app
     await until(pilot, lambda: app.selection is not None and app.layer_facts and
                 all(v is not None for v in app.layer_facts.values()), what="layer measurement")
+    await until(pilot, lambda: app.layer_contents, what="the layers' files (indexed while measuring)")
     await pilot.pause(0.1)
 
 
@@ -91,3 +92,39 @@ def test_pulls_view(snap_compare, seed_tar):
 
 def test_help_screen(snap_compare, seed_tar):
     assert snap_compare(_app(seed_tar, measure=False), press=["question_mark"], terminal_size=SIZE)
+
+
+@pytest.mark.parametrize("tab", ["6", "7"])
+def test_watch_mode(snap_compare, seed_tar, tmp_path, monkeypatch, tab):
+    """`regtui watch serve.log`: the demo traffic as a JSON log (live objects included), replayed; no archive."""
+    from regtui.registry.eventjson import Encoder, dumps
+    from regtui.registry.events import EventBus
+    from regtui.watch.sources import LinesSource
+
+    bus, enc, lines = EventBus(), Encoder(live=True), []
+    bus.subscribe(lambda e: lines.append(dumps(o)) if (o := enc.encode(e)) is not None else None)
+    publish_demo_traffic(bus, open_archive(str(seed_tar)).images()[0], PORT)
+    monkeypatch.chdir(tmp_path)  # the status line shows the file as given
+    (tmp_path / "serve.log").write_text("\n".join(["serving registry:2.8.1 from seed-image.tar", *lines]) + "\n")
+    app = RegtuiApp([], clock=lambda: T0 + 6, source=LinesSource(path="serve.log"))
+
+    async def replayed(pilot):
+        await until(pilot, lambda: app.source_state is not None and app.source_state.state == "ended",
+                    what="the log replayed")
+        await pilot.press(tab)
+        await pilot.pause(0.5)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=replayed)
+
+
+def test_files_view(snap_compare, seed_tar):
+    async def indexed(pilot):
+        app = pilot.app
+        await until(pilot, lambda: app.selection is not None, what="selection")
+        await pilot.press("9")
+        view = app.query_one("#files-view")
+        await until(pilot, lambda: view.view is not None, timeout=60, what="indexing")
+        await pilot.press("l", "j", "j")  # bin/ open, on a file: its versions in the detail pane
+        await pilot.pause(0.2)
+
+    assert snap_compare(_app(seed_tar, measure=False), terminal_size=SIZE, run_before=indexed)

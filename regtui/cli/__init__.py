@@ -1,4 +1,5 @@
-"""The `regtui` command: `regtui [ARCHIVE...]` opens the TUI; subcommands inspect, verify, serve, diff, push.
+"""The `regtui` command: `regtui [ARCHIVE...]` opens the TUI; subcommands inspect, verify, serve, diff, push,
+cache, watch, files, cat.
 
 The top layer: it parses options, opens archives and renders what the domain (`regtui.oci`), the server
 (`regtui.registry`), the pusher (`regtui.push`) and the TUI (`regtui.tui`) produce; none of those import it.
@@ -17,7 +18,8 @@ import importlib
 
 import click
 
-COMMANDS = ("tui", "inspect", "verify", "serve", "diff", "push", "cache")  # modules here, each with a `command`
+# modules here, each with a `command`
+COMMANDS = ("tui", "inspect", "verify", "serve", "diff", "push", "cache", "watch", "files", "cat")
 
 
 class DefaultGroup(click.Group):

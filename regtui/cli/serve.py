@@ -42,9 +42,11 @@ from regtui.cli.common import (
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Processes accepting on the same socket: more requests/s on several cores. Each groups "
                    "only the pulls whose requests it answers (see README).")
+@click.option("--events", is_flag=True,
+              help="Also serve the event stream at GET /_regtui/events (Server-Sent Events), for `regtui watch URL`.")
 @expect_options
 def command(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_signed, htpasswd, log_format,
-          grace, workers, expect, expect_file, expect_manifest) -> None:
+            grace, workers, events, expect, expect_file, expect_manifest) -> None:
     """Serve ARCHIVES read-only over the OCI distribution API (the demo image when none is given).
 
     Clients pull e.g. `127.0.0.1:5000/registry:2.8.1`; see the README for name mapping, TLS and auth.
@@ -61,6 +63,8 @@ def command(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_s
     for n in names:
         if not is_name(n):
             fail(f"--name {n!r} is not a valid repository name (lowercase letters, digits, . _ - and /)")
+    if events and workers > 1:
+        fail("--events needs --workers 1: each worker process sees only the requests it answers")
     if (tls_cert is None) != (tls_key is None):
         fail("--tls-cert and --tls-key go together")
     if tls_self_signed and tls_cert:
@@ -110,6 +114,11 @@ def command(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_s
             echo("serving every image under any repository name")
         if htpasswd:
             echo(f"auth: HTTP Basic, users from {htpasswd}")
+        if events:
+            from regtui.registry.watchfeed import PATH, install
+
+            install(app)
+            echo(f"events: GET {PATH} (Server-Sent Events, for `regtui watch URL`)")
         log = LineLog(echo, log_format)
         sys.stdout.flush()
         children, worker = fork_workers(workers)

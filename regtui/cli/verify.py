@@ -14,6 +14,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.text import Text
 
 from regtui.cli.common import all_matched, apply_cli_expectations, expect_options, open_or_fail, render_results
+from regtui.cli.contents import check_thresholds, ci_options
 from regtui.oci.cache import load_report, save_report
 from regtui.oci.hashing import Cancelled
 from regtui.oci.model import Archive
@@ -28,14 +29,18 @@ PROGRESS_FROM = 32 << 20  # smaller archives verify faster than a bar can draw
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--no-cache", is_flag=True, help="Verify again even if a cached result exists.")
 @expect_options
+@ci_options
 def command(archives: tuple[str, ...], as_json: bool, no_cache: bool, expect: tuple[str, ...],
-            expect_file: tuple[str, ...], expect_manifest: tuple[str, ...]) -> None:
-    """Check every digest, size and diff_id of ARCHIVES; exit 0 only when everything holds."""
+            expect_file: tuple[str, ...], expect_manifest: tuple[str, ...], **thresholds: Any) -> None:
+    """Check every digest, size and diff_id of ARCHIVES; exit 0 only when everything holds.
+
+    With dive's CI thresholds, also check each image's efficiency and wasted bytes, listing the offenders."""
     archives_ = open_or_fail(archives)
     results = apply_cli_expectations(archives_, expect, expect_file, expect_manifest)
     code = run_verify(archives_, as_json=as_json, use_cache=not no_cache)
     render_results(results, err=as_json)  # stdout stays one JSON document
-    sys.exit(code or (0 if all_matched(results) else 1))
+    lean = check_thresholds(archives_, console=Console(stderr=as_json, soft_wrap=True), **thresholds)
+    sys.exit(code or (0 if all_matched(results) and lean else 1))
 
 
 def verify_with_progress(archive: Archive, console: Console) -> VerifyReport:

@@ -76,8 +76,10 @@ class _QueueReader:
 class _Inflater:
     """Inflates what the reader queues and hashes the output, refusing to go past `limit` bytes."""
 
-    def __init__(self, compression: str | None, limit: int, cancel: threading.Event | None = None):
+    def __init__(self, compression: str | None, limit: int, cancel: threading.Event | None = None,
+                 sink: Callable[[bytes], None] | None = None):
         self.compression = compression
+        self.sink = sink
         self.limit = limit
         self.cancel = cancel
         self.total = 0
@@ -132,6 +134,8 @@ class _Inflater:
                 raise InflateError(f"inflates past {self.limit} bytes (over {ratio}:1); a decompression bomb "
                                    f"(set {RATIO_ENV} higher to check it anyway)")
             self.hasher.update(out)
+            if self.sink is not None:
+                self.sink(out)
 
 
 def hash_blob(
@@ -141,12 +145,17 @@ def hash_blob(
     want_diff_id: bool = False,
     progress: Callable[[int], None] | None = None,
     cancel: threading.Event | None = None,
+    sink: Callable[[bytes], None] | None = None,
 ) -> HashResult:
-    """Hash `loc`; with `want_diff_id`, also inflate (`compression`) and hash the result."""
+    """Hash `loc`; with `want_diff_id`, also inflate (`compression`) and hash the result.
+
+    `sink` sees every decompressed byte in order (with `want_diff_id`), so a layer's contents can be indexed in
+    the same pass that checks its diff_id; it must not raise.
+    """
     hasher = hashlib.sha256()
     plain = want_diff_id and compression is None  # an uncompressed layer is its own diff_id: hash once
     limit = max(MIN_BOMB_LIMIT, _ratio(compression) * loc.size)
-    inflater = _Inflater(compression, limit, cancel) if want_diff_id and not plain else None
+    inflater = _Inflater(compression, limit, cancel, sink) if want_diff_id and not plain else None
     q: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
     failure: list[BaseException] = []
     stop = threading.Event()
@@ -174,6 +183,8 @@ def hash_blob(
             if not chunk:
                 break
             hasher.update(chunk)
+            if plain and sink is not None:
+                sink(chunk)
             read += len(chunk)
             if worker and not stop.is_set():
                 q.put(chunk)

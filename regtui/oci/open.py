@@ -3,6 +3,7 @@ beyond a few magic bytes, so opening costs the same for 10 MiB and 10 GiB."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from regtui.oci.errors import ArchiveError
@@ -16,11 +17,12 @@ from regtui.oci.zarf.sources import UnpackProgress, compressed_form
 from regtui.oci.zarf.unpack import unpack_to_cache
 
 
-def open_archive(path: str, progress: Callable[[UnpackProgress], None] | None = None) -> Archive:
+def open_archive(path: str | os.PathLike[str], progress: Callable[[UnpackProgress], None] | None = None) -> Archive:
     """Open any supported archive, layout folder or Zarf package; raises ArchiveError with a one-line reason.
 
     A compressed package (`.tar.zst`, split `.part000`) is unpacked into the cache first (`progress` hears
     about it); every other form is read in place."""
+    path = os.fspath(path)
     form = compressed_form(path)
     cache_path = None
     if form:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 
+from regtui.registry.eventjson import dumps, log_object, pull_object, request_object, safe, state_object
 from regtui.registry.events import (
     Event,
     PullProgress,
@@ -25,23 +25,8 @@ def human_size(n: int) -> str:
     return f"{n} B"
 
 
-# Control characters (C0, DEL, C1, Unicode line/paragraph separators) arrive percent-decoded in paths and
-# in header values; raw, a `%0a` in a path would split one logged request into two lines, or forge another.
-_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7f, 0xa0)]}
-_ESCAPES.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
-
-
-def safe(text: object) -> str:
-    """`text` on one line, with control characters escaped as \\xNN (JSON output escapes them itself)."""
-    return str(text).translate(_ESCAPES)
-
-
 def _clock(t: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d}"
-
-
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
 
 
 class LineLog:
@@ -68,12 +53,7 @@ class LineLog:
 
     def request(self, s: RequestStarted, f: RequestFinished) -> str:
         if self.json:
-            return json.dumps({
-                "event": "request", "time": _iso(s.time), "client": s.client, "method": s.method, "path": s.path,
-                "kind": s.kind, "repository": s.repository, "reference": s.reference, "status": f.status,
-                "bytes": f.bytes_sent, "duration_ms": round(f.duration * 1000, 3), "user_agent": s.user_agent,
-                "accept": list(s.accept), "error": f.error_code, "detail": f.detail,
-            })
+            return dumps(request_object(s, f))
         line = (f"{_clock(s.time)} {safe(s.client)} {safe(s.method)} {safe(s.path)} {f.status} "
                 f"{human_size(f.bytes_sent)} {f.duration * 1000:.1f} ms \"{safe(s.user_agent)}\"")
         if f.error_code:
@@ -84,12 +64,7 @@ class LineLog:
 
     def pull(self, p: PullProgress) -> str:
         if self.json:
-            return json.dumps({
-                "event": "pull", "time": _iso(p.updated), "client": p.client, "repository": p.repository,
-                "reference": p.reference, "manifest": p.manifest_digest, "blobs_done": p.blobs_done,
-                "blobs_total": p.blobs_total, "bytes_done": p.bytes_done, "bytes_total": p.bytes_total,
-                "seconds": round(p.updated - p.started, 3), "user_agent": p.user_agent,
-            })
+            return dumps(pull_object(p))
         complete = "complete" if p.blobs_total and p.blobs_done == p.blobs_total else "ended"
         return (f"{_clock(p.updated)} pull {complete}: {safe(p.client)} {safe(p.repository)}:{safe(p.reference)} "
                 f"{p.blobs_done}/{p.blobs_total} blobs, {human_size(p.bytes_done)} of "
@@ -97,8 +72,7 @@ class LineLog:
 
     def state(self, e: ServerState) -> str:
         if self.json:
-            return json.dumps({"event": "server", "time": _iso(time.time()), "state": e.state, "url": e.url,
-                               "error": e.error})
+            return dumps(state_object(e))
         text = f"{_clock(time.time())} server {e.state}"
         if e.url:
             text += f" {safe(e.url)}"
@@ -108,6 +82,5 @@ class LineLog:
 
     def log(self, e: ServerLog) -> str:
         if self.json:
-            return json.dumps({"event": "log", "time": _iso(e.time or time.time()), "level": e.level,
-                               "message": e.message})
+            return dumps(log_object(e))
         return f"{_clock(e.time or time.time())} {safe(e.level)}: {safe(e.message)}"

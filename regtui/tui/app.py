@@ -4,6 +4,9 @@ The app owns the work: opening, measuring and verifying archives run in thread w
 runs on an event loop of its own in a worker thread (`serving`; `server_thread=False` puts it on the app's
 loop instead), and its events arrive through the shared `EventBus`, coalesced and drawn a few times a second.
 Views (in `widgets/`) only render what they are handed.
+
+`source=` (regtui.watch.sources) opens it without archives on events from elsewhere (`regtui watch`): the source
+publishes on the same bus, the archive views are hidden, and the status line tells where the events come from.
 """
 
 from __future__ import annotations
@@ -15,18 +18,20 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import Worker, get_current_worker
 
 from regtui.oci.errors import ArchiveError
 from regtui.oci.model import Archive
-from regtui.registry.events import EventBus, ServerState
+from regtui.registry.events import EventBus, ServerLog, ServerState
 from regtui.tui.facts import Selection
 from regtui.tui.live import LiveState
 from regtui.tui.measure import LayerFacts, measure_layer
@@ -41,6 +46,7 @@ from regtui.tui.screens.help import HelpScreen
 from regtui.tui.serving import serve_archives, serve_on_own_loop, signal_stop
 from regtui.tui.widgets.common import VimTable
 from regtui.tui.widgets.config import ConfigView
+from regtui.tui.widgets.files import FilesIndexed, FilesView
 from regtui.tui.widgets.header import StatusLine
 from regtui.tui.widgets.images import ImagesTree
 from regtui.tui.widgets.layers import LayersView
@@ -50,8 +56,13 @@ from regtui.tui.widgets.pulls import PullsView
 from regtui.tui.widgets.requests import RequestsView
 from regtui.tui.widgets.server import ServerView
 from regtui.tui.widgets.verify import VerifyView, problems_by_blob
+from regtui.watch.feed import SourceState
 
-TABS = ["layers", "config", "manifests", "verify", "server", "requests", "pulls", "package"]
+if TYPE_CHECKING:
+    from regtui.watch.sources import EventSource
+
+TABS = ["layers", "config", "manifests", "verify", "server", "requests", "pulls", "package", "files"]
+ARCHIVE_TABS = ("layers", "config", "manifests", "verify", "package", "files")  # hidden while watching
 STOP_GRACE = 2.0  # seconds running pulls get to finish when the server stops
 REDRAW_EVERY = 0.2  # live views redraw at most this often, however fast events arrive
 
@@ -85,6 +96,7 @@ class RegtuiApp(App):
         measure: bool = True,
         expectations: list | None = None,
         server_thread: bool = True,
+        source: EventSource | None = None,
     ):
         super().__init__()
         items = list(archives)
@@ -100,6 +112,7 @@ class RegtuiApp(App):
         self.expect_results: list = []
         self.selection: Selection | None = None
         self.layer_facts: dict = {}  # (archive path, digest) -> LayerFacts, None while being measured
+        self.layer_contents: dict = {}  # (archive path, manifest digest) -> FilesIndexed (per-layer changes, waste)
         self.blob_problems: dict = {}  # (archive path, digest) -> [Problem] from verification
         self.verify_reports: dict = {}  # archive path -> VerifyReport
         self.verify_errors: dict = {}  # archive path -> why the last verification did not finish
@@ -113,6 +126,9 @@ class RegtuiApp(App):
         self.server_thread = server_thread  # False: serve on the app's own loop (simpler, less responsive)
         self._verify_cancel: threading.Event | None = None
         self._measure_cancel: threading.Event | None = None
+        self.source = source  # regtui.watch.sources.EventSource: watching, no archive of our own
+        self.source_state: SourceState | None = None
+        self._source_changed = False
 
     # -- layout ------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -121,7 +137,7 @@ class RegtuiApp(App):
             yield ImagesTree(id="images")
             with TabbedContent(id="tabs", initial="layers"):
                 with TabPane("1 Layers", id="layers"):
-                    yield LayersView(self.layer_facts, self.blob_problems, id="layers-view")
+                    yield LayersView(self.layer_facts, self.blob_problems, self.layer_contents, id="layers-view")
                 with TabPane("2 Config", id="config"):
                     yield ConfigView(id="config-view")
                 with TabPane("3 Manifests", id="manifests"):
@@ -136,12 +152,16 @@ class RegtuiApp(App):
                     yield PullsView(self.clock, id="pulls-view")
                 with TabPane("8 Package", id="package"):  # shown only while a Zarf package is open
                     yield PackageView(id="package-view")
+                with TabPane("9 Files", id="files"):
+                    yield FilesView(id="files-view")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one(TabbedContent).hide_tab("package")
         self._unsubscribe = self.bus.subscribe(self._on_bus_event)
         self.set_interval(REDRAW_EVERY, self._redraw_live)
+        if self.source is not None:
+            self._watch_mode()
         self.query_one(ServerView).show_state(self.live.server, 0)
         if self.pending_paths:
             self.loading = f"opening {len(self.pending_paths)} archive(s)…"
@@ -153,7 +173,26 @@ class RegtuiApp(App):
                 self.expect_results = apply_to_archives(self.archives, self.expectations)
             self._archives_ready()
         self._status()
-        self.query_one(ImagesTree).focus()
+        (self.query_one("#requests-table") if self.source is not None else self.query_one(ImagesTree)).focus()
+
+    def _watch_mode(self) -> None:
+        """No archive: only what a remote server's events fill (Server log, Requests, Pulls)."""
+        self.query_one(ImagesTree).display = False
+        tabs = self.query_one(TabbedContent)
+        for tab in ARCHIVE_TABS:
+            tabs.hide_tab(tab)
+        tabs.active = "requests"
+        self.query_one(ServerView).watching(self.source.label)
+        self.query_one(RequestsView).empty_hint = f"no requests yet from {self.source.label}"
+        self.query_one(PullsView).empty_hint = f"No pulls yet from {self.source.label}."
+        self.source.start(self.bus.publish)
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        # Nothing of our own to serve, verify, push or look into while watching.
+        watching = self.source is not None
+        archive_only = action in ("toggle_server", "verify", "push") or (
+            action == "show_tab" and bool(parameters) and parameters[0] in ARCHIVE_TABS)
+        return not (watching and archive_only)
 
     # -- opening archives (thread worker: a large archive's tar headers take a while to scan) ------------
     @work(thread=True, exclusive=True, group="open")
@@ -216,6 +255,7 @@ class RegtuiApp(App):
         self.query_one(ManifestsView).show(sel, self._hostport(), self.expect_results)
         self.query_one(VerifyView).show(sel, self.verify_reports.get(sel.archive.path))
         self.query_one(PackageView).show(sel.archive, self.verify_reports.get(sel.archive.path))
+        self.query_one(FilesView).show(sel)
         if self.measure_layers and sel.image is not None:
             self._measure(sel)
 
@@ -223,6 +263,7 @@ class RegtuiApp(App):
         todo = [l for l in sel.image.layers if (sel.archive.path, l.digest) not in self.layer_facts
                 and l.location is not None]
         if not todo:
+            self.query_one(FilesView).ensure_loaded()  # per-layer changes for Layers, efficiency for the status
             return
         if self._measure_cancel is not None:
             self._measure_cancel.set()
@@ -241,6 +282,8 @@ class RegtuiApp(App):
             facts = measure_layer(layer, cancel)
             if facts is not None:
                 self.post_message(LayerMeasured(archive_path, facts))
+        if not cancel.is_set():  # measuring indexed every layer: the Files view merges them from the cache
+            self.call_from_thread(lambda: self.query_one(FilesView).ensure_loaded())
         # Layers left unmeasured (selection moved on) go back to "not checked".
         self.call_from_thread(self._unmark, archive_path, layers)
 
@@ -254,6 +297,16 @@ class RegtuiApp(App):
         # Stored even if the worker's clean-up ran first: messages and call_from_thread are not ordered.
         self.layer_facts[(message.archive_path, message.facts.digest)] = message.facts
         self.query_one(LayersView).refresh_rows()
+
+    def on_files_indexed(self, message: FilesIndexed) -> None:
+        self.layer_contents[(message.archive_path, message.manifest_digest)] = message
+        self.query_one(StatusLine).note = f"efficiency {message.waste.efficiency * 100:.1f} %"
+        self._status()
+        self.query_one(LayersView).refresh_rows()
+
+    def on_layers_view_show_files(self, message: LayersView.ShowFiles) -> None:
+        self.action_show_tab("files")
+        self.query_one(FilesView).show_layer(message.index)
 
     # -- verification (thread worker; the UI and the server keep running) -----------------------------
     def action_verify(self) -> None:
@@ -441,12 +494,28 @@ class RegtuiApp(App):
     def on_registry_events(self, message: RegistryEvents) -> None:
         self._flush_posted = False
         for e in message.events:
-            self.live.apply(e)
+            self._apply(e)
         while self._pending:
-            self.live.apply(self._pending.popleft())
+            self._apply(self._pending.popleft())
+
+    def _apply(self, event) -> None:
+        if isinstance(event, SourceState):  # how the watched stream goes: status line, and the Server log
+            if event != self.source_state:
+                level = "error" if event.state == "failed" else "warning" if event.state == "reconnecting" else "info"
+                self.live.apply(ServerLog(level, f"watch {event.label}: {event.state}"
+                                                 f"{': ' + event.detail if event.detail else ''}", self.clock()))
+            self.source_state = event
+            self._source_changed = True
+            return
+        self.live.apply(event)
 
     def _redraw_live(self) -> None:
-        changes = self.live.take_changes()
+        try:
+            self._redraw(self.live.take_changes())
+        except NoMatches:  # the screen is being torn down (quitting) while events still arrive
+            pass
+
+    def _redraw(self, changes) -> None:
         if changes.rows or changes.evicted:
             self.query_one(RequestsView).apply(changes)
         if changes.pulls:
@@ -455,8 +524,9 @@ class RegtuiApp(App):
             self.query_one(ServerView).add_logs(changes.logs)
         if changes.server:
             self._refresh_server()
-        elif changes:
+        elif changes or self._source_changed:
             self._status()
+        self._source_changed = False
 
     def _refresh_server(self) -> None:
         self.query_one(ServerView).show_state(self.live.server, self.live.requests_total)
@@ -466,6 +536,10 @@ class RegtuiApp(App):
         self._status()
 
     def _status(self) -> None:
+        if self.source is not None:
+            self.query_one(StatusLine).show_watch(self.source.label, self.source_state, self.live.server,
+                                                  self.live.requests_total, self.live.bytes_total)
+            return
         self.query_one(StatusLine).show(self.archives, self.live.server, self.live.requests_total,
                                         self.live.bytes_total, self._hostport(), self.loading)
 
@@ -475,6 +549,8 @@ class RegtuiApp(App):
         tables = self.query_one(f"#{tab}", TabPane).query(VimTable)
         if tables:
             tables.first().focus()
+        elif tab == "files":
+            self.query_one("#files-tree").focus()
 
     def action_view(self, action: str) -> None:
         """Keys that belong to one view (filter, sort, follow, copy) work wherever the focus is."""
@@ -519,6 +595,8 @@ class RegtuiApp(App):
         self.exit()
 
     def on_unmount(self) -> None:
+        if self.source is not None:
+            self.source.stop()
         self._signal_stop()  # the server thread finishes its requests (short grace) and ends
         if self._unsubscribe is not None:
             self._unsubscribe()

@@ -11,6 +11,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from regtui.registry.eventjson import safe
 from regtui.registry.events import (
     PullProgress,
     RequestFinished,
@@ -71,8 +72,9 @@ class LiveState:
         ch = self._changes
         if isinstance(event, RequestStarted):
             self.requests_total += 1
-            self.rows[event.id] = RequestRow(event.id, event.time, event.client, event.method, event.path,
-                                             event.user_agent)
+            # A path arrives percent-decoded: `%1b` would put a terminal escape on the screen. Escaped, as in the log.
+            self.rows[event.id] = RequestRow(event.id, event.time, safe(event.client), safe(event.method),
+                                             safe(event.path), safe(event.user_agent))
             ch.rows.add(event.id)
             while len(self.rows) > self.capacity:
                 old, _ = self.rows.popitem(last=False)

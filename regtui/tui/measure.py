@@ -1,6 +1,8 @@
 """Per-layer facts that need a full read (uncompressed size, recomputed digest and diff_id), cached per blob.
 
-Runs in a thread worker; `regtui.oci.hashing.hash_blob` does the reading, so the UI never re-implements it.
+Runs in a thread worker; `regtui.oci.hashing.hash_blob` does the reading, so the UI never re-implements it. A layer
+whose file index is not cached yet is indexed in the same pass (`contents.index_layer`), so the Files view finds it
+ready and the layer is inflated once, not twice. A cached index never stands in for the digest check.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from regtui.oci.contents.index import index_layer, load_cached
 from regtui.oci.hashing import Cancelled, hash_blob
 from regtui.oci.model import Layer
 
@@ -30,6 +33,11 @@ def measure_layer(layer: Layer, cancel: threading.Event | None = None) -> LayerF
     if layer.location is None:
         return None
     try:
+        if load_cached(layer.digest) is None:
+            idx = index_layer(layer, cancel=cancel, use_cache=True)
+            if idx.digest_ok is not None:  # read here (not a missing blob): the pass measured it all
+                diff_ok = None if not layer.diff_id or idx.diff_id is None else idx.diff_id == layer.diff_id
+                return LayerFacts(layer.digest, idx.uncompressed_size, idx.digest_ok, diff_ok, idx.inflate_error)
         r = hash_blob(layer.location, compression=layer.compression, want_diff_id=True, cancel=cancel)
     except Cancelled:
         return None

@@ -17,7 +17,7 @@ regtui opens container image archives **without extracting them**, shows what is
 digest and serves the archives **read-only** as an OCI registry so real clients (docker, containerd, skopeo,
 crane) can pull from it.
 
-## Views (keys 1–8, or click the tab)
+## Views (keys 1–9, or click the tab)
 
 | key | view | what it shows |
 | --- | --- | --- |
@@ -29,6 +29,7 @@ crane) can pull from it.
 | 6 | **Requests** | every HTTP request as it happens; `/` filters (`404`, `4xx`, `err`, words), `f` toggles follow |
 | 7 | **Pulls** | one row per client pulling an image, with its progress |
 | 8 | **Package** | a Zarf package (only then): metadata, build, components with their images and Zarf names, checksums, signature |
+| 9 | **Files** | the image's files without extracting: the merged tree, or the image as of a layer (`[` `]`, or enter in Layers) with its changes in colour (added green, modified yellow, removed red); `c` only this layer's changes, `o` by size, `/` filter, `a` whole image, enter opens a file; the detail pane lists each file's versions across layers and dive's waste |
 
 ## Keys
 

@@ -60,6 +60,7 @@ class FilteredView(Vertical):
     BINDINGS = [Binding("escape", "clear_filter", "Clear filter", show=False)]
     filter_id = "filter"
     query_text = ""
+    focus_type: type = VimTable  # what enter and esc return the focus to
 
     def refilter(self) -> None:
         raise NotImplementedError
@@ -73,7 +74,7 @@ class FilteredView(Vertical):
         box = self.query_one(f"#{self.filter_id}", Input)
         box.value = ""
         box.remove_class("shown")
-        self.query_one(VimTable).focus()
+        self.query_one(self.focus_type).focus()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
@@ -82,4 +83,4 @@ class FilteredView(Vertical):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.query_one(VimTable).focus()
+        self.query_one(self.focus_type).focus()

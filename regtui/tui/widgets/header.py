@@ -11,6 +11,8 @@ from regtui.tui.facts import archive_summary, human_size
 
 
 class StatusLine(Static):
+    note = ""  # e.g. the selected image's efficiency, once the Files view has indexed it
+
     def show(self, archives: list[Archive], server: ServerState, requests: int, sent: int, bind: str,
              loading: str | None = None) -> None:
         t = Text(no_wrap=True, overflow="ellipsis")
@@ -22,6 +24,8 @@ class StatusLine(Static):
             names, formats, images, size = archive_summary(archives)
             t.append(names, style="bold")
             t.append(f"  {formats}  ·  {images} image{'s' * (images != 1)}  ·  {human_size(size)}")
+            if self.note:
+                t.append(f"  ·  {self.note}")
         else:
             t.append("no archive open", style="italic")
         t.append("\n")
@@ -41,4 +45,25 @@ class StatusLine(Static):
             t.append(f"press s to serve on http://{bind}", style="dim")
             if requests:
                 t.append(f"  ·  {requests} requests  ·  {human_size(sent)} sent earlier", style="dim")
+        self.update(t)
+
+    def show_watch(self, label: str, source, server: ServerState, requests: int, sent: int) -> None:
+        """`regtui watch`: where the events come from and how that goes, then the remote server's state."""
+        t = Text(no_wrap=True, overflow="ellipsis")
+        t.append(" regtui ", style="bold reverse")
+        t.append("  watching ")
+        t.append(label, style="bold underline")
+        state = source.state if source is not None else "starting"
+        style = {"connected": "bold green", "reading": "bold green", "following": "bold green",
+                 "failed": "bold red", "ended": "bold"}.get(state, "bold yellow")
+        mark = {"connected": "●", "reading": "●", "following": "●", "failed": "✗", "ended": "○"}.get(state, "◌")
+        t.append(f"  {mark} {state}", style=style)
+        if source is not None and source.detail:
+            t.append(f" {source.detail}", style="red" if state == "failed" else "dim")
+        t.append("\n")
+        remote = server.state if server.state != "stopped" or requests else "unknown"
+        t.append(f" server {remote} ", style="bold green" if remote == "serving" else "bold")
+        if server.url:
+            t.append(server.url, style="underline")
+        t.append(f"  ·  {requests} request{'s' * (requests != 1)}  ·  {human_size(sent)} sent")
         self.update(t)

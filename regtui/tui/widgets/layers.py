@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
+from textual.message import Message
 from textual.widgets import Input, Static
 from textual.widgets.data_table import ColumnKey
 
@@ -20,10 +23,17 @@ MARKS = {True: Text("✓", style="green"), False: Text("✗", style="bold red"),
 class LayersView(FilteredView):
     filter_id = "layers-filter"
 
-    def __init__(self, facts: dict, problems: dict, **kwargs):
+    @dataclass
+    class ShowFiles(Message):
+        """Enter on a layer: show the Files view as of that layer."""
+
+        index: int
+
+    def __init__(self, facts: dict, problems: dict, contents: dict | None = None, **kwargs):
         super().__init__(**kwargs)
         self.facts = facts  # (archive path, digest) -> LayerFacts, shared with the app's measuring worker
         self.problems = problems  # (archive path, digest) -> [Problem] from the last verification
+        self.contents = contents if contents is not None else {}  # (archive, manifest digest) -> FilesIndexed
         self.selection: Selection | None = None
         self.sort_by_size = False
         self.query_text = ""
@@ -38,7 +48,8 @@ class LayersView(FilteredView):
     def on_mount(self) -> None:
         t = self.query_one(VimTable)
         for label, key in (("#", "n"), ("digest", "digest"), ("media type", "type"), ("size", "size"),
-                           ("uncompressed", "usize"), ("diff_id", "diff"), ("ok", "ok"), ("created_by", "by")):
+                           ("uncompressed", "usize"), ("diff_id", "diff"), ("ok", "ok"), ("created_by", "by"),
+                           ("files +~-", "changes"), ("hidden", "hidden")):
             t.add_column(label, key=key)
 
     # -- data --------------------------------------------------------------------------------------------
@@ -76,6 +87,7 @@ class LayersView(FilteredView):
             self.query_one("#layer-detail-text", Static).update("Select an image in the tree.")
             return
         history = layer_history(image)
+        indexed = self.contents.get((self.selection.archive.path, image.manifest.digest))
         rows = list(enumerate(image.layers))
         if self.sort_by_size:
             rows.sort(key=lambda r: -r[1].descriptor.size)
@@ -89,11 +101,27 @@ class LayersView(FilteredView):
                 str(i + 1), short(layer.digest), media_label(layer.descriptor.media_type),
                 Text(human_size(layer.descriptor.size), justify="right"), Text(self._usize(layer), justify="right"),
                 short(layer.diff_id) if layer.diff_id else "—", self._mark(layer),
-                Text(by.replace("\n", " ")[:50], no_wrap=True, overflow="ellipsis"), key=str(i),
+                Text(by.replace("\n", " ")[:50], no_wrap=True, overflow="ellipsis"),
+                *self._contents_cells(indexed, i), key=str(i),
             )
         if t.row_count:
             t.move_cursor(row=min(max(cursor, 0), t.row_count - 1))
         self._show_detail()
+
+    @staticmethod
+    def _contents_cells(indexed, i: int) -> tuple[Text, Text]:  # type: ignore[no-untyped-def]
+        """Added/modified/removed entries and the bytes the final image hides (from the Files view's index)."""
+        if indexed is None or i >= len(indexed.counts):
+            return Text("—", style="dim"), Text("—", style="dim")
+        c = indexed.counts[i]
+        changes = Text.assemble((f"+{c['added']}", "green"), " ", (f"~{c['modified']}", "yellow"), " ",
+                                (f"-{c['removed']}", "red"))
+        hidden = indexed.waste.layer_hidden_bytes[i]
+        return changes, Text(human_size(hidden), style="red" if hidden else "dim", justify="right")
+
+    def on_data_table_row_selected(self, event: VimTable.RowSelected) -> None:
+        event.stop()
+        self.post_message(self.ShowFiles(int(event.row_key.value)))
 
     def on_data_table_row_highlighted(self, event: VimTable.RowHighlighted) -> None:
         event.stop()
@@ -137,6 +165,13 @@ class LayersView(FilteredView):
             why = f.error or ("the bytes do not hash to the digest" if not f.digest_ok else
                               "the uncompressed bytes do not hash to the diff_id")
             txt.append(f"mismatch: {why}\n", style="bold red")
+        indexed = self.contents.get((self.selection.archive.path, image.manifest.digest))
+        if indexed is not None and i < len(indexed.counts):
+            changes, hidden = self._contents_cells(indexed, i)
+            txt.append(f"{'files':>13}  ", style="dim")
+            txt.append_text(changes)
+            txt.append(f"  (+added ~modified -removed; enter shows them)  ·  {hidden.plain} of it hidden "
+                       "in the final image\n")
         history = layer_history(image)[i]
         txt.append(f"{'created_by':>13}  ", style="dim")
         txt.append(history or "— (no history entry)")

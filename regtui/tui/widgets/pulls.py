@@ -36,6 +36,8 @@ class PullsView(Vertical):
     def __init__(self, clock, **kwargs):
         super().__init__(**kwargs)
         self.clock = clock
+        self.empty_hint = ("No pulls yet. Start the server (s) and pull with one of the commands from the "
+                           "Manifests view.")
 
     def compose(self) -> ComposeResult:
         yield Static("Each row is one client pulling one image: its manifest request, then the blobs it fetches.",
@@ -70,4 +72,4 @@ class PullsView(Vertical):
         self.query_one("#pulls-info", Static).update(
             Text(f"{len(pulls)} pull(s), {active} in progress. Each row is one client pulling one image: "
                  "its manifest request, then the blobs it fetches.") if pulls else
-            "No pulls yet. Start the server (s) and pull with one of the commands from the Manifests view.")
+            self.empty_hint)

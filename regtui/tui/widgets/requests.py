@@ -41,6 +41,7 @@ class RequestsView(FilteredView):
         self.clock = clock
         self.follow = True
         self.query_text = ""
+        self.empty_hint = "no requests yet: s starts the server, then pull (Manifests has the commands)"
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="requests-bar"):
@@ -111,7 +112,7 @@ class RequestsView(FilteredView):
             info.append(f"{t.row_count} shown · last {self.live.capacity} kept · {self.live.requests_total} total",
                         style="dim")
         else:
-            info.append("no requests yet: s starts the server, then pull (Manifests has the commands)", style="dim")
+            info.append(self.empty_hint, style="dim")
         self.query_one("#requests-info", Static).update(info)
 
     def action_toggle_follow(self) -> None:

@@ -19,6 +19,7 @@ class ServerView(Vertical):
         super().__init__(**kwargs)
         self.host = host
         self.port = port
+        self.remote: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="server-state")
@@ -31,6 +32,12 @@ class ServerView(Vertical):
         yield Static(id="server-names")
         yield Static("server log", classes="caption")
         yield RichLog(id="server-log", max_lines=500, wrap=True, markup=False)
+
+    def watching(self, label: str) -> None:
+        """`regtui watch`: no server of ours to start; this view keeps the remote server's state and log."""
+        self.remote = label
+        for part in ("#server-form", "#server-names"):
+            self.query_one(part).display = False
 
     def bind_address(self) -> tuple[str, int] | str:
         """(host, port) from the form, or the reason it is not usable."""
@@ -49,14 +56,17 @@ class ServerView(Vertical):
         if state.state == "serving":
             t.append("● serving  ", style="bold green")
             t.append(state.url or "", style="bold underline")
-            t.append(f"   {requests} requests   (u copies the URL, s stops)", style="dim")
+            t.append(f"   {requests} requests" + ("" if self.remote else "   (u copies the URL, s stops)"), style="dim")
         elif state.state == "failed":
             t.append("✗ not serving: ", style="bold red")
             t.append(state.error or "unknown error", style="red")
-            t.append("\nchange the host or port below and press s to try again", style="dim")
+            if not self.remote:
+                t.append("\nchange the host or port below and press s to try again", style="dim")
         else:
             t.append(f"○ {state.state}", style="bold yellow" if state.state != "stopped" else "bold")
-            if state.state == "stopped":
+            if self.remote:
+                t.append(f"   as reported by {self.remote}", style="dim")
+            elif state.state == "stopped":
                 t.append("   press s (or the button) to serve the open archives read-only over HTTP", style="dim")
         self.query_one("#server-state", Static).update(t)
         running = state.state in ("serving", "starting")
