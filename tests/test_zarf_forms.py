@@ -295,3 +295,24 @@ def test_waits_for_another_regtui_holding_the_lock(zarf_forms, cache):
         assert seen[0].waiting and not seen[-1].waiting and a.package.cache_path
     finally:
         holder.wait(10)
+
+
+def test_without_the_zstd_program_the_library_unpacks(zarf_forms, tmp_path, cache, monkeypatch):
+    from regtui.oci.zarf import zstdproc
+
+    monkeypatch.setattr(zstdproc.shutil, "which", lambda name: None)
+    a = open_archive(str(zarf_forms["split"]))
+    assert verify_archive(a).ok and len(a.roots) == 3
+    cut = tmp_path / "cut.tar.zst"
+    cut.write_bytes(zarf_forms["tar.zst"].read_bytes()[:-5000])
+    _refused(cut, "truncated")
+
+
+def test_split_uncompressed_package(zarf_forms, tmp_path):
+    # `zarf package create --max-package-size` on a package with `uncompressed: true`: `.tar.part000`.
+    src = tmp_path / "zarf-package-multi-amd64-1.0.0.tar"
+    src.write_bytes(zarf_forms["tar"].read_bytes())
+    part0 = split(src, src.stat().st_size // 4 + 1)
+    src.unlink()
+    a = open_archive(str(part0))
+    assert a.package.form == "split" and len(a.roots) == 3 and verify_archive(a).ok

@@ -10,12 +10,14 @@ Design (domain only: no UI or server imports; the registry and the TUI consume t
   - a split package (`….part000` JSON `{Sha256Sum, Bytes, Count}` + `.part001…`): the parts are read in order
     as one stream, their sizes checked before and the whole file's sha256 after; then as above;
   - an unpacked folder (the same files): read in place (`DirStore`).
-- **Cache** (`unpack.py`, `cachedir.py`). `$XDG_CACHE_HOME/regtui/zarf/<key>/`, key = the package file's
-  identity (real path, device, inode, size, mtime). The tar is walked as a stream; each file is written under
-  a temporary folder while hashed (1 MiB at a time, never a whole blob in memory), and a blob under
-  `images/blobs/sha256/` must hash to its name. The folder is renamed into place only when complete, under an
-  `fcntl` lock, so a second regtui opening the same package waits and then reuses it; a finished folder
-  answers the next open at once. Free space is checked first and the output is bounded (zstd bombs).
+- **Cache** (`unpack.py`, `cachedir.py`, `tarstream.py`, `zstdproc.py`). `$XDG_CACHE_HOME/regtui/zarf/<key>/`,
+  key = the package file's identity (real path, device, inode, size, mtime). `zstd -d` runs as a child process
+  (the zstandard library when the program is missing), fed the package's bytes by a thread; the tar is walked
+  as a stream of 4 MiB chunks; each file is written under a temporary folder while a second thread hashes the
+  same piece (never a whole blob in memory), and a blob under `images/blobs/sha256/` must hash to its name.
+  The folder is renamed into place only when complete, under an `fcntl` lock, so a second regtui opening the
+  same package waits and then reuses it; a finished folder answers the next open at once. Free space is
+  checked first and the output is bounded (zstd bombs).
   `regtui cache` lists and prunes (`cache_entries`, `prune`).
 - **Model** (`config.py`, `package.py`). `zarf.yaml` is parsed with PyYAML's `safe_load`, every field type
   checked: kind, metadata, build, components with the images each needs. `checksums.txt` is parsed strictly

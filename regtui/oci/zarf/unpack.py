@@ -27,6 +27,7 @@ from regtui.oci.errors import ArchiveError
 from regtui.oci.hashing import RATIO_ENV, _ratio
 from regtui.oci.store import MAX_MEMBERS, _clean
 from regtui.oci.zarf.sources import (
+    ZSTD_MAGIC,
     PartsReader,
     ProgressFn,
     SplitInfo,
@@ -35,6 +36,7 @@ from regtui.oci.zarf.sources import (
     source_parts,
 )
 from regtui.oci.zarf.tarstream import ChunkStream, members
+from regtui.oci.zarf.zstdproc import Decompressed, ParallelHash, ZstdError
 
 CHUNK = 1 << 20
 RESERVE = 64 << 20  # left free on the cache's file system
@@ -95,10 +97,11 @@ def unpack_to_cache(path: str, form: str, progress: ProgressFn | None = None) ->
     final = os.path.join(root, key)
     marker = final + MARKER_SUFFIX
     if _complete(root, key):
-        os.utime(marker)  # last use, for `regtui cache prune --older-than`
         _hold(root, key)
-        return final
-    if key in _HELD:  # our own pin on a folder someone removed: let go, or the lock below would wait on us
+        if _complete(root, key):  # still there once pinned: a prune can no longer take it
+            os.utime(marker)  # last use, for `regtui cache prune --older-than`
+            return final
+    if key in _HELD:  # our pin on a folder removed meanwhile: let go, or the lock below would wait on us
         os.close(_HELD.pop(key))
     total = sum(os.stat(p).st_size for p in parts)
     start = time.monotonic()
@@ -166,10 +169,11 @@ def _extract(reader: PartsReader, dest: str, path: str, total: int, start: float
         head = f.read(18)
     free = _check_space(os.path.dirname(dest), path, head, total)
     limit = min(free, max(total, 1) * _ratio(None))
-    dctx = zstandard.ZstdDecompressor()
     written = 0
     last = 0.0
-    stream = ChunkStream(dctx.stream_reader(reader, read_size=CHUNK, closefd=False))  # type: ignore[arg-type]
+    source = Decompressed(reader, CHUNK, compressed=head[:4] == ZSTD_MAGIC)
+    stream = ChunkStream(source)
+    hasher = ParallelHash()
     try:
         for count, info in enumerate(members(stream), 1):
             if count > MAX_MEMBERS:
@@ -186,7 +190,7 @@ def _extract(reader: PartsReader, dest: str, path: str, total: int, start: float
                                    member=info.name, path=path, hint="the package is malformed or hostile")
             if written + info.size > limit:
                 raise _too_big(path, written + info.size, free, total)
-            digest = _write(stream, dest, name, info.size, path)
+            digest = _write(stream, hasher, dest, name, info.size, path)
             written += info.size
             m = _BLOB.match(name)
             if m and digest != m.group(1):
@@ -196,7 +200,8 @@ def _extract(reader: PartsReader, dest: str, path: str, total: int, start: float
             if progress and now - last >= 0.1:
                 last = now
                 progress(UnpackProgress(reader.count, total, written, now - start, name))
-    except zstandard.ZstdError as e:
+        source.finish()
+    except ZstdError as e:
         raise ArchiveError(f"is not valid zstd data ({e})", path=path,
                            hint="the file is truncated or corrupt; copy it again") from None
     except tarfile.TarError as e:
@@ -206,7 +211,9 @@ def _extract(reader: PartsReader, dest: str, path: str, total: int, start: float
         raise ArchiveError("ends in the middle of a file", path=path,
                            hint="the package is truncated; copy it again") from None
     finally:
+        hasher.close()
         stream.close()
+        source.close()
     if progress:
         progress(UnpackProgress(reader.count, total, written, time.monotonic() - start))
     return written
@@ -228,7 +235,7 @@ def _makedirs(dest: str, name: str, path: str) -> None:
                            hint="a file and a folder share the name; the package is malformed") from None
 
 
-def _write(stream: ChunkStream, dest: str, name: str, size: int, path: str) -> str:
+def _write(stream: ChunkStream, hasher: ParallelHash, dest: str, name: str, size: int, path: str) -> str:
     """Copy one member into `dest/name`, hashing it on the way; returns its sha256 hex."""
     parent = os.path.dirname(name)
     if parent:
@@ -243,9 +250,12 @@ def _write(stream: ChunkStream, dest: str, name: str, size: int, path: str) -> s
     h = hashlib.sha256()
 
     def sink(piece: memoryview) -> None:
-        h.update(piece)
-        while piece:
-            piece = piece[os.write(fd, piece):]
+        def write() -> None:
+            rest = piece
+            while rest:
+                rest = rest[os.write(fd, rest):]
+
+        hasher.update_while(h, piece, write)
 
     try:
         if stream.take(size, sink) < size:

@@ -28,7 +28,7 @@ crane) can pull from it.
 | 5 | **Server** | start/stop the embedded registry, its address, request count, served images and log |
 | 6 | **Requests** | live graphs (bytes/s, requests/s, errors/s) and every HTTP request as it happens; `enter` shows one in full (with "did you mean" for a mistyped digest); `/` filters (`404`, `4xx`, `err`, words), `f` toggles follow |
 | 7 | **Pulls** | one row per client pulling an image: progress and state (pulling, done, manifest only, incomplete, failed); the selected pull's bytes/s and timeline below |
-| 8 | **Package** | a Zarf package's components, images and files (only while a Zarf package is open) |
+| 8 | **Package** | a Zarf package (only then): metadata, build, components with their images and Zarf names, checksums, signature |
 | 9 | **Files** | the image's files without extracting: the merged tree, or the image as of a layer (`[` `]`, or enter in Layers) with its changes in colour (added green, modified yellow, removed red); `c` only this layer's changes, `o` by size, `/` filter, `a` whole image, enter opens a file; the detail pane lists each file's versions across layers and dive's waste |
 
 ## Keys
