@@ -367,3 +367,28 @@ def test_a_late_joiner_gets_a_replay_and_a_reconnect_only_what_it_missed(seed_ta
             assert next(l for l in r.iter_lines() if l.startswith(":")) == ": keepalive"
     finally:
         reg.stop()
+
+
+async def test_the_watched_source_state_stays_off_the_registry_bus(tmp_path):
+    """The bus carries registry events only (its subscribers, such as the JSON log encoder, know no other kind);
+    how the watched stream goes reaches the app directly. A JSON log replayed, no server needed."""
+    from regtui.registry.eventjson import Encoder, dumps
+    from regtui.registry.events import EventBus, RequestFinished, RequestStarted
+    from regtui.watch.feed import SourceState
+
+    recorder, enc, lines = EventBus(), Encoder(live=True), []
+    recorder.subscribe(lambda e: lines.append(dumps(o)) if (o := enc.encode(e)) is not None else None)
+    for i in (1, 2):
+        recorder.publish(RequestStarted(i, 1000.0 + i, "127.0.0.1:1", "GET", f"/v2/r/manifests/t{i}", "r", f"t{i}",
+                                        "manifest", "skopeo/1.0"))
+        recorder.publish(RequestFinished(i, 1000.1 + i, 404, 0, 0.1, "MANIFEST_UNKNOWN"))
+    (tmp_path / "serve.log").write_text("\n".join(lines) + "\n")
+    bus, carried = EventBus(), []
+    bus.subscribe(carried.append)
+    app = RegtuiApp([], bus=bus, source=LinesSource(path=str(tmp_path / "serve.log")))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.source_state is not None and app.source_state.state == "ended",
+                    what="the log replayed")
+        await until(pilot, lambda: len(app.live.rows) == 2, what="both requests shown")
+    assert [type(e).__name__ for e in carried] == ["RequestStarted", "RequestFinished"] * 2
+    assert not any(isinstance(e, SourceState) for e in carried)

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
 from regtui.tui.facts import Selection
 from regtui.tui.measure import LayerFacts
+
+if TYPE_CHECKING:
+    from regtui.oci.verify import VerifyReport
+    from regtui.registry.events import Event
+    from regtui.watch.feed import SourceState
 
 
 @dataclass
@@ -21,7 +27,7 @@ class SelectionChanged(Message):
 class RegistryEvents(Message):
     """A batch of registry events (coalesced so a fast pull cannot flood the message queue)."""
 
-    events: list
+    events: list[Event | SourceState]
 
 
 @dataclass
@@ -40,6 +46,6 @@ class VerifyProgress(Message):
 @dataclass
 class VerifyDone(Message):
     archive_path: str
-    report: object | None
+    report: VerifyReport | None
     error: str | None = None
     elapsed: float = 0.0

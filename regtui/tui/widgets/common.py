@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from textual import events
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.coordinate import Coordinate
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Tree
+from textual.widgets.data_table import RowKey
 
-VIM_TABLE_KEYS = [
+VIM_TABLE_KEYS: list[BindingType] = [
     Binding("j", "cursor_down", "Down", show=False),
     Binding("k", "cursor_up", "Up", show=False),
     Binding("g", "scroll_top", "Top", show=False),
@@ -27,6 +29,9 @@ class VimTable(DataTable):
         kwargs.setdefault("cursor_type", "row")
         kwargs.setdefault("zebra_stripes", True)
         super().__init__(**kwargs)
+
+    def cursor_row_key(self) -> RowKey:
+        return self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key
 
 
 class VimTree(Tree):
@@ -88,6 +93,13 @@ class FilteredView(Vertical):
         self.query_one(self.focus_type).focus()
 
 
+def row_index(key: RowKey) -> int:
+    """The position a row was added at, for the tables that key their rows with it (`key=str(i)`)."""
+    if key.value is None:
+        raise ValueError("this table's rows have no keys")
+    return int(key.value)
+
+
 class Splitter(Widget):
     """A vertical bar between two panes: drag it with the mouse to resize the pane on its left (`<` and `>`
     do the same from the keyboard)."""
@@ -107,9 +119,9 @@ class Splitter(Widget):
         return siblings[i - 1] if i > 0 else None
 
     def resize_to(self, width: int) -> None:
-        pane = self._pane()
-        if pane is not None and self.parent is not None:
-            pane.styles.width = max(self.MIN, min(width, self.parent.size.width - 30))
+        pane, parent = self._pane(), self.parent
+        if pane is not None and isinstance(parent, Widget):
+            pane.styles.width = max(self.MIN, min(width, parent.size.width - 30))
 
     def on_mouse_down(self, event: events.MouseDown) -> None:
         self.capture_mouse()
@@ -117,7 +129,7 @@ class Splitter(Widget):
         event.stop()
 
     def on_mouse_move(self, event: events.MouseMove) -> None:
-        if self.has_class("-dragging") and self.parent is not None:
+        if self.has_class("-dragging") and isinstance(self.parent, Widget):
             self.resize_to(event.screen_x - self.parent.region.x)
 
     def on_mouse_up(self, event: events.MouseUp) -> None:

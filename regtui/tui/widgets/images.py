@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from rich.text import Text
 
@@ -30,7 +31,7 @@ class ImagesTree(VimTree):
         self.show_root = False
         self.guide_depth = 3
 
-    def load(self, archives: list[Archive], failures: list[str] = ()) -> None:
+    def load(self, archives: list[Archive], failures: Sequence[str] = ()) -> None:
         self.clear()
         for archive in archives:
             label = Text(os.path.basename(archive.path.rstrip("/")), style="bold cyan")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -15,7 +16,10 @@ from regtui.oci.digests import short
 from regtui.oci.model import Image, Layer
 from regtui.tui.facts import Selection, human_size, layer_history, media_label
 from regtui.tui.measure import LayerFacts
-from regtui.tui.widgets.common import FilteredView, VimTable
+from regtui.tui.widgets.common import FilteredView, VimTable, row_index
+
+if TYPE_CHECKING:
+    from regtui.tui.widgets.files import FilesIndexed
 
 MARKS = {True: Text("✓", style="green"), False: Text("✗", style="bold red"), None: Text("·", style="dim")}
 
@@ -57,11 +61,13 @@ class LayersView(FilteredView):
         self.selection = selection
         self.refresh_rows()
 
-    def _image(self) -> Image | None:
-        return self.selection.image if self.selection else None
+    def _shown(self) -> tuple[str, Image] | None:
+        """The selected image and the path of its archive (the key to its facts), if an image is selected."""
+        sel = self.selection
+        return (sel.archive.path, sel.image) if sel is not None and sel.image is not None else None
 
-    def _mark(self, layer: Layer) -> Text:
-        key = (self.selection.archive.path, layer.digest)
+    def _mark(self, archive_path: str, layer: Layer) -> Text:
+        key = (archive_path, layer.digest)
         if self.problems.get(key):
             return MARKS[False]
         f: LayerFacts | None = self.facts.get(key)
@@ -69,8 +75,8 @@ class LayersView(FilteredView):
             return Text("…", style="dim") if key in self.facts else MARKS[None]
         return MARKS[f.ok]
 
-    def _usize(self, layer: Layer) -> str:
-        f = self.facts.get((self.selection.archive.path, layer.digest))
+    def _usize(self, archive_path: str, layer: Layer) -> str:
+        f = self.facts.get((archive_path, layer.digest))
         if f is not None and f.uncompressed_size is not None:
             return human_size(f.uncompressed_size)
         if layer.compression is None and layer.location is not None:
@@ -82,12 +88,13 @@ class LayersView(FilteredView):
         cursor = t.cursor_row
         t.clear()
         t.columns[ColumnKey("size")].label = Text("size ▼" if self.sort_by_size else "size")
-        image = self._image()
-        if image is None:
+        shown = self._shown()
+        if shown is None:
             self.query_one("#layer-detail-text", Static).update("Select an image in the tree.")
             return
+        archive_path, image = shown
         history = layer_history(image)
-        indexed = self.contents.get((self.selection.archive.path, image.manifest.digest))
+        indexed = self.contents.get((archive_path, image.manifest.digest))
         rows = list(enumerate(image.layers))
         if self.sort_by_size:
             rows.sort(key=lambda r: -r[1].descriptor.size)
@@ -99,8 +106,9 @@ class LayersView(FilteredView):
                 continue
             t.add_row(
                 str(i + 1), short(layer.digest), media_label(layer.descriptor.media_type),
-                Text(human_size(layer.descriptor.size), justify="right"), Text(self._usize(layer), justify="right"),
-                short(layer.diff_id) if layer.diff_id else "—", self._mark(layer),
+                Text(human_size(layer.descriptor.size), justify="right"),
+                Text(self._usize(archive_path, layer), justify="right"),
+                short(layer.diff_id) if layer.diff_id else "—", self._mark(archive_path, layer),
                 Text(by.replace("\n", " ")[:200], no_wrap=True, overflow="ellipsis"),
                 *self._contents_cells(indexed, i), key=str(i),
             )
@@ -110,7 +118,7 @@ class LayersView(FilteredView):
         self._show_detail()
 
     @staticmethod
-    def _contents_cells(indexed, i: int) -> tuple[Text, Text]:  # type: ignore[no-untyped-def]
+    def _contents_cells(indexed: FilesIndexed | None, i: int) -> tuple[Text, Text]:
         """Added/modified/removed entries and the bytes the final image hides (from the Files view's index)."""
         if indexed is None or i >= len(indexed.counts):
             return Text("—", style="dim"), Text("—", style="dim")
@@ -122,7 +130,7 @@ class LayersView(FilteredView):
 
     def on_data_table_row_selected(self, event: VimTable.RowSelected) -> None:
         event.stop()
-        self.post_message(self.ShowFiles(int(event.row_key.value)))
+        self.post_message(self.ShowFiles(row_index(event.row_key)))
 
     def _fit_created_by(self) -> None:
         """created_by takes the width the other columns leave (the detail pane shows it whole): the table
@@ -147,14 +155,15 @@ class LayersView(FilteredView):
 
     def _show_detail(self) -> None:
         detail = self.query_one("#layer-detail-text", Static)
-        image = self._image()
+        shown = self._shown()
         t = self.query_one(VimTable)
-        if image is None or not t.row_count:
-            detail.update("No layer matches." if image else "Select an image in the tree.")
+        if shown is None or not t.row_count:
+            detail.update("No layer matches." if shown else "Select an image in the tree.")
             return
-        i = int(t.coordinate_to_cell_key((t.cursor_row, 0)).row_key.value)
+        archive_path, image = shown
+        i = row_index(t.cursor_row_key())
         layer = image.layers[i]
-        key = (self.selection.archive.path, layer.digest)
+        key = (archive_path, layer.digest)
         f = self.facts.get(key)
         txt = Text()
         txt.append(f"layer {i + 1} of {len(image.layers)}\n", style="bold")
@@ -163,7 +172,7 @@ class LayersView(FilteredView):
             ("media type", layer.descriptor.media_type),
             ("size", f"{layer.descriptor.size:,} bytes"),
             ("uncompressed", f"{f.uncompressed_size:,} bytes" if f and f.uncompressed_size is not None
-             else ("being measured…" if key in self.facts else self._usize(layer))),
+             else ("being measured…" if key in self.facts else self._usize(archive_path, layer))),
             ("diff_id", layer.diff_id or "—"),
             ("stored at", f"{layer.location.member or layer.location.path} (offset {layer.location.offset})"
              if layer.location else "not in this archive"),
@@ -183,7 +192,7 @@ class LayersView(FilteredView):
             why = f.error or ("the bytes do not hash to the digest" if not f.digest_ok else
                               "the uncompressed bytes do not hash to the diff_id")
             txt.append(f"mismatch: {why}\n", style="bold red")
-        indexed = self.contents.get((self.selection.archive.path, image.manifest.digest))
+        indexed = self.contents.get((archive_path, image.manifest.digest))
         if indexed is not None and i < len(indexed.counts):
             changes, hidden = self._contents_cells(indexed, i)
             txt.append(f"{'files':>13}  ", style="dim")

@@ -22,7 +22,7 @@ from regtui.tui.facts import (
     pull_commands,
     ref_of,
 )
-from regtui.tui.widgets.common import VimTable
+from regtui.tui.widgets.common import VimTable, row_index
 
 
 class ManifestsView(Vertical):
@@ -72,8 +72,8 @@ class ManifestsView(Vertical):
     def _relevant(self) -> list:
         sel = self.selection
         return [r for r in self.expect_results
-                if sel and (r.image is not None and r.image is sel.image
-                            or r.image is None and r.archive is sel.archive)]
+                if sel and ((r.image is not None and r.image is sel.image)
+                            or (r.image is None and r.archive is sel.archive))]
 
     def _show_expected(self) -> None:
         """Digests someone expects (--expect): whether this image serves them, and if not, why."""
@@ -131,7 +131,7 @@ class ManifestsView(Vertical):
         t = self.query_one("#forms-table", VimTable)
         if not self.forms or not t.row_count:
             return None
-        return self.forms[int(t.coordinate_to_cell_key((t.cursor_row, 0)).row_key.value)]
+        return self.forms[row_index(t.cursor_row_key())]
 
     def on_data_table_row_highlighted(self, event: VimTable.RowHighlighted) -> None:
         event.stop()

@@ -3,6 +3,8 @@ Zarf-rewritten names), and the state of its checksums and signature."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -12,8 +14,11 @@ from textual.widgets import Static
 from regtui.oci.model import Archive
 from regtui.oci.zarf.summary import package_dict
 
+if TYPE_CHECKING:
+    from regtui.oci.verify import VerifyReport
 
-def _checks_text(report) -> Text:  # report: VerifyReport | None
+
+def _checks_text(report: VerifyReport | None) -> Text:
     t = Text()
     if report is None:
         t.append("checksums not verified yet: press v", style="dim")
@@ -34,7 +39,7 @@ class PackageView(VerticalScroll):
     def compose(self):
         yield Static(id="package-text")
 
-    def show(self, archive: Archive | None, report=None) -> None:
+    def show(self, archive: Archive | None, report: VerifyReport | None = None) -> None:
         box = self.query_one("#package-text", Static)
         pkg = archive.package if archive is not None else None
         if pkg is None:

@@ -94,8 +94,8 @@ class PullsView(Vertical):
     def show(self, pulls: dict[str, PullProgress]) -> None:
         t = self.query_one(VimTable)
         now = self.clock()
-        for key in [k.value for k in t.rows if k.value not in pulls]:
-            t.remove_row(key)
+        for gone in [k for k in t.rows if k.value not in pulls]:
+            t.remove_row(gone)
         for key, p in pulls.items():
             state = state_of(p, now)
             cells = [p.client, f"{p.repository}:{p.reference}" if not p.reference.startswith("sha256:")
@@ -106,7 +106,7 @@ class PullsView(Vertical):
                      Text(state, style=STATE_STYLE.get(state, "")),
                      Text(p.user_agent, no_wrap=True, overflow="ellipsis")]
             if key in t.rows:
-                for col, value in zip(COLS, cells):
+                for col, value in zip(COLS, cells, strict=True):
                     t.update_cell(key, col, value, update_width=True)  # live values keep their units
             else:
                 t.add_row(*cells, key=key)

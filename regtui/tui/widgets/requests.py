@@ -171,7 +171,7 @@ class RequestsView(FilteredView):
                 continue
             cells = self._cells(row, corrupt)
             if shown:
-                for (_, col), value in zip(COLUMNS, cells):
+                for (_, col), value in zip(COLUMNS, cells, strict=True):
                     t.update_cell(key, col, value, update_width=True)  # a growing size keeps its unit
             else:
                 t.add_row(*cells, key=key)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,6 +15,16 @@ from textual.widgets import Button, Input, Label, RichLog, Static
 from regtui.oci.model import Archive
 from regtui.registry.events import ServerLog, ServerState
 from regtui.tui.facts import pull_commands, ref_of
+
+if TYPE_CHECKING:
+    from regtui.oci.apply import ExpectResult
+
+
+@runtime_checkable
+class ServerToggle(Protocol):
+    """What the view's button and address fields ask of the app (RegtuiApp's server control)."""
+
+    def action_toggle_server(self) -> None: ...
 
 
 class ServerView(Vertical):
@@ -77,7 +89,7 @@ class ServerView(Vertical):
         for box in self.query(Input):
             box.disabled = running
 
-    def show_names(self, archives: list[Archive], hostport: str, expect_results: list = ()) -> None:
+    def show_names(self, archives: list[Archive], hostport: str, expect_results: Sequence[ExpectResult] = ()) -> None:
         """Each served reference with a pull command. A tag in two archives is served from the first one given;
         the other image is then reachable by digest only, and says so with that digest."""
         t = Text()
@@ -115,11 +127,15 @@ class ServerView(Vertical):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        self.app.action_toggle_server()
+        self._toggle()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.app.action_toggle_server()
+        self._toggle()
+
+    def _toggle(self) -> None:
+        if isinstance(self.app, ServerToggle):
+            self.app.action_toggle_server()
 
 
 def _name(archive: Archive) -> str:

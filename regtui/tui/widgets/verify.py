@@ -6,6 +6,7 @@ Every result shows what was expected and what was found; mismatches are red with
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -15,12 +16,17 @@ from textual.widgets import Button, ProgressBar, Static
 from regtui.oci.digests import short
 from regtui.oci.model import Problem
 from regtui.tui.facts import Selection, human_size
-from regtui.tui.widgets.common import VimTable
+from regtui.tui.widgets.common import VimTable, row_index
+
+if TYPE_CHECKING:
+    from regtui.oci.verify import VerifyReport
+
+ResultRow = tuple[str, str, str, str, str, str]  # (status, check, subject, expected, found, cause)
 
 
-def result_rows(report) -> list[tuple[str, str, str, str, str, str]]:
+def result_rows(report: VerifyReport) -> list[ResultRow]:
     """(status, check, subject, expected, found, cause): every problem first, then every check that passed."""
-    rows = [(p.severity, p.check, p.subject, p.expected, p.found, p.cause) for p in report.problems]
+    rows: list[ResultRow] = [(p.severity, p.check, p.subject, p.expected, p.found, p.cause) for p in report.problems]
     rows += [("ok", c.check, c.subject, "", c.detail, "") for c in report.checks if c.ok]
     return rows
 
@@ -30,11 +36,20 @@ INTRO = ("Verification reads every blob: digests, sizes, diff_ids, layer order, 
 STYLE = {"error": "bold red", "warning": "yellow", "ok": "green"}
 
 
+@runtime_checkable
+class VerifyControl(Protocol):
+    """What the view's buttons ask of the app (RegtuiApp's archive work)."""
+
+    def action_verify(self) -> None: ...
+
+    def cancel_verify(self) -> None: ...
+
+
 class VerifyView(Vertical):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.selection: Selection | None = None
-        self.rows: list[tuple] = []
+        self.rows: list[ResultRow] = []
         self.running = False
 
     def compose(self) -> ComposeResult:
@@ -54,7 +69,7 @@ class VerifyView(Vertical):
                                   ("expected", "expected", 26), ("found", "found", None)):
             t.add_column(label, key=key, width=width)
 
-    def show(self, selection: Selection, report=None) -> None:
+    def show(self, selection: Selection, report: VerifyReport | None = None) -> None:
         """The selected archive's last result (from this session or the cache), unless a run is going on."""
         changed = self.selection is None or selection.archive is not self.selection.archive
         self.selection = selection
@@ -72,10 +87,13 @@ class VerifyView(Vertical):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
+        app = self.app
+        if not isinstance(app, VerifyControl):
+            return
         if event.button.id == "verify-run":
-            self.app.action_verify()
+            app.action_verify()
         elif event.button.id == "verify-cancel":
-            self.app.cancel_verify()
+            app.cancel_verify()
 
     def started(self, name: str) -> None:
         self.running = True
@@ -93,7 +111,7 @@ class VerifyView(Vertical):
         self.query_one("#verify-status", Static).update(
             Text(f"verifying: {human_size(done)} of {human_size(total)}  {label}", no_wrap=True, overflow="ellipsis"))
 
-    def finished(self, name: str, report, error: str | None, elapsed: float) -> None:
+    def finished(self, name: str, report: VerifyReport | None, error: str | None, elapsed: float) -> None:
         self.running = False
         self.query_one("#verify-run", Button).disabled = False
         self.query_one("#verify-cancel", Button).disabled = True
@@ -109,15 +127,15 @@ class VerifyView(Vertical):
         self.rows = result_rows(report)
         checked = len(report.checks)
         if errors:
-            status.update(Text(f"✗ {name}: {len(errors)} mismatch{'es' * (len(errors) != 1)}, {len(warnings)} "
-                               f"warning(s), {checked} checks in {elapsed:.1f} s", style="bold red"))
+            line = Text(f"✗ {name}: {len(errors)} mismatch{'es' * (len(errors) != 1)}, {len(warnings)} "
+                        f"warning(s), {checked} checks in {elapsed:.1f} s", style="bold red")
         else:
-            status.update(Text(f"✓ {name}: all {checked} checks passed"
-                               + (f", {len(warnings)} warning(s)" if warnings else "") + f" in {elapsed:.1f} s",
-                               style="bold green"))
-        if getattr(report, "cached", False):
-            status.update(Text.assemble(status.content, ("   (result of an earlier run on these same bytes; "
-                                                         "v verifies again)", "dim")))
+            line = Text(f"✓ {name}: all {checked} checks passed"
+                        + (f", {len(warnings)} warning(s)" if warnings else "") + f" in {elapsed:.1f} s",
+                        style="bold green")
+        if report.cached:
+            line = Text.assemble(line, ("   (result of an earlier run on these same bytes; v verifies again)", "dim"))
+        status.update(line)
         t = self.query_one(VimTable)
         t.clear()
         for i, (sev, check, subject, expected, found, _cause) in enumerate(self.rows):
@@ -136,7 +154,7 @@ class VerifyView(Vertical):
         box = self.query_one("#verify-detail-text", Static)
         if not t.row_count:
             return
-        sev, check, subject, expected, found, cause = self.rows[int(t.coordinate_to_cell_key((t.cursor_row, 0)).row_key.value)]
+        sev, check, subject, expected, found, cause = self.rows[row_index(t.cursor_row_key())]
         style = STYLE.get(sev, "")
         txt = Text()
         txt.append(f"{check}", style="bold")
@@ -156,7 +174,7 @@ def _short(value: str) -> str:
     return " ".join(short(w, 16) if w.startswith("sha256:") and len(w) > 30 else w for w in str(value).split(" "))
 
 
-def problems_by_blob(archive_path: str, report) -> dict[tuple[str, str], list[Problem]]:
+def problems_by_blob(archive_path: str, report: VerifyReport) -> dict[tuple[str, str], list[Problem]]:
     """Problems keyed by (archive, digest) for the digests they name, so other views can mark them."""
     out: dict[tuple[str, str], list[Problem]] = {}
     for p in report.problems:
