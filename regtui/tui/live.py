@@ -9,10 +9,12 @@ from __future__ import annotations
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from regtui.registry.eventjson import safe
 from regtui.registry.events import (
+    Event,
     PullProgress,
     RequestFinished,
     RequestProgress,
@@ -95,7 +97,7 @@ class Span:
 
 
 class LiveState:
-    def __init__(self, capacity: int = 500, log_capacity: int = 200, clock=time.time):
+    def __init__(self, capacity: int = 500, log_capacity: int = 200, clock: Callable[[], float] = time.time):
         self.clock = clock
         self.capacity = capacity
         self.log_capacity = log_capacity
@@ -128,7 +130,7 @@ class LiveState:
         if row.duration is None:
             self._spans[row.id] = span
 
-    def apply(self, event) -> None:
+    def apply(self, event: Event) -> None:
         ch = self._changes
         if isinstance(event, RequestStarted):
             self.requests_total += 1

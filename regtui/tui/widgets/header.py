@@ -9,6 +9,7 @@ from textual.widgets import Static
 from regtui.oci.model import Archive
 from regtui.registry.events import ServerState
 from regtui.tui.facts import Selection, archive_summary, human_size, ref_of
+from regtui.watch.feed import SourceState
 
 
 def served_line(sel: Selection | None, expect_results: list) -> Text:
@@ -76,7 +77,7 @@ class StatusLine(Static):
             t.append(f"  ⚠ {warning}", style="bold red")
         self.update(t)
 
-    def show_watch(self, label: str, source, server: ServerState, requests: int, sent: int) -> None:
+    def show_watch(self, label: str, source: SourceState | None, server: ServerState, requests: int, sent: int) -> None:
         """`regtui watch`: where the events come from and how that goes, then the remote server's state."""
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append(" regtui ", style="bold reverse")

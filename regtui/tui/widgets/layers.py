@@ -13,7 +13,7 @@ from textual.widgets import Input, Static
 from textual.widgets.data_table import ColumnKey
 
 from regtui.oci.digests import short
-from regtui.oci.model import Image, Layer
+from regtui.oci.model import Image, Layer, Problem
 from regtui.tui.facts import Selection, human_size, layer_history, media_label
 from regtui.tui.measure import LayerFacts
 from regtui.tui.widgets.common import FilteredView, VimTable, row_index
@@ -33,7 +33,8 @@ class LayersView(FilteredView):
 
         index: int
 
-    def __init__(self, facts: dict, problems: dict, contents: dict | None = None, **kwargs):
+    def __init__(self, facts: dict[tuple[str, str], LayerFacts | None], problems: dict[tuple[str, str], list[Problem]],
+                 contents: dict[tuple[str, str], FilesIndexed] | None = None, **kwargs):
         super().__init__(**kwargs)
         self.facts = facts  # (archive path, digest) -> LayerFacts, shared with the app's measuring worker
         self.problems = problems  # (archive path, digest) -> [Problem] from the last verification

@@ -3,6 +3,7 @@ Zarf-rewritten names), and the state of its checksums and signature."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rich.console import Group
@@ -16,6 +17,7 @@ from regtui.oci.zarf.summary import package_dict
 
 if TYPE_CHECKING:
     from regtui.oci.verify import VerifyReport
+    from regtui.oci.zarf.sources import UnpackProgress
 
 
 def _checks_text(report: VerifyReport | None) -> Text:
@@ -88,7 +90,8 @@ class PackageView(VerticalScroll):
         box.update(Group(head, facts, Text(""), _checks_text(report), comps, tail))
 
 
-def unpack_progress(path: str, call, set_loading):
+def unpack_progress(path: str, call: Callable[..., object],
+                    set_loading: Callable[[str], None]) -> Callable[[UnpackProgress], None]:
     """A progress callback for opening a compressed package in a worker thread: the status line shows a bar,
     bytes and speed (`call` is App.call_from_thread, at most ten times a second)."""
     import os
@@ -99,7 +102,7 @@ def unpack_progress(path: str, call, set_loading):
     name = os.path.basename(path)
     last = [0.0]
 
-    def progress(p) -> None:  # p: regtui.oci.zarf.sources.UnpackProgress
+    def progress(p: UnpackProgress) -> None:
         now = time.monotonic()
         if now - last[0] < 0.1 and p.read < p.total:
             return

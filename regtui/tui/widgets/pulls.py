@@ -3,6 +3,8 @@ became of it; below, the selected pull's bytes/s and its timeline (the manifest,
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -70,7 +72,7 @@ def timeline(spans: list[Span], now: float, width: int = TIMELINE) -> Text:
 
 
 class PullsView(Vertical):
-    def __init__(self, clock, live: LiveState | None = None, **kwargs):
+    def __init__(self, clock: Callable[[], float], live: LiveState | None = None, **kwargs):
         super().__init__(**kwargs)
         self.clock = clock
         self.empty_hint = ("No pulls yet. Start the server (s) and pull with one of the commands from the "

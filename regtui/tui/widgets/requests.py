@@ -110,7 +110,8 @@ class RequestsView(FilteredView):
     filter_id = "requests-filter"
     BINDINGS = [*FilteredView.BINDINGS, Binding("enter", "toggle_detail", "Details", show=False)]
 
-    def __init__(self, live: LiveState, clock, context: Callable[[], RequestContext] = RequestContext, **kwargs):
+    def __init__(self, live: LiveState, clock: Callable[[], float],
+                 context: Callable[[], RequestContext] = RequestContext, **kwargs):
         super().__init__(**kwargs)
         self.live = live
         self.clock = clock

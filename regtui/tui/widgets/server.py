@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, RichLog, Static
 
-from regtui.oci.model import Archive
+from regtui.oci.model import Archive, Image, Root
 from regtui.registry.events import ServerLog, ServerState
 from regtui.tui.facts import pull_commands, ref_of
 
@@ -142,5 +142,5 @@ def _name(archive: Archive) -> str:
     return os.path.basename(archive.path.rstrip("/"))
 
 
-def _images(root) -> list:
+def _images(root: Root) -> list[Image]:
     return root.images() if hasattr(root, "images") else [root]
