@@ -152,7 +152,7 @@ class WatchFeed:
         instance, _, seq = headers.get("last-event-id", "").partition("-")
         after = int(seq) if instance == self.instance and seq.isdigit() else 0
         items = [e for e in self.ring if e.seq > after]
-        return [self._bytes(e) for e in items[len(items) - want:]] if want else []
+        return [self._bytes(e) for e in items[max(0, len(items) - want):]] if want else []
 
     def _bytes(self, entry: _Entry) -> bytes:
         if entry.message is None:
