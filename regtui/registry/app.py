@@ -19,7 +19,7 @@ from regtui.oci import mediatypes as mt
 from regtui.oci.model import Archive
 from regtui.registry.auth import REALM, BasicAuth, TooManyChecks, load_htpasswd
 from regtui.registry.blobs import BlobBody, MemoryBody, StaleArchive, check_fresh
-from regtui.registry.catalog import Blob, Catalog, Repo, artifact_type, blob_count
+from regtui.registry.catalog import Blob, Catalog, Repo, artifact_type
 from regtui.registry.errors import RegistryError
 from regtui.registry.events import EventBus, ServerLog
 from regtui.registry.fast import FastPath
@@ -32,8 +32,7 @@ from regtui.registry.handlers import (
     blob_plan,
     changed,
     digest_of,
-    etag_matches,
-    manifest_for,
+    manifest_answer,
     open_blob,
     refused,
     repo_of,
@@ -245,12 +244,9 @@ def _not_modified(etag: str, digest: str, cache: str | None = None) -> Response:
 
 # -- manifests -------------------------------------------------------------------------------------------
 def _manifest(repo: Repo, route: Route, info: RequestInfo) -> Response:
-    manifest, node = manifest_for(repo, route, request.headers)
-    etag = f'"{manifest.digest}"'
-    if etag_matches(request.headers.get("If-None-Match"), etag):
+    manifest, etag, not_modified = manifest_answer(repo, route, request.headers, info)
+    if not_modified:
         return _not_modified(etag, manifest.digest)
-    blobs, children = blob_count(node)
-    info.pull = (route.name, route.reference or "", manifest.digest, blobs, children)
     return _body(manifest.data, manifest.media_type,
                  headers={"Docker-Content-Digest": manifest.digest, "ETag": etag})
 

@@ -20,14 +20,12 @@ from regtui.registry.handlers import (
     RegistryState,
     blob_plan,
     changed,
-    etag_matches,
-    manifest_for,
+    manifest_answer,
     open_blob,
     repo_of,
     short_read,
 )
 from regtui.registry.blobs import BlobBody, StaleArchive, check_fresh
-from regtui.registry.catalog import blob_count
 from regtui.registry.errors import RegistryError
 from regtui.registry.observe import RequestInfo
 from regtui.registry.pump import h11_connection, pump_body
@@ -96,12 +94,9 @@ class FastPath:
         return True
 
     async def _manifest(self, send, method: str, repo, info: RequestInfo, headers: ScopeHeaders) -> bool:
-        manifest, node = manifest_for(repo, info.route, headers)
-        etag = f'"{manifest.digest}"'
-        if etag_matches(headers.get("If-None-Match"), etag):
+        manifest, etag, not_modified = manifest_answer(repo, info.route, headers, info)
+        if not_modified:
             return await self._reply(send, method, 304, _not_modified(etag, manifest.digest), None)
-        blobs, children = blob_count(node)
-        info.pull = (info.route.name, info.route.reference or "", manifest.digest, blobs, children)
         return await self._reply(send, method, 200, [
             (b"content-type", manifest.media_type.encode()),
             (b"content-length", str(len(manifest.data)).encode()),

@@ -19,10 +19,10 @@ from regtui.oci.negotiate import DEFAULT_PLATFORM, choose, parse_accept
 from regtui.oci.refs import is_name, is_tag
 from regtui.registry.auth import BasicAuth
 from regtui.registry.blobs import StaleArchive, Unsatisfiable, open_fresh, parse_range
-from regtui.registry.catalog import Blob, Catalog, Repo
+from regtui.registry.catalog import Blob, Catalog, Repo, blob_count
 from regtui.registry.errors import RegistryError
 from regtui.registry.events import EventBus, ServerLog
-from regtui.registry.observe import PullTracker, RequestEvents, RequestInfo
+from regtui.registry.observe import PullStart, PullTracker, RequestEvents, RequestInfo
 from regtui.registry.routes import Route
 
 API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
@@ -110,6 +110,18 @@ def manifest_for(repo: Repo, route: Route, headers) -> tuple[Manifest, object]:
                                                 f"accepts: {choice.reason}")
     return choice.manifest, repo.manifests[choice.manifest.digest][2]
 
+
+
+def manifest_answer(repo: Repo, route: Route, headers, info: RequestInfo) -> tuple[Manifest, str, bool]:
+    """The manifest a GET/HEAD answers, its ETag, and whether the client already has it (304); a manifest
+    served notes the pull it starts on `info`."""
+    manifest, node = manifest_for(repo, route, headers)
+    etag = f'"{manifest.digest}"'
+    if etag_matches(headers.get("If-None-Match"), etag):
+        return manifest, etag, True
+    blobs, children = blob_count(node)
+    info.pull = PullStart(route.name or "", route.reference or "", manifest.digest, blobs, children)
+    return manifest, etag, False
 
 
 # -- blobs -----------------------------------------------------------------------------------------------

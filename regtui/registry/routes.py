@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
+
+RouteKind = Literal["base", "redirect", "catalog", "manifest", "blob", "upload", "tags", "referrers", "other"]
 
 _PATTERNS = [
     ("manifest", re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<ref>[^/]+)$")),
@@ -16,7 +19,7 @@ _PATTERNS = [
 
 @dataclass(frozen=True)
 class Route:
-    kind: str  # "base", "redirect", "catalog", "manifest", "blob", "upload", "tags", "referrers", "other"
+    kind: RouteKind
     name: str | None = None
     reference: str | None = None
 

@@ -17,11 +17,9 @@ class SelectionChanged(Message):
     selection: Selection
 
 
-@dataclass
 class RegistryEvents(Message):
-    """A batch of registry events (coalesced so a fast pull cannot flood the message queue)."""
-
-    events: list
+    """Registry events are waiting in the app's queue: one message per batch, so a fast pull cannot flood the
+    message queue (the events themselves stay in the queue, drained when this is handled)."""
 
 
 @dataclass
