@@ -4,7 +4,7 @@
 neither imports the other's internals. Handlers raise `RegistryError` for every spec error.
 
 Does Quart still earn its place? Measured in process (ASGI calls, no sockets, 3,000 GETs each after warm-up,
-the 2-core machine loaded by other work; /tmp/quart_cost.py in the issue-14 notes):
+the 2-core machine loaded by other work; `bench/quart_cost.py`):
 
 | request            | raw fast path | through Quart |
 |--------------------|---------------|---------------|
