@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import os
 
+from regtui.registry.blobs import BlobBody, StaleArchive, check_fresh
+from regtui.registry.errors import RegistryError
 from regtui.registry.handlers import (
     API_VERSION,
     BLOB_CACHE,
@@ -25,8 +27,6 @@ from regtui.registry.handlers import (
     repo_of,
     short_read,
 )
-from regtui.registry.blobs import BlobBody, StaleArchive, check_fresh
-from regtui.registry.errors import RegistryError
 from regtui.registry.observe import RequestInfo
 from regtui.registry.pump import h11_connection, pump_body
 

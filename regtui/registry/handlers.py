@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from regtui.oci.digests import is_digest, is_digest_syntax
-from regtui.oci.model import Fingerprint, Manifest, Platform
+from regtui.oci.model import Fingerprint, Manifest, Platform, Root
 from regtui.oci.negotiate import DEFAULT_PLATFORM, choose, parse_accept
 from regtui.oci.refs import is_name, is_tag
 from regtui.registry.auth import BasicAuth
@@ -103,7 +103,7 @@ def client_platform(user_agent: str) -> Platform:
 
 
 # -- manifests -------------------------------------------------------------------------------------------
-def manifest_for(repo: Repo, route: Route, headers) -> tuple[Manifest, object]:
+def manifest_for(repo: Repo, route: Route, headers) -> tuple[Manifest, Root]:
     """The manifest a GET/HEAD of `route` gets (`headers`: .get/.getlist, as Werkzeug's); raises RegistryError."""
     ref = route.reference or ""
     if ":" in ref:
@@ -211,7 +211,8 @@ def refused(state: RegistryState, blob: Blob, e: StaleArchive) -> None:
 
 def short_read(state: RegistryState, blob: Blob, missing: int, info: RequestInfo) -> None:
     info.ended_by = "server stopped sending: the archive ended early (changed on disk)"
-    state.bus.publish(ServerLog("error", f"{blob.location.path} ended {missing} bytes early while sending "
+    where = blob.location.path if blob.location is not None else "the archive"
+    state.bus.publish(ServerLog("error", f"{where} ended {missing} bytes early while sending "
                                          f"{blob.digest}; the archive changed on disk", time.time()))
 
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 RouteKind = Literal["base", "redirect", "catalog", "manifest", "blob", "upload", "tags", "referrers", "other"]
 
-_PATTERNS = [
+_PATTERNS: list[tuple[RouteKind, re.Pattern[str]]] = [
     ("manifest", re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<ref>[^/]+)$")),
     ("upload", re.compile(r"^/v2/(?P<name>.+)/blobs/uploads(?:/(?P<ref>[^/]*))?$")),
     ("blob", re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<ref>[^/]+)$")),
