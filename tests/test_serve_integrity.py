@@ -237,17 +237,19 @@ def test_unknown_user_takes_as_long_as_a_wrong_password(seed_tar, serve, tmp_pat
     # so that both see the same load on the machine.
     clients = {who: httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=10)
                for who, source in (("unknown", "127.0.0.2"), ("wrong", "127.0.0.3"))}
-    for _ in range(3):
+    for _ in range(5):
         for who, c in clients.items():
             status, secs = _timed(c, f"{s.url}/v2/", _basic("mallory" if who == "unknown" else "alice", "x"))
             assert status == 401
             times[who].append(secs)
     for c in clients.values():
         c.close()
-    unknown, wrong = min(times["unknown"]), min(times["wrong"])
+    # Medians: the password thread runs at nice 19, so under CPU stress both vary a lot, alike. Before the
+    # dummy hash an unknown user took ~1/15 of a wrong password's time (8.6 vs 130 ms).
+    unknown, wrong = statistics.median(times["unknown"]), statistics.median(times["wrong"])
     print(f"\nunknown user {unknown * 1000:.1f} ms, wrong password {wrong * 1000:.1f} ms")
     assert wrong > 0.02, "bcrypt at cost 10 ran"
-    assert unknown > 0.4 * wrong, f"unknown user {unknown * 1000:.1f} ms vs wrong password {wrong * 1000:.1f} ms"
+    assert unknown > 0.3 * wrong, f"unknown user {unknown * 1000:.1f} ms vs wrong password {wrong * 1000:.1f} ms"
 
 
 _ATTACKERS = """

@@ -10,57 +10,39 @@ import asyncio
 import itertools
 import json
 import logging
-import os
-import re
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
 from regtui.oci import mediatypes as mt
-from regtui.oci.digests import is_digest, is_digest_syntax
-from regtui.oci.model import Archive, Manifest, Platform
-from regtui.oci.negotiate import DEFAULT_PLATFORM, choose, parse_accept
-from regtui.oci.refs import is_name, is_tag
+from regtui.oci.model import Archive
 from regtui.registry.auth import REALM, BasicAuth, TooManyChecks, load_htpasswd
-from regtui.registry.blobs import (
-    BlobBody,
-    MemoryBody,
-    StaleArchive,
-    Unsatisfiable,
-    check_fresh,
-    open_fresh,
-    parse_range,
-)
-from regtui.registry.catalog import Blob, Catalog, Repo, artifact_type, blob_count
+from regtui.registry.blobs import BlobBody, MemoryBody, StaleArchive, check_fresh
+from regtui.registry.catalog import Blob, Catalog, Repo, artifact_type
 from regtui.registry.errors import RegistryError
 from regtui.registry.events import EventBus, ServerLog
+from regtui.registry.fast import FastPath
+from regtui.registry.handlers import (
+    API_VERSION,
+    BLOB_CACHE,
+    JSON,
+    READ_METHODS,
+    RegistryState,
+    blob_plan,
+    changed,
+    digest_of,
+    manifest_answer,
+    open_blob,
+    refused,
+    repo_of,
+    short_read,
+)
 from regtui.registry.observe import SCOPE_KEY, PullTracker, RequestEvents, RequestInfo
 from regtui.registry.routes import Route, parse_path
 
-API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
-READ_METHODS = ("GET", "HEAD")
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-BLOB_CACHE = "max-age=31536000"
-JSON = "application/json; charset=utf-8"
-
-_UA_OS = re.compile(r"(?:^|\s)os/([A-Za-z0-9_.-]+)")
-_UA_ARCH = re.compile(r"(?:^|\s)arch/([A-Za-z0-9_.-]+)")
 _app_ids = itertools.count(1)
-
-
-@dataclass
-class RegistryState:
-    """What the app serves and where it reports; `app.extensions["regtui"]`."""
-
-    bus: EventBus
-    catalog: Catalog
-    pulls: PullTracker
-    auth: BasicAuth | None
-    events: RequestEvents | None = None
-    refuse: Mapping[str, str] = field(default_factory=dict)  # blob digest -> why its bytes cannot verify
 
 
 class BusLogHandler(logging.Handler):
@@ -149,8 +131,6 @@ def create_app(archives: list[Archive], *, bus: EventBus | None = None, names=()
         response.headers[API_VERSION[0]] = API_VERSION[1]
         return response
 
-    from regtui.registry.fast import FastPath  # it builds on this module's lookups
-
     events = state.events = RequestEvents(app.asgi_app, bus, pulls, fast=FastPath(state) if fast else None)
 
     async def asgi(scope, receive, send):
@@ -231,7 +211,7 @@ async def _handle(state: RegistryState, route: Route, info: RequestInfo) -> Resp
         return _catalog(state.catalog)
     if route.kind == "upload":
         raise RegistryError("BLOB_UPLOAD_UNKNOWN", "this registry is read-only; there are no uploads")
-    repo = _repo(state.catalog, route.name or "")
+    repo = repo_of(state.catalog, route.name or "")
     if route.kind == "tags":
         return _tags(repo, route.name or "")
     if route.kind == "manifest":
@@ -251,40 +231,6 @@ def _body(data: bytes, content_type: str, status: int = 200, headers: dict | Non
     return resp
 
 
-def _repo(catalog: Catalog, name: str) -> Repo:
-    if not is_name(name):
-        raise RegistryError("NAME_INVALID", f"invalid repository name {name!r}: lowercase letters, digits and "
-                                            "separators (. _ __ - /) only, at most 255 characters")
-    repo = catalog.lookup(name)
-    if repo is None:
-        raise RegistryError("NAME_UNKNOWN", f"repository {name!r} is not in the served archives")
-    return repo
-
-
-def _digest(reference: str) -> str:
-    if not is_digest_syntax(reference):
-        raise RegistryError("DIGEST_INVALID", f"invalid digest {reference!r}: expected algorithm:hex, "
-                                              "e.g. sha256:<64 hex digits>")
-    if not is_digest(reference):
-        raise RegistryError("DIGEST_INVALID", f"unsupported or malformed digest {reference!r}: "
-                                              "sha256 (64 hex) or sha512 (128 hex) expected")
-    return reference
-
-
-def _etag_matches(header: str | None, etag: str) -> bool:
-    if not header:
-        return False
-    if header.strip() == "*":
-        return True
-    for item in header.split(","):
-        item = item.strip()
-        if item.startswith("W/"):
-            item = item[2:]
-        if item == etag or item.strip('"') == etag.strip('"'):
-            return True
-    return False
-
-
 def _not_modified(etag: str, digest: str, cache: str | None = None) -> Response:
     resp = Response(b"", status=304)
     resp.headers["ETag"] = etag
@@ -296,98 +242,16 @@ def _not_modified(etag: str, digest: str, cache: str | None = None) -> Response:
     return resp
 
 
-def client_platform(user_agent: str) -> Platform:
-    """docker and containerd's cri put `os/<os> arch/<arch>` in the User-Agent; others get linux/amd64."""
-    os_m, arch_m = _UA_OS.search(user_agent), _UA_ARCH.search(user_agent)
-    if os_m and arch_m:
-        return Platform(os_m.group(1), arch_m.group(1))
-    return DEFAULT_PLATFORM
-
-
 # -- manifests -------------------------------------------------------------------------------------------
-def manifest_for(repo: Repo, route: Route, headers) -> tuple[Manifest, object]:
-    """The manifest a GET/HEAD of `route` gets (`headers`: .get/.getlist, as Werkzeug's); raises RegistryError."""
-    ref = route.reference or ""
-    if ":" in ref:
-        digest = _digest(ref)
-        found = repo.manifests.get(digest)
-        if found is None:
-            raise RegistryError("MANIFEST_UNKNOWN", f"no manifest {digest} in repository {route.name!r}")
-        return found[1], found[2]
-    if not is_tag(ref):  # TAG_INVALID is the push side's code; a read finds no such manifest (OCI conformance)
-        raise RegistryError("MANIFEST_UNKNOWN", f"invalid tag {ref!r}: up to 128 of [A-Za-z0-9_.-], "
-                                                "not starting with . or -")
-    tagged = repo.tags.get(ref)
-    if tagged is None:
-        raise RegistryError("MANIFEST_UNKNOWN", f"no tag {ref!r} in repository {route.name!r}")
-    accept = parse_accept(headers.getlist("Accept"))
-    choice = choose(tagged[1], accept, client_platform(headers.get("User-Agent", "")))
-    if choice.manifest is None:
-        raise RegistryError("MANIFEST_UNKNOWN", f"{route.name}:{ref} exists, but not in a form this client "
-                                                f"accepts: {choice.reason}")
-    return choice.manifest, repo.manifests[choice.manifest.digest][2]
-
-
 def _manifest(repo: Repo, route: Route, info: RequestInfo) -> Response:
-    manifest, node = manifest_for(repo, route, request.headers)
-    etag = f'"{manifest.digest}"'
-    if _etag_matches(request.headers.get("If-None-Match"), etag):
+    manifest, etag, not_modified = manifest_answer(repo, route, request.headers, info)
+    if not_modified:
         return _not_modified(etag, manifest.digest)
-    blobs, children = blob_count(node)
-    info.pull = (route.name, route.reference or "", manifest.digest, blobs, children)
     return _body(manifest.data, manifest.media_type,
                  headers={"Docker-Content-Digest": manifest.digest, "ETag": etag})
 
 
 # -- blobs -----------------------------------------------------------------------------------------------
-@dataclass
-class BlobPlan:
-    """What a GET/HEAD of a blob answers: 304 (`not_modified`), or `status` with `headers` for [start, +length)."""
-
-    blob: Blob
-    digest: str
-    etag: str
-    headers: dict
-    not_modified: bool = False
-    status: int = 200
-    start: int = 0
-    length: int = 0
-
-
-def blob_plan(repo: Repo, route: Route, headers, refuse: Mapping[str, str] | None = None) -> BlobPlan:
-    """Lookup, conditional and Range handling of a blob request; raises RegistryError."""
-    digest = _digest(route.reference or "")
-    blob = repo.blobs.get(digest)
-    if blob is None:
-        raise RegistryError("BLOB_UNKNOWN", f"blob {digest} is not referenced by repository {route.name!r}")
-    if refuse and digest in refuse:  # 404, not 5xx: clients would retry bytes that can never verify
-        raise RegistryError("BLOB_UNKNOWN", f"blob {digest} is in the archive but failed verification "
-                                            f"({refuse[digest]}); refusing to send bytes that cannot match it")
-    etag = f'"{digest}"'
-    out = {
-        "Docker-Content-Digest": digest,
-        "ETag": etag,
-        "Accept-Ranges": "bytes",
-        "Cache-Control": BLOB_CACHE,
-    }
-    if _etag_matches(headers.get("If-None-Match"), etag):
-        return BlobPlan(blob, digest, etag, out, not_modified=True)
-    byte_range = None
-    if_range = headers.get("If-Range")
-    if if_range is None or if_range.strip() == etag:  # a date or another tag: send the whole blob
-        try:
-            byte_range = parse_range(headers.get("Range"), blob.size)
-        except Unsatisfiable:
-            err = RegistryError("RANGE_INVALID", f"range {headers.get('Range')!r} is outside the "
-                                                 f"blob's {blob.size} bytes",
-                                headers={**out, "Content-Range": f"bytes */{blob.size}"})
-            raise err from None
-    if byte_range is None:
-        return BlobPlan(blob, digest, etag, out, length=blob.size)
-    out["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{blob.size}"
-    return BlobPlan(blob, digest, etag, out, status=206, start=byte_range.start, length=byte_range.length)
-
-
 async def _blob(state: RegistryState, repo: Repo, route: Route, info: RequestInfo) -> Response:
     plan = blob_plan(repo, route, request.headers, state.refuse)
     if plan.not_modified:
@@ -402,11 +266,6 @@ async def _blob(state: RegistryState, repo: Repo, route: Route, info: RequestInf
     return resp
 
 
-def _close_opened(opening: asyncio.Future) -> None:
-    if not opening.cancelled() and opening.exception() is None:
-        os.close(opening.result())
-
-
 async def _open_body(state: RegistryState, blob: Blob, start: int, length: int, head: bool, info: RequestInfo):
     if blob.location is None:
         return b"" if head else MemoryBody((blob.data or b"")[start:start + length])
@@ -416,34 +275,11 @@ async def _open_body(state: RegistryState, blob: Blob, start: int, length: int, 
         if head:
             await asyncio.to_thread(check_fresh, loc.path, expected)
             return b""
-        opening = asyncio.get_running_loop().run_in_executor(None, open_fresh, loc.path, expected)
-        try:
-            fd = await asyncio.shield(opening)
-        except asyncio.CancelledError:
-            # The client left (Quart cancels the handler) while a thread was opening the file: the thread
-            # still returns a descriptor, which nobody else would ever close.
-            opening.add_done_callback(_close_opened)
-            raise
+        fd = await open_blob(loc.path, expected)
     except StaleArchive as e:
         refused(state, blob, e)
     return BlobBody(fd, loc, start, length, on_short_read=lambda missing: short_read(state, blob, missing, info),
                     expected=expected, on_change=lambda e: changed(state, blob, e, info))
-
-
-def refused(state: RegistryState, blob: Blob, e: StaleArchive) -> None:
-    state.bus.publish(ServerLog("error", f"refusing blob {blob.digest}: {e}", time.time()))
-    raise RegistryError("UNAVAILABLE", f"{e}; refusing to serve possibly wrong bytes") from None
-
-
-def short_read(state: RegistryState, blob: Blob, missing: int, info: RequestInfo) -> None:
-    info.ended_by = "server stopped sending: the archive ended early (changed on disk)"
-    state.bus.publish(ServerLog("error", f"{blob.location.path} ended {missing} bytes early while sending "
-                                         f"{blob.digest}; the archive changed on disk", time.time()))
-
-
-def changed(state: RegistryState, blob: Blob, e: StaleArchive, info: RequestInfo) -> None:
-    info.ended_by = "server stopped sending: the archive changed on disk"
-    state.bus.publish(ServerLog("error", f"stopped sending {blob.digest}: {e}", time.time()))
 
 
 # -- listings --------------------------------------------------------------------------------------------
@@ -481,7 +317,7 @@ def _tags(repo: Repo, name: str) -> Response:
 
 
 def _referrers(repo: Repo, reference: str) -> Response:
-    digest = _digest(reference)
+    digest = digest_of(reference)
     wanted = request.args.get("artifactType")
     descriptors = []
     for image, m in repo.referrers(digest):

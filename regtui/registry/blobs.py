@@ -93,6 +93,34 @@ def _fingerprint_fd(fd: int) -> Fingerprint:
     return Fingerprint.of_stat(os.fstat(fd))
 
 
+def read_checked(fd: int, into: memoryview, pos: int, path: str, expected: Fingerprint | None) -> int:
+    """pread into `into` at `pos`, then check the open file is still the one indexed; the byte count (0: the
+    file ends there). Both the streamed body and the pump read through this, so no byte is sent unchecked.
+
+    Checked after the read, so a write that landed before it is always seen; the fingerprint has ctime, so a
+    rewrite whose mtime was put back is seen too. Raises StaleArchive.
+    """
+    n = os.preadv(fd, [into], pos)
+    if n:
+        check_unchanged(fd, path, expected)
+    return n
+
+
+def pread_checked(fd: int, n: int, pos: int, path: str, expected: Fingerprint | None) -> bytes:
+    """`read_checked` returning new bytes (the streamed body hands each chunk on; the pump reuses a buffer)."""
+    data = os.pread(fd, n, pos)
+    if data:
+        check_unchanged(fd, path, expected)
+    return data
+
+
+def check_unchanged(fd: int, path: str, expected: Fingerprint | None) -> None:
+    if expected is not None:
+        now = _fingerprint_fd(fd)
+        if now != expected:
+            raise StaleArchive(path, expected, now)
+
+
 def check_fresh(path: str, expected: Fingerprint | None) -> None:
     """Raise StaleArchive if the file at `path` is not the one we opened (blocking: run in a thread)."""
     if expected is None:
@@ -173,14 +201,7 @@ class BlobBody:
         return data
 
     def _read(self, fd: int, n: int, pos: int) -> bytes:
-        data = os.pread(fd, n, pos)
-        # Written in place since we opened it (same inode, new mtime): these bytes may not be the blob's.
-        # Checked after the read, so a write that landed before it is always seen.
-        if self._expected is not None and data:
-            now = _fingerprint_fd(fd)
-            if now != self._expected:
-                raise StaleArchive(self._path, self._expected, now)
-        return data
+        return pread_checked(fd, n, pos, self._path, self._expected)
 
     async def aclose(self) -> None:
         self._close()

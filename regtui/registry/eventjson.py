@@ -23,16 +23,18 @@ import json
 import math
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from regtui.registry.events import (
     Event,
     PullProgress,
     RequestFinished,
+    RequestKind,
     RequestProgress,
     RequestStarted,
     ServerLog,
     ServerState,
+    ServerStateName,
 )
 
 TEXT = "text"  # ServerLog level of a line that was not an event object
@@ -246,7 +248,9 @@ class Decoder:
         if kind == "pull":
             return [self._pull(d)]
         if kind == "server":
-            state = ServerState(_str(d, "state", None) or "unknown", _opt(d, "url"), _opt(d, "error"))
+            # From elsewhere: a state this version does not know is kept as sent (the views print it).
+            state = ServerState(cast(ServerStateName, _str(d, "state", None) or "unknown"), _opt(d, "url"),
+                                _opt(d, "error"))
             if state.state == "starting":  # a log spanning a restart: ids and pull keys start over
                 self.reset()
             return [state]
@@ -265,7 +269,8 @@ class Decoder:
             raise _Bad("accept")
         ours = self._new_id()
         event = RequestStarted(ours, _time(d), _str(d, "client"), _str(d, "method"), _str(d, "path"),
-                               _opt(d, "repository"), _opt(d, "reference"), _str(d, "kind", None) or "other",
+                               _opt(d, "repository"), _opt(d, "reference"),
+                               cast(RequestKind, _str(d, "kind", None) or "other"),
                                _str(d, "user_agent", None), tuple(safe(a) for a in accept))
         if "id" in d:
             self._started[d["id"]] = ours

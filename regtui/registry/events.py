@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
+
+RequestKind = Literal["base", "manifest", "blob", "tags", "catalog", "referrers", "other"]
+ServerStateName = Literal["starting", "serving", "stopping", "stopped", "failed"]
 
 
 @dataclass(frozen=True)
@@ -19,7 +23,7 @@ class RequestStarted:
     path: str
     repository: str | None
     reference: str | None  # tag or digest
-    kind: str  # "base", "manifest", "blob", "tags", "catalog", "referrers", "other"
+    kind: RequestKind
     user_agent: str
     accept: tuple[str, ...] = ()
 
@@ -75,7 +79,7 @@ class PullProgress:
 
 @dataclass(frozen=True)
 class ServerState:
-    state: str  # "starting", "serving", "stopping", "stopped", "failed"
+    state: ServerStateName
     url: str | None = None
     error: str | None = None
 

@@ -13,38 +13,26 @@ from __future__ import annotations
 import asyncio
 import os
 
-from regtui.oci.model import Fingerprint
-from regtui.registry.app import (
+from regtui.registry.blobs import BlobBody, StaleArchive, check_fresh
+from regtui.registry.errors import RegistryError
+from regtui.registry.handlers import (
     API_VERSION,
     BLOB_CACHE,
     JSON,
     RegistryState,
-    _close_opened,
-    _etag_matches,
-    _repo,
     blob_plan,
     changed,
-    manifest_for,
+    manifest_answer,
+    open_blob,
+    repo_of,
     short_read,
 )
-from regtui.registry.blobs import BlobBody, StaleArchive, check_fresh, open_fresh
-from regtui.registry.catalog import blob_count
-from regtui.registry.errors import RegistryError
 from regtui.registry.observe import RequestInfo
 from regtui.registry.pump import h11_connection, pump_body
 
 _API = (API_VERSION[0].lower().encode(), API_VERSION[1].encode())
 _JSON = JSON.encode()
 _OCTETS = b"application/octet-stream"
-
-
-async def _open(path: str, expected: Fingerprint | None) -> int:
-    opening = asyncio.get_running_loop().run_in_executor(None, open_fresh, path, expected)
-    try:
-        return await asyncio.shield(opening)
-    except asyncio.CancelledError:
-        opening.add_done_callback(_close_opened)  # the thread still returns a descriptor: close it then
-        raise
 
 
 class ScopeHeaders:
@@ -91,7 +79,7 @@ class FastPath:
             if kind == "base":
                 return await self._reply(send, method, 200, [(b"content-type", _JSON), (b"content-length", b"2")],
                                          b"{}")
-            repo = _repo(self.state.catalog, info.route.name or "")
+            repo = repo_of(self.state.catalog, info.route.name or "")
             if kind == "manifest":
                 return await self._manifest(send, method, repo, info, headers)
             return await self._blob(send, raw_send, method, repo, info, headers, count)
@@ -106,12 +94,9 @@ class FastPath:
         return True
 
     async def _manifest(self, send, method: str, repo, info: RequestInfo, headers: ScopeHeaders) -> bool:
-        manifest, node = manifest_for(repo, info.route, headers)
-        etag = f'"{manifest.digest}"'
-        if _etag_matches(headers.get("If-None-Match"), etag):
+        manifest, etag, not_modified = manifest_answer(repo, info.route, headers, info)
+        if not_modified:
             return await self._reply(send, method, 304, _not_modified(etag, manifest.digest), None)
-        blobs, children = blob_count(node)
-        info.pull = (info.route.name, info.route.reference or "", manifest.digest, blobs, children)
         return await self._reply(send, method, 200, [
             (b"content-type", manifest.media_type.encode()),
             (b"content-length", str(len(manifest.data)).encode()),
@@ -136,7 +121,7 @@ class FastPath:
                 await asyncio.to_thread(check_fresh, loc.path, expected)
                 fd = None
             else:
-                fd = await _open(loc.path, expected)
+                fd = await open_blob(loc.path, expected)
         except StaleArchive:
             return False  # the app refuses it, with its log event
         fds = [fd]

@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import time
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from regtui.registry.events import EventBus, PullProgress, RequestFinished, RequestProgress, RequestStarted
 from regtui.registry.routes import Route, parse_path
@@ -20,13 +21,23 @@ PULL_IDLE = 30.0  # a pull with no request for this long is over (the client had
 SCOPE_KEY = "regtui.request"
 
 
+class PullStart(NamedTuple):
+    """A manifest GET that starts a pull (or a HEAD that resolves a tag for one)."""
+
+    repository: str
+    reference: str  # tag or digest, as asked
+    manifest: str  # digest of the manifest served
+    blobs: dict[str, int]  # blob digest -> size
+    children: set[str]  # digests of child manifests (an index)
+
+
 @dataclass
 class RequestInfo:
     id: int
     route: Route
     error_code: str | None = None
     detail: str | None = None
-    pull: tuple | None = None  # (repository, reference, manifest digest, blob sizes, child manifest digests)
+    pull: PullStart | None = None
     blob: str | None = None  # digest whose bytes this response carries
     body: object | None = None  # the blob body: closed when the request ends, even if never sent
     ended_by: str | None = None  # why the server cut the body short, if it did
@@ -241,7 +252,7 @@ class RequestEvents:
                 if scope["method"] == "GET":
                     pulls.manifest(host, ua, *info.pull)
                 elif scope["method"] == "HEAD":
-                    pulls.resolved(host, info.pull[1], info.pull[2])
+                    pulls.resolved(host, info.pull.reference, info.pull.manifest)
             if status >= 400 and route.kind in ("manifest", "blob"):
                 error = f"{status} {info.error_code or ''}: {info.detail or ''}".replace(" :", ":")
                 if route.kind == "manifest":

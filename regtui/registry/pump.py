@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import h11
 
 from regtui.oci.model import Fingerprint
-from regtui.registry.blobs import CHUNK, StaleArchive, _fingerprint_fd
+from regtui.registry.blobs import CHUNK, StaleArchive, read_checked
 
 WINDOW = 8 << 20  # bytes per thread hop at most
 IN_THREAD_WAIT_MS = 20  # a thread waits this long for a full socket before handing back to the event loop
@@ -132,14 +132,9 @@ class _Pump:
         return self.left <= 0 and self.done == self.have
 
     def _read(self) -> None:
-        n = os.preadv(self.fd, [self.view[:min(len(self.buf), self.left)]], self.pos)
+        n = read_checked(self.fd, self.view[:min(len(self.buf), self.left)], self.pos, self.path, self.expected)
         if n == 0:
             raise _Ended()
-        # Written in place since we opened it (same inode, new mtime): these bytes may not be the blob's.
-        if self.expected is not None:
-            now = _fingerprint_fd(self.fd)
-            if now != self.expected:
-                raise StaleArchive(self.path, self.expected, now)
         self.pos += n
         self.left -= n
         self.have, self.done = n, 0

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
-_PATTERNS = [
+RouteKind = Literal["base", "redirect", "catalog", "manifest", "blob", "upload", "tags", "referrers", "other"]
+
+_PATTERNS: list[tuple[RouteKind, re.Pattern[str]]] = [
     ("manifest", re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<ref>[^/]+)$")),
     ("upload", re.compile(r"^/v2/(?P<name>.+)/blobs/uploads(?:/(?P<ref>[^/]*))?$")),
     ("blob", re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<ref>[^/]+)$")),
@@ -16,7 +19,7 @@ _PATTERNS = [
 
 @dataclass(frozen=True)
 class Route:
-    kind: str  # "base", "redirect", "catalog", "manifest", "blob", "upload", "tags", "referrers", "other"
+    kind: RouteKind
     name: str | None = None
     reference: str | None = None
 

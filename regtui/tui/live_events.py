@@ -31,12 +31,10 @@ class LiveEvents(AppState):
         self._pending.append(event)
         if not self._flush_posted:
             self._flush_posted = True
-            self.post_message(RegistryEvents([]))
+            self.post_message(RegistryEvents())
 
     def on_registry_events(self, message: RegistryEvents) -> None:
         self._flush_posted = False
-        for e in message.events:
-            self._apply(e)
         while self._pending:
             self._apply(self._pending.popleft())
 

@@ -12,8 +12,6 @@ from regtui.tui.measure import LayerFacts
 
 if TYPE_CHECKING:
     from regtui.oci.verify import VerifyReport
-    from regtui.registry.events import Event
-    from regtui.watch.feed import SourceState
 
 
 @dataclass
@@ -23,11 +21,9 @@ class SelectionChanged(Message):
     selection: Selection
 
 
-@dataclass
 class RegistryEvents(Message):
-    """A batch of registry events (coalesced so a fast pull cannot flood the message queue)."""
-
-    events: list[Event | SourceState]
+    """Registry events are waiting in the app's queue: one message per batch, so a fast pull cannot flood the
+    message queue (the events themselves stay in the queue, drained when this is handled)."""
 
 
 @dataclass
