@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import ssl
 import socket
+import ssl
 import time
 
 import bcrypt
@@ -15,6 +15,7 @@ import pytest
 
 from regtui.oci import mediatypes as mt
 from regtui.oci import open_archive
+from regtui.registry.app import create_app
 from regtui.registry.auth import HtpasswdError, load_htpasswd
 from regtui.registry.events import (
     EventBus,
@@ -25,9 +26,8 @@ from regtui.registry.events import (
     ServerLog,
     ServerState,
 )
-from regtui.registry.tls import self_signed
-from regtui.registry.app import create_app
 from regtui.registry.server import TLS, BindError, serve
+from regtui.registry.tls import self_signed
 from tests.registry_harness import build_layout, running_registry, wait_for
 
 MISSING = "sha256:" + "0" * 64
@@ -273,7 +273,8 @@ def test_errors(client, seed_reg, path, status, code):
     assert r.json()["errors"][0].get("detail")
     h = client.head(path)
     assert h.status_code == status and h.content == b"" and h.headers["content-length"] == str(len(r.content))
-    finished = wait_for(lambda: [e for e in seed_reg.of(RequestFinished) if e.status == status and e.error_code == code])
+    finished = wait_for(lambda: [e for e in seed_reg.of(RequestFinished)
+                                 if e.status == status and e.error_code == code])
     assert finished, "the request event carries the error code"
 
 
@@ -363,7 +364,8 @@ def htpasswd_file(tmp_path_factory):
 def test_htpasswd(seed_tar, htpasswd_file):
     with running_registry([seed_tar], htpasswd=str(htpasswd_file)) as reg, httpx.Client(base_url=reg.url) as c:
         for method, path in [("GET", "/v2/"), ("HEAD", "/v2/"), ("GET", "/v2/registry/manifests/2.8.1"),
-                             ("GET", "/v2/_catalog"), ("PUT", "/v2/registry/manifests/x"), ("GET", "/v2/nothere/tags/list"),
+                             ("GET", "/v2/_catalog"), ("PUT", "/v2/registry/manifests/x"),
+                             ("GET", "/v2/nothere/tags/list"),
                              ("PROPFIND", "/v2/"), ("GET", "/elsewhere")]:
             for auth in (None, ("alice", "wrong"), ("bob", "s3cret")):
                 r = c.request(method, path, auth=auth)

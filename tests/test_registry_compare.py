@@ -23,7 +23,7 @@ clients rely on must match, except where regtui deliberately differs:
 | unsatisfiable Range headers  | no Accept-Ranges                          | Accept-Ranges: bytes                      | tells the client ranges work |
 | tags/list?n=0                | the full list                             | an empty list                             | distribution-spec: n=0 means none |
 | `library/registry`, `docker.io/library/registry` | 404 (only the pushed name) | 200, same image                    | regtui's name mapping (README) |
-"""
+"""  # noqa: E501 (a table: its rows cannot wrap)
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ import subprocess
 import httpx
 import pytest
 
-from regtui.oci import open_archive
 from regtui.oci import mediatypes as mt
+from regtui.oci import open_archive
 from tests.distribution import DistributionRegistry
 from tests.registry_harness import running_registry
 from tests.support import require_tool

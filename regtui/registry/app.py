@@ -51,6 +51,8 @@ class BusLogHandler(logging.Handler):
     def __init__(self, bus: EventBus):
         super().__init__(logging.INFO)
         self.bus = bus
+        # The server's event loop: records logged from other threads are published there, not from the thread.
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -65,7 +67,7 @@ class BusLogHandler(logging.Handler):
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        target = getattr(self, "loop", None)
+        target = self.loop
         if target is not None and loop is not target and not target.is_closed():
             target.call_soon_threadsafe(self.bus.publish, event)
         else:
@@ -99,7 +101,7 @@ def create_app(archives: list[Archive], *, bus: EventBus | None = None, names=()
     app.extensions["regtui"] = state
 
     async def dispatch(path: str = "") -> Response:
-        info = request.scope.get(SCOPE_KEY)
+        info = _request_info()
         if info is None:  # mounted without the middleware
             info = RequestInfo(0, parse_path(request.path))
         try:
@@ -112,7 +114,7 @@ def create_app(archives: list[Archive], *, bus: EventBus | None = None, names=()
 
     @app.errorhandler(HTTPException)
     async def http_error(e: HTTPException) -> Response:  # e.g. a method we do not route
-        info = request.scope.get(SCOPE_KEY)
+        info = _request_info()
         try:
             await _authorize(state)
         except RegistryError as denied:
@@ -138,8 +140,15 @@ def create_app(archives: list[Archive], *, bus: EventBus | None = None, names=()
             return await refuse_websocket(state, scope, send)
         return await events(scope, receive, send)
 
-    app.asgi_app = asgi
+    # Quart's documented way to add ASGI middleware; its stubs declare asgi_app a method, not an attribute.
+    app.asgi_app = asgi  # type: ignore[method-assign]
     return app
+
+
+def _request_info() -> RequestInfo | None:
+    """What the `RequestEvents` middleware put in this request's scope (None when mounted without it)."""
+    info = request.scope.get(SCOPE_KEY)
+    return info if isinstance(info, RequestInfo) else None
 
 
 async def refuse_websocket(state: RegistryState, scope, send) -> None:

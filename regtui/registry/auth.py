@@ -87,7 +87,7 @@ class BasicAuth:
 
     async def check(self, header: str | None, client: str = "") -> str | None:
         """The user name for a valid `Authorization: Basic` header, else None; raises TooManyChecks."""
-        if not header or not header[:6].lower() == "basic ":
+        if not header or header[:6].lower() != "basic ":
             return None
         try:
             raw = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")

@@ -179,7 +179,13 @@ class BlobBody:
         except asyncio.CancelledError:
             # The client went away mid-read: close the descriptor only once the thread is done with it.
             self._fd = None
-            read.add_done_callback(lambda f: (f.cancelled() or f.exception(), os.close(fd)))
+
+            def close_after(f: asyncio.Future[bytes]) -> None:
+                if not f.cancelled():
+                    f.exception()  # retrieved, so asyncio does not log it: the request has already ended
+                os.close(fd)
+
+            read.add_done_callback(close_after)
             raise
         except StaleArchive as e:
             self._close()

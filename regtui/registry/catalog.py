@@ -119,7 +119,7 @@ class Catalog:
 def blob_count(root: Root) -> tuple[dict[str, int], set[str]]:
     """(blob digest -> size) a client pulling `root` fetches from /blobs/, and the child manifest digests."""
     if isinstance(root, ImageIndex):
-        children = set()
+        children: set[str] = set()
         for node in _walk(root):
             if node is not root:
                 children.update(m.digest for m in node.manifests)

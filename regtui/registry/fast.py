@@ -131,7 +131,8 @@ class FastPath:
             if fd is not None:
                 info.blob = plan.digest
             await send({"type": "http.response.start", "status": plan.status, "headers": out})
-            if fd is not None and not conn.headers_sent():  # not the Hypercorn the pump knows: stream instead
+            # No connection the pump knows (or not the Hypercorn it knows): stream instead.
+            if fd is not None and (conn is None or not conn.headers_sent()):
                 fds[0] = None
                 body = BlobBody(fd, loc, plan.start, plan.length, expected=expected,
                                 on_short_read=lambda left: short_read(self.state, plan.blob, left, info),
@@ -140,9 +141,9 @@ class FastPath:
                 async for chunk in body:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 fd = None
-            if fd is not None and not await pump_body(conn, fds, plan, count,
-                                                      lambda e: changed(self.state, plan.blob, e, info),
-                                                      lambda left: short_read(self.state, plan.blob, left, info)):
+            if fd is not None and conn is not None and not await pump_body(
+                    conn, fds, plan, count, lambda e: changed(self.state, plan.blob, e, info),
+                    lambda left: short_read(self.state, plan.blob, left, info)):
                 return True  # the client left: Hypercorn closes the connection, the middleware says so
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:

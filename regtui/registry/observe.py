@@ -174,6 +174,17 @@ def _header(scope, name: bytes) -> list[str]:
     return [v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == name]
 
 
+@dataclass
+class _Counts:
+    """One request's response as it goes out: byte counts are ints, only the progress clock is a float."""
+
+    status: int = 0
+    sent: int = 0  # body bytes sent
+    total: int = 0  # Content-Length
+    counted: int = 0  # bytes already given to the pull tracker
+    last: float = 0.0  # perf_counter() of the last progress event
+
+
 class RequestEvents:
     """ASGI middleware: RequestStarted, throttled RequestProgress for blob bodies, RequestFinished.
 
@@ -205,26 +216,26 @@ class RequestEvents:
             info.id, start, f"{host}:{client[1]}", scope["method"], scope["path"], route.name, route.reference,
             route.event_kind, ua, tuple(_header(scope, b"accept")),
         ))
-        state = {"status": 0, "sent": 0, "total": 0, "last": 0.0, "counted": 0}
+        state = _Counts()
         bus, pulls = self.bus, self.pulls
 
         def count(n: int) -> None:
-            state["sent"] += n
-            if info.blob is not None and state["sent"] > state["counted"]:
+            state.sent += n
+            if info.blob is not None and state.sent > state.counted:
                 now = time.perf_counter()
-                if now - state["last"] >= PROGRESS_EVERY or state["sent"] >= state["total"]:
-                    state["last"] = now
-                    bus.publish(RequestProgress(info.id, state["sent"], state["total"]))
-                    pulls.blob_bytes(host, info.blob, state["sent"] - state["counted"])
-                    state["counted"] = state["sent"]
+                if now - state.last >= PROGRESS_EVERY or state.sent >= state.total:
+                    state.last = now
+                    bus.publish(RequestProgress(info.id, state.sent, state.total))
+                    pulls.blob_bytes(host, info.blob, state.sent - state.counted)
+                    state.counted = state.sent
 
         async def send_events(message):
             kind = message["type"]
             if kind == "http.response.start":
-                state["status"] = message["status"]
+                state.status = message["status"]
                 for k, v in message.get("headers", ()):
                     if k.lower() == b"content-length":
-                        state["total"] = int(v)
+                        state.total = int(v)
             elif kind == "http.response.body":
                 await send(message)
                 count(len(message.get("body", b"")))
@@ -243,10 +254,10 @@ class RequestEvents:
             close = getattr(info.body, "aclose", None)
             if close is not None:
                 await close()
-            status = state["status"]
-            if info.blob is not None and state["sent"] > state["counted"]:
-                pulls.blob_bytes(host, info.blob, state["sent"] - state["counted"])
-            if info.blob is not None and status == 200 and state["sent"] == state["total"] and scope["method"] == "GET":
+            status = state.status
+            if info.blob is not None and state.sent > state.counted:
+                pulls.blob_bytes(host, info.blob, state.sent - state.counted)
+            if info.blob is not None and status == 200 and state.sent == state.total and scope["method"] == "GET":
                 pulls.blob_bytes(host, info.blob, 0, complete=True)
             if info.pull is not None and status == 200:
                 if scope["method"] == "GET":
@@ -260,9 +271,9 @@ class RequestEvents:
                 elif route.reference and scope["method"] == "GET":
                     pulls.blob_failed(host, route.reference, error)
             detail = info.detail
-            if status in (200, 206) and info.blob is not None and state["sent"] < state["total"]:
+            if status in (200, 206) and info.blob is not None and state.sent < state.total:
                 who = info.ended_by or ("server shut down: the grace period ended" if cancelled and self.stopping
                                         else "client went away")
-                detail = f"{who} after {state['sent']} of {state['total']} bytes"
-            bus.publish(RequestFinished(info.id, time.time(), status, state["sent"], time.perf_counter() - t0,
+                detail = f"{who} after {state.sent} of {state.total} bytes"
+            bus.publish(RequestFinished(info.id, time.time(), status, state.sent, time.perf_counter() - t0,
                                         info.error_code, detail))

@@ -11,8 +11,10 @@ bytes changed on disk could go out before a check saw the change — this keeps 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import select
+import socket
 import time
 from dataclasses import dataclass
 
@@ -48,7 +50,7 @@ class Connection:
     h11: h11.Connection
     transport: asyncio.Transport
     writer: asyncio.StreamWriter
-    sock: object
+    sock: socket.socket
     lock: asyncio.Lock
 
     def headers_sent(self) -> bool:
@@ -160,12 +162,23 @@ async def _flushed(conn: Connection) -> bool:
 
 
 async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
-    ready = loop.create_future()
-    loop.add_writer(fd, lambda: ready.done() or ready.set_result(None))
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_writer(fd, wake)
     try:
         await ready
     finally:
         loop.remove_writer(fd)
+
+
+def _close_all(fds: tuple[int, ...], done: asyncio.Future[int]) -> None:
+    """Once a cancelled pump's thread is done with them: its file descriptors are closed here."""
+    for fd in fds:
+        os.close(fd)
 
 
 async def pump_body(conn: Connection, fds: list, plan, count, on_change, on_short_read) -> bool:
@@ -182,6 +195,7 @@ async def pump_body(conn: Connection, fds: list, plan, count, on_change, on_shor
     pos, left = loc.offset + plan.start, plan.length
     loop = asyncio.get_running_loop()
     out = os.dup(conn.sock.fileno())  # ours: stays valid (no reuse of the number) if Hypercorn closes first
+    own_out = True  # False once a cancelled thread is left to close it
     try:
         async with conn.lock:  # Hypercorn writes nothing else on this connection meanwhile
             if not await _flushed(conn):  # the headers, if the socket was full
@@ -194,12 +208,14 @@ async def pump_body(conn: Connection, fds: list, plan, count, on_change, on_shor
                 try:
                     sent = await asyncio.shield(push)
                 except asyncio.CancelledError:
-                    push.add_done_callback(lambda f, both=(fd, out): [os.close(x) for x in both])
-                    fds[0] = out = None
+                    push.add_done_callback(functools.partial(_close_all, (fd, out)))
+                    fds[0] = None
+                    own_out = False
                     raise
                 if sent:
                     try:  # h11 counts them against Content-Length
-                        conn.h11.send_with_data_passthrough(h11.Data(data=_Sent(sent)))
+                        # h11 types `data` as bytes, but its passthrough hook takes any object with a length.
+                        conn.h11.send_with_data_passthrough(h11.Data(data=_Sent(sent)))  # type: ignore[arg-type]
                     except h11.LocalProtocolError:
                         return False  # Hypercorn saw the connection close meanwhile
                     count(sent)
@@ -214,6 +230,6 @@ async def pump_body(conn: Connection, fds: list, plan, count, on_change, on_shor
                 if not sent:
                     await _writable(loop, out)
     finally:
-        if out is not None:
+        if own_out:
             os.close(out)
     return True

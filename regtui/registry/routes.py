@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from regtui.registry.events import RequestKind
+
 RouteKind = Literal["base", "redirect", "catalog", "manifest", "blob", "upload", "tags", "referrers", "other"]
 
 _PATTERNS: list[tuple[RouteKind, re.Pattern[str]]] = [
@@ -24,7 +26,7 @@ class Route:
     reference: str | None = None
 
     @property
-    def event_kind(self) -> str:
+    def event_kind(self) -> RequestKind:
         return self.kind if self.kind in ("base", "manifest", "blob", "tags", "catalog", "referrers") else "other"
 
 

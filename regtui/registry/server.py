@@ -147,7 +147,8 @@ async def serve(app, *, host: str = "127.0.0.1", port: int | None = None, sock: 
     url = url_for(sock, host, tls is not None)
 
     handler = log_handler or BusLogHandler(bus)
-    handler.loop = asyncio.get_running_loop()
+    if isinstance(handler, BusLogHandler):
+        handler.loop = asyncio.get_running_loop()
     n = next(_server_ids)
     config = Config()
     config.errorlog = _logger(f"regtui.registry.hypercorn{n}", handler)

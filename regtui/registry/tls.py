@@ -30,7 +30,7 @@ def self_signed(host: str, folder: str, days: int = 30) -> tuple[str, str, str]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host or "localhost"),
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, "regtui self-signed")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
