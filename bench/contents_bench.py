@@ -81,10 +81,17 @@ def build(layout: Path, size_mib: int, files: int) -> tuple[list[Path], int]:
         tmp.unlink()
     cfg = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}
     config = {"mediaType": "application/vnd.oci.image.config.v1+json", **_blob(layout, json.dumps(cfg).encode())}
-    man = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": config,
-           "layers": layers}
-    desc = {"mediaType": man["mediaType"], **_blob(layout, json.dumps(man).encode()),
-            "annotations": {"org.opencontainers.image.ref.name": "big:1"}}
+    man = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": config,
+        "layers": layers,
+    }
+    desc = {
+        "mediaType": man["mediaType"],
+        **_blob(layout, json.dumps(man).encode()),
+        "annotations": {"org.opencontainers.image.ref.name": "big:1"},
+    }
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [desc]}))
     return paths, sum(p.stat().st_size for p in paths)
 
@@ -136,8 +143,11 @@ async def key_latency(layout: Path, presses: int) -> dict[str, float]:
             await asyncio.sleep(0.02)
         await pilot.press("q")
     times.sort()
-    return {"tree paths": paths, "key press p50 ms": 1000 * statistics.median(times),
-            "key press p99 ms": 1000 * times[max(0, int(len(times) * 0.99) - 1)]}
+    return {
+        "tree paths": paths,
+        "key press p50 ms": 1000 * statistics.median(times),
+        "key press p99 ms": 1000 * times[max(0, int(len(times) * 0.99) - 1)],
+    }
 
 
 def make_tree_layout(layout: Path, n: int) -> None:
@@ -158,8 +168,10 @@ def main() -> int:
     try:
         t = time.monotonic()
         blobs, gz = build(tmp / "layout", args.size_mib, args.files)
-        print(f"built {gz / (1 << 30):.2f} GiB of gzip layers ({args.files} files) in {time.monotonic() - t:.0f} s",
-              file=sys.stderr)
+        print(
+            f"built {gz / (1 << 30):.2f} GiB of gzip layers ({args.files} files) in {time.monotonic() - t:.0f} s",
+            file=sys.stderr,
+        )
         load = os.getloadavg()[0]
         tar_s = min(time_tar(blobs) for _ in range(2))
         cold = [time_index(tmp / "layout", tmp / "cache", warm=False) for _ in range(2)]
@@ -169,8 +181,10 @@ def main() -> int:
         os.environ["XDG_CACHE_HOME"] = str(tmp / "cache")
         keys = asyncio.run(key_latency(tmp / "tree", args.presses))
         rows = [
-            ("image gzip GiB", gz / (1 << 30), None), ("entries", entries, None),
-            ("tar -tzf s (all layers)", tar_s, None), ("regtui index s (cold cache)", index_s, None),
+            ("image gzip GiB", gz / (1 << 30), None),
+            ("entries", entries, None),
+            ("tar -tzf s (all layers)", tar_s, None),
+            ("regtui index s (cold cache)", index_s, None),
             ("index / tar -tzf", index_s / tar_s, TARGETS["index / tar -tzf"]),
             ("second open s", warm_s, TARGETS["second open s"]),
             ("Files tree paths", keys["tree paths"], None),

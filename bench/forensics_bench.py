@@ -38,8 +38,10 @@ def main() -> int:
     image = archive.images()[0]
     wide = deepcopy(image)
     base = image.layers[0]
-    wide.layers = [Layer(Descriptor(base.descriptor.media_type, f"sha256:{i:064x}", 1000 + i), None, None, None,
-                         "gzip") for i in range(127)]
+    wide.layers = [
+        Layer(Descriptor(base.descriptor.media_type, f"sha256:{i:064x}", 1000 + i), None, None, None, "gzip")
+        for i in range(127)
+    ]
     for label, img in ((f"{image.repository} ({len(image.layers)} layers)", image), ("synthetic, 127 layers", wide)):
         secs = best_of(lambda img=img: candidates(img))
         n = len(candidates(img))

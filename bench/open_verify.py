@@ -62,17 +62,27 @@ def build_archive(path: Path, size_mib: int, layer_mib: int = 128) -> Path:
             names.append(hashlib.sha256(gz).hexdigest() + ".tar.gz")
             _add(tf, names[-1], gz)
             del plain, gz
-        config = json.dumps({
-            "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
-            "config": {"Cmd": ["/bin/sh"]},
-            "rootfs": {"type": "layers", "diff_ids": diff_ids},
-            "history": [{"created": "2024-01-01T00:00:00Z", "created_by": f"ADD blob{i}.bin /data/"}
-                        for i in range(n_layers)],
-        }, separators=(",", ":")).encode()
+        config = json.dumps(
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "created": "2024-01-01T00:00:00Z",
+                "config": {"Cmd": ["/bin/sh"]},
+                "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                "history": [
+                    {"created": "2024-01-01T00:00:00Z", "created_by": f"ADD blob{i}.bin /data/"}
+                    for i in range(n_layers)
+                ],
+            },
+            separators=(",", ":"),
+        ).encode()
         config_name = "sha256:" + hashlib.sha256(config).hexdigest()
         _add(tf, config_name, config)
-        _add(tf, "manifest.json", json.dumps([{"Config": config_name, "RepoTags": ["bench/big:1"],
-                                               "Layers": names}]).encode())
+        _add(
+            tf,
+            "manifest.json",
+            json.dumps([{"Config": config_name, "RepoTags": ["bench/big:1"], "Layers": names}]).encode(),
+        )
     tmp.rename(path)
     stamp.write_text(params)
     return path
@@ -109,7 +119,8 @@ def measure(path: Path, runs: int) -> dict:
     out["open_seconds"] = median_range([timed(open_and_list) for _ in range(runs)])
     inspect_cmd = [sys.executable, "-m", "regtui", "inspect", "--json", str(path)]
     out["inspect_cli_seconds"] = median_range(
-        [timed(lambda: subprocess.run(inspect_cmd, stdout=subprocess.DEVNULL, check=True)) for _ in range(runs)])
+        [timed(lambda: subprocess.run(inspect_cmd, stdout=subprocess.DEVNULL, check=True)) for _ in range(runs)]
+    )
 
     archive = open_archive(str(path))
     verify_runs = max(2, runs // 2)
@@ -126,8 +137,11 @@ def measure(path: Path, runs: int) -> dict:
     sha = subprocess.run(["sha256sum", "--version"], capture_output=True, text=True)
     if sha.returncode == 0:
         out["sha256sum_mib_s"] = median_range(
-            [mib / timed(lambda: subprocess.run(["sha256sum", str(path)], stdout=subprocess.DEVNULL, check=True))
-             for _ in range(verify_runs)])
+            [
+                mib / timed(lambda: subprocess.run(["sha256sum", str(path)], stdout=subprocess.DEVNULL, check=True))
+                for _ in range(verify_runs)
+            ]
+        )
 
     def hashlib_file():
         h = hashlib.sha256()
@@ -144,18 +158,29 @@ def render(r: dict) -> str:
         spread = f"{fmt.format(v['min'])}–{fmt.format(v['max'])}"
         return f"| {name} | {fmt.format(v['median'])} {unit} | {spread} | {v['runs']} |"
 
-    lines = [f"Archive: {r['archive_bytes'] / MiB:.0f} MiB crane tarball, incompressible gzip layers, warm cache.", "",
-             "| measure | median | range | runs |", "| --- | --- | --- | --- |",
-             row("open to a listed model (in process)", {k: v * 1000 if k != "runs" else v
-                                                         for k, v in r["open_seconds"].items()}, "ms", "{:.1f}"),
-             row("`regtui inspect --json` (process start included)", r["inspect_cli_seconds"], "s", "{:.2f}"),
-             row("`regtui verify` (digests + diff_ids, inflating)", r["verify_mib_s"], "MiB/s")]
+    lines = [
+        f"Archive: {r['archive_bytes'] / MiB:.0f} MiB crane tarball, incompressible gzip layers, warm cache.",
+        "",
+        "| measure | median | range | runs |",
+        "| --- | --- | --- | --- |",
+        row(
+            "open to a listed model (in process)",
+            {k: v * 1000 if k != "runs" else v for k, v in r["open_seconds"].items()},
+            "ms",
+            "{:.1f}",
+        ),
+        row("`regtui inspect --json` (process start included)", r["inspect_cli_seconds"], "s", "{:.2f}"),
+        row("`regtui verify` (digests + diff_ids, inflating)", r["verify_mib_s"], "MiB/s"),
+    ]
     if "sha256sum_mib_s" in r:
         lines.append(row("`sha256sum` of the archive file", r["sha256sum_mib_s"], "MiB/s"))
     lines.append(row("hashlib.sha256 of the archive file, in process", r["hashlib_mib_s"], "MiB/s"))
     v, s = r["verify_mib_s"]["median"], r["hashlib_mib_s"]["median"]
-    lines += ["", f"verify / in-process sha256: {v / s:.2f}× — verify reads every byte once but hashes it twice "
-                  "(compressed and inflated) and inflates it, on two threads."]
+    lines += [
+        "",
+        f"verify / in-process sha256: {v / s:.2f}× — verify reads every byte once but hashes it twice "
+        "(compressed and inflated) and inflates it, on two threads.",
+    ]
     return "\n".join(lines)
 
 

@@ -40,9 +40,23 @@ def main() -> int:
         try:
             for name, chunk in (("monolithic", f"{args.size_mib + 1}M"), ("chunked 16M", "16M")):
                 t = time.monotonic()
-                r = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-m", "regtui", "push", "-q",
-                                    str(layout), f"{reg.host}/{name.split()[0]}", "--chunk-size", chunk],
-                                   capture_output=True, text=True)
+                r = subprocess.run(
+                    [
+                        "/usr/bin/time",
+                        "-v",
+                        sys.executable,
+                        "-m",
+                        "regtui",
+                        "push",
+                        "-q",
+                        str(layout),
+                        f"{reg.host}/{name.split()[0]}",
+                        "--chunk-size",
+                        chunk,
+                    ],
+                    capture_output=True,
+                    text=True,
+                )
                 secs = time.monotonic() - t
                 if r.returncode != 0:
                     print(f"{name}: push failed: {r.stderr.strip()}")
@@ -51,8 +65,10 @@ def main() -> int:
                 speed = args.size_mib / secs
                 ok = speed >= TARGETS["MiB/s"] and rss <= TARGETS["peak RSS MiB"]
                 failed |= not ok
-                print(f"{name:12} {speed:7.0f} MiB/s (target {TARGETS['MiB/s']})  peak RSS {rss:5.0f} MiB "
-                      f"(target {TARGETS['peak RSS MiB']})  {'ok' if ok else 'MISSED'}")
+                print(
+                    f"{name:12} {speed:7.0f} MiB/s (target {TARGETS['MiB/s']})  peak RSS {rss:5.0f} MiB "
+                    f"(target {TARGETS['peak RSS MiB']})  {'ok' if ok else 'MISSED'}"
+                )
         finally:
             reg.stop()
     finally:

@@ -1,6 +1,6 @@
 """Per-request cost of Quart against the raw-ASGI fast path, in process (no sockets): see registry/handlers.py.
 
-    .venv/bin/python bench/quart_cost.py [ARCHIVE]
+.venv/bin/python bench/quart_cost.py [ARCHIVE]
 """
 
 from __future__ import annotations
@@ -14,9 +14,21 @@ from regtui.registry.app import create_app
 
 
 async def _call(app, path: str, headers: list) -> None:
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": headers,
-             "client": ("127.0.0.1", 4321), "server": ("127.0.0.1", 5000), "extensions": {}}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 4321),
+        "server": ("127.0.0.1", 5000),
+        "extensions": {},
+    }
     pending = [{"type": "http.request", "body": b"", "more_body": False}]
 
     async def receive():
@@ -34,9 +46,11 @@ async def main(path: str) -> None:
     archive = open_archive(path)
     image = archive.images()[0]
     repo, tag = sorted(archive.tags())[0]
-    cases = [("GET /v2/", "/v2/", []),
-             ("manifest by tag", f"/v2/{repo}/manifests/{tag}", [(b"accept", image.manifest.media_type.encode())]),
-             ("tags/list", f"/v2/{repo}/tags/list", [])]
+    cases = [
+        ("GET /v2/", "/v2/", []),
+        ("manifest by tag", f"/v2/{repo}/manifests/{tag}", [(b"accept", image.manifest.media_type.encode())]),
+        ("tags/list", f"/v2/{repo}/tags/list", []),
+    ]
     for fast in (True, False):
         app = create_app([archive], fast=fast)
         await app.startup()

@@ -43,8 +43,11 @@ def main() -> int:
     try:
         d = build_layout(tmp / "layout", ["big:1"], [os.urandom(args.size_mib << 20)])
         port = free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "regtui", "serve", str(tmp / "layout"), "--port", str(port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "regtui", "serve", str(tmp / "layout"), "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         base = f"http://127.0.0.1:{port}"
         blob = f"{base}/v2/big/blobs/{d['layers'][0]}"
         for _ in range(100):
@@ -54,8 +57,9 @@ def main() -> int:
         results: dict[str, float] = {}
         best = 0.0
         for _ in range(3):
-            out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{speed_download}", blob],
-                                 capture_output=True, text=True).stdout
+            out = subprocess.run(
+                ["curl", "-s", "-o", "/dev/null", "-w", "%{speed_download}", blob], capture_output=True, text=True
+            ).stdout
             best = max(best, float(out) / (1 << 20))
         results["single MiB/s"] = best
         t = time.perf_counter()
@@ -65,8 +69,9 @@ def main() -> int:
         results["aggregate MiB/s"] = args.clients * args.size_mib / (time.perf_counter() - t)
         results["peak RSS MiB"] = rss_peak_mib(proc.pid)
         if shutil.which("wrk"):
-            out = subprocess.run(["wrk", "-t2", "-c32", "-d5s", f"{base}/v2/big/manifests/1"],
-                                 capture_output=True, text=True).stdout
+            out = subprocess.run(
+                ["wrk", "-t2", "-c32", "-d5s", f"{base}/v2/big/manifests/1"], capture_output=True, text=True
+            ).stdout
             m = re.search(r"Requests/sec:\s+([\d.]+)", out)
             results["manifest req/s"] = float(m.group(1)) if m else 0.0
     finally:

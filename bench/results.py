@@ -19,6 +19,7 @@ def _m(results: dict, server: str, key: str) -> float | None:
 
 def targets(results: dict) -> list[str]:
     """Issue 7's targets for this machine, as ratios measured in the same run."""
+
     def r(key):
         return _m(results, "regtui", key), _m(results, "distribution", key)
 
@@ -40,8 +41,11 @@ def targets(results: dict) -> list[str]:
         a, b = r(f"manifest by {what} req/s")
         pa, pb = r(f"manifest by {what} p99 ms")
         if a and b and pa and pb:
-            check(f"manifest by {what}: ≥ 2× distribution req/s, lower p99", a >= 2 * b and pa < pb,
-                  f"{a / b:.2f}× req/s, p99 {pa:.1f} vs {pb:.1f} ms")
+            check(
+                f"manifest by {what}: ≥ 2× distribution req/s, lower p99",
+                a >= 2 * b and pa < pb,
+                f"{a / b:.2f}× req/s, p99 {pa:.1f} vs {pb:.1f} ms",
+            )
     a, b = r("skopeo pull s")
     if a and b:
         check("skopeo pull wall time ≤ distribution's", a <= b, f"{a:.2f} vs {b:.2f} s")
@@ -54,10 +58,12 @@ def targets(results: dict) -> list[str]:
     for key, label in (("single MiB/s", "single stream"), ("64 clients MiB/s", "64-client aggregate")):
         r, d, n = (_m(results, s, key) for s in ("regtui", "distribution", "nginx"))
         if r and d and n and r < 1.2 * d and 1.2 * d > n:
-            notes.append(f"- {label}: 1.2× distribution is {1.2 * d:.0f} MiB/s, above nginx's sendfile on this "
-                         f"machine ({n:.0f} MiB/s); regtui reached {r:.0f} MiB/s ({r / n:.2f}× nginx). The clients "
-                         "and the loopback copy share the same 2 cores: this is the machine's ceiling, "
-                         "not the server's.")
+            notes.append(
+                f"- {label}: 1.2× distribution is {1.2 * d:.0f} MiB/s, above nginx's sendfile on this "
+                f"machine ({n:.0f} MiB/s); regtui reached {r:.0f} MiB/s ({r / n:.2f}× nginx). The clients "
+                "and the loopback copy share the same 2 cores: this is the machine's ceiling, "
+                "not the server's."
+            )
     if notes:
         out += ["", *notes]
     return out
@@ -106,23 +112,44 @@ def main(argv: list[str]) -> int:
     ]
     contents = Path(argv[6]) if len(argv) > 6 else None
     if contents and contents.exists():
-        out += ["## Layer contents: indexing vs `tar -tzf`, the cache, the Files view", "",
-                "From `bench/contents_bench.py` (issue 13): gzip layers of files of mixed sizes; `tar -tzf` lists "
-                "each layer (GNU tar + gzip); regtui indexes them with an empty cache (checking every digest and "
-                "diff_id on the way), then again from the cache; then key presses (`j`/`k`) in the real app's Files "
-                "view over a layer of 200k paths.", "", contents.read_text().strip(), ""]
+        out += [
+            "## Layer contents: indexing vs `tar -tzf`, the cache, the Files view",
+            "",
+            "From `bench/contents_bench.py` (issue 13): gzip layers of files of mixed sizes; `tar -tzf` lists "
+            "each layer (GNU tar + gzip); regtui indexes them with an empty cache (checking every digest and "
+            "diff_id on the way), then again from the cache; then key presses (`j`/`k`) in the real app's Files "
+            "view over a layer of 200k paths.",
+            "",
+            contents.read_text().strip(),
+            "",
+        ]
     load = Path(argv[5]) if len(argv) > 5 else None
     if load and load.exists():
         keep = ("64 pulls", "fds:", "asyncio tasks", "SIGTERM", "http fuzz")
         lines = [l.strip() for l in load.read_text().splitlines() if l.startswith(keep)]
-        out += ["## Load, faults and HTTP fuzz", "",
-                "From `pytest tests/test_load_faults.py -s` in the same run (regtui serve as a subprocess):", "",
-                "```", *lines, "```", ""]
+        out += [
+            "## Load, faults and HTTP fuzz",
+            "",
+            "From `pytest tests/test_load_faults.py -s` in the same run (regtui serve as a subprocess):",
+            "",
+            "```",
+            *lines,
+            "```",
+            "",
+        ]
     if fuzz and fuzz.exists():
         lines = [l.strip() for l in fuzz.read_text().splitlines() if l.startswith(("fuzz ", "zstd bomb", "gzip bomb"))]
-        out += ["## Hostile input: fuzz counts", "",
-                "From `pytest tests/test_fuzz_archives.py -s` in the same run (fixed example sequence; set "
-                "REGTUI_FUZZ_EXAMPLES / REGTUI_FUZZ_RANDOM=1 for more or new ones):", "", "```", *lines, "```", ""]
+        out += [
+            "## Hostile input: fuzz counts",
+            "",
+            "From `pytest tests/test_fuzz_archives.py -s` in the same run (fixed example sequence; set "
+            "REGTUI_FUZZ_EXAMPLES / REGTUI_FUZZ_RANDOM=1 for more or new ones):",
+            "",
+            "```",
+            *lines,
+            "```",
+            "",
+        ]
     out += [
         "## Noise",
         "",

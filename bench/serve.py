@@ -35,8 +35,10 @@ from open_verify import build_archive  # noqa: E402
 
 MiB, GiB = 1 << 20, 1 << 30
 REPO, TAG = "bench/big", "1"
-ACCEPT = ("application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, "
-          "application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json")
+ACCEPT = (
+    "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, "
+    "application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json"
+)
 CLK = os.sysconf("SC_CLK_TCK")
 
 
@@ -151,8 +153,22 @@ def wait_ready(srv: Server, timeout: float = 30) -> None:
 
 
 def manifest_digest(srv: Server) -> str:
-    out = subprocess.run(["curl", "-sf", "-D", "-", "-o", "/dev/null", "-H", f"Accept: {ACCEPT}",
-                          srv.url(f"/v2/{REPO}/manifests/{TAG}")], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "curl",
+            "-sf",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-H",
+            f"Accept: {ACCEPT}",
+            srv.url(f"/v2/{REPO}/manifests/{TAG}"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     m = re.search(r"(?im)^docker-content-digest:\s*(\S+)", out)
     return m.group(1) if m else ""
 
@@ -164,9 +180,23 @@ def start_regtui(archive: Path, work: Path) -> Server:
     port = free_port()
     log = work / "regtui.log"
     with open(log, "wb") as f:
-        proc = subprocess.Popen([sys.executable, "-m", "regtui", "serve", str(archive), "--port", str(port),
-                                 "--workers", str(REGTUI_WORKERS)],
-                                stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "regtui",
+                "serve",
+                str(archive),
+                "--port",
+                str(port),
+                "--workers",
+                str(REGTUI_WORKERS),
+            ],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+        )
     srv = Server("regtui", port, proc, log=log)
     wait_ready(srv)
     return srv
@@ -176,15 +206,30 @@ def start_regtui_workers(archive: Path, work: Path, workers: int) -> Server:
     """Experiment: regtui's app under `hypercorn -w N` (separate processes, one accept socket), which
     differs from `regtui serve --workers N` only in printing no per-request log lines."""
     module = work / "regtui_bench_app.py"
-    module.write_text(f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n"
-                      "from regtui.oci import open_archive\nfrom regtui.registry.app import create_app\n"
-                      f"app = create_app([open_archive({str(archive)!r})])\n")
+    module.write_text(
+        f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n"
+        "from regtui.oci import open_archive\nfrom regtui.registry.app import create_app\n"
+        f"app = create_app([open_archive({str(archive)!r})])\n"
+    )
     port = free_port()
     log = work / f"hypercorn-{workers}w.log"
     with open(log, "wb") as f:
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "hypercorn"), "-w", str(workers), "-b",
-                                 f"127.0.0.1:{port}", "--keep-alive", "30", "regtui_bench_app:app"],
-                                stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=work)
+        proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "hypercorn"),
+                "-w",
+                str(workers),
+                "-b",
+                f"127.0.0.1:{port}",
+                "--keep-alive",
+                "30",
+                "regtui_bench_app:app",
+            ],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=work,
+        )
     srv = Server(f"regtui app, hypercorn -w {workers}", port, proc, log=log)
     wait_ready(srv)
     return srv
@@ -194,23 +239,43 @@ def start_distribution(archive: Path, work: Path, source: Server | None = None) 
     port = free_port()
     folder = work / "distribution"
     folder.mkdir()
-    cfg = {"version": 0.1, "log": {"level": "info", "accesslog": {"disabled": False}},
-           "storage": {"filesystem": {"rootdirectory": str(folder / "storage")},
-                       "maintenance": {"uploadpurging": {"enabled": False}}},
-           "http": {"addr": f"127.0.0.1:{port}", "headers": {"X-Content-Type-Options": ["nosniff"]}}}
+    cfg = {
+        "version": 0.1,
+        "log": {"level": "info", "accesslog": {"disabled": False}},
+        "storage": {
+            "filesystem": {"rootdirectory": str(folder / "storage")},
+            "maintenance": {"uploadpurging": {"enabled": False}},
+        },
+        "http": {"addr": f"127.0.0.1:{port}", "headers": {"X-Content-Type-Options": ["nosniff"]}},
+    }
     (folder / "config.yml").write_text(json.dumps(cfg))
     log = folder / "registry.log"
     with open(log, "wb") as f:
-        proc = subprocess.Popen([shutil.which("docker-registry") or "/usr/bin/docker-registry", "serve",
-                                 str(folder / "config.yml")], stdout=f, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [shutil.which("docker-registry") or "/usr/bin/docker-registry", "serve", str(folder / "config.yml")],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     srv = Server("distribution", port, proc, log=log)
     wait_ready(srv)
     # From regtui's registry rather than from the tarball: skopeo's docker-archive source re-compresses layers,
     # a registry-to-registry copy keeps blob and manifest bytes, so all three serve the very same bytes.
     src = f"docker://127.0.0.1:{source.port}/{REPO}:{TAG}" if source else f"docker-archive:{archive}"
-    subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false", "--preserve-digests",
-                    src, f"docker://127.0.0.1:{port}/{REPO}:{TAG}"], check=True, timeout=600)
+    subprocess.run(
+        [
+            "skopeo",
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "--preserve-digests",
+            src,
+            f"docker://127.0.0.1:{port}/{REPO}:{TAG}",
+        ],
+        check=True,
+        timeout=600,
+    )
     return srv
 
 
@@ -263,8 +328,12 @@ http {{
 }}
 """)
     log = root.parent / "nginx-error.log"
-    proc = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(conf), "-p", str(root.parent)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(conf), "-p", str(root.parent)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     srv = Server("nginx", port, proc, log=log)
     wait_ready(srv)
     return srv
@@ -279,8 +348,10 @@ def curl_many(url: str, n: int, size: int) -> tuple[float, list[float]]:
     """n concurrent full downloads: (wall seconds, per-client MiB/s)."""
     fmt = "%{http_code} %{size_download} %{speed_download}\n"
     t = time.perf_counter()
-    procs = [subprocess.Popen(["curl", "-s", "-o", "/dev/null", "-w", fmt, url], stdout=subprocess.PIPE, text=True)
-             for _ in range(n)]
+    procs = [
+        subprocess.Popen(["curl", "-s", "-o", "/dev/null", "-w", fmt, url], stdout=subprocess.PIPE, text=True)
+        for _ in range(n)
+    ]
     outs = [p.communicate()[0] for p in procs]
     wall = time.perf_counter() - t
     speeds = []
@@ -327,8 +398,12 @@ def _ms(text: str) -> float:
 def bench_wrk(srv: Server, what: str, path: str, runs: int, seconds: int) -> None:
     rates, p50, p99 = [], [], []
     for _ in range(runs):
-        out = subprocess.run(["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency", "-H", f"Accept: {ACCEPT}",
-                              srv.url(path)], capture_output=True, text=True, timeout=seconds + 60).stdout
+        out = subprocess.run(
+            ["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency", "-H", f"Accept: {ACCEPT}", srv.url(path)],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+        ).stdout
         bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
         if bad:
             raise RuntimeError(f"{srv.name} {what}: {bad.group(1)} error responses\n{out}")
@@ -345,8 +420,18 @@ def bench_pull(srv: Server, work: Path, runs: int) -> None:
     for i in range(runs):
         dest = work / f"pull-{srv.name}-{i}"
         t = time.perf_counter()
-        subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://127.0.0.1:{srv.port}/{REPO}:{TAG}",
-                        f"dir:{dest}"], check=True, timeout=600)
+        subprocess.run(
+            [
+                "skopeo",
+                "copy",
+                "-q",
+                "--src-tls-verify=false",
+                f"docker://127.0.0.1:{srv.port}/{REPO}:{TAG}",
+                f"dir:{dest}",
+            ],
+            check=True,
+            timeout=600,
+        )
         walls.append(time.perf_counter() - t)
         shutil.rmtree(dest)
     srv.results["skopeo pull s"] = med(walls)
@@ -354,10 +439,23 @@ def bench_pull(srv: Server, work: Path, runs: int) -> None:
 
 # -- report -------------------------------------------------------------------------------------------------
 LOWER_IS_BETTER = ("CPU", "RSS", "ms", "pull s")
-ROWS = ["single MiB/s", "CPU s/GiB", "16 clients MiB/s", "16 clients slowest/fastest", "16 clients peak RSS MiB",
-        "64 clients MiB/s", "64 clients slowest/fastest", "64 clients peak RSS MiB", "manifest by tag req/s",
-        "manifest by tag p50 ms", "manifest by tag p99 ms", "manifest by digest req/s", "manifest by digest p50 ms",
-        "manifest by digest p99 ms", "skopeo pull s"]
+ROWS = [
+    "single MiB/s",
+    "CPU s/GiB",
+    "16 clients MiB/s",
+    "16 clients slowest/fastest",
+    "16 clients peak RSS MiB",
+    "64 clients MiB/s",
+    "64 clients slowest/fastest",
+    "64 clients peak RSS MiB",
+    "manifest by tag req/s",
+    "manifest by tag p50 ms",
+    "manifest by tag p99 ms",
+    "manifest by digest req/s",
+    "manifest by digest p50 ms",
+    "manifest by digest p99 ms",
+    "skopeo pull s",
+]
 
 
 def fmt(v: float) -> str:
@@ -378,16 +476,20 @@ def ratio(a: dict | None, b: dict | None) -> str:
 
 def table(servers: dict[str, Server]) -> str:
     r, d, n = (servers.get(k) for k in ("regtui", "distribution", "nginx"))
-    lines = ["| measure | regtui | distribution | nginx | regtui/distribution | regtui/nginx |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| measure | regtui | distribution | nginx | regtui/distribution | regtui/nginx |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for row in ROWS:
         vals = [s.results.get(row) if s else None for s in (r, d, n)]
         if not any(vals):
             continue
         better = "lower is better" if any(k in row for k in LOWER_IS_BETTER) else ""
         name = f"{row}" + (f" ({better})" if better else "")
-        lines.append(f"| {name} | {cell(vals[0])} | {cell(vals[1])} | {cell(vals[2])} | {ratio(vals[0], vals[1])} | "
-                     f"{ratio(vals[0], vals[2])} |")
+        lines.append(
+            f"| {name} | {cell(vals[0])} | {cell(vals[1])} | {cell(vals[2])} | {ratio(vals[0], vals[1])} | "
+            f"{ratio(vals[0], vals[2])} |"
+        )
     return "\n".join(lines)
 
 
@@ -401,10 +503,17 @@ def experiment_table(exp: Server, dist: Server | None) -> str:
 
 
 def machine() -> str:
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                if l.startswith("model name")), platform.processor())
-    mem = next(int(l.split()[1]) // 1024 for l in Path("/proc/meminfo").read_text().splitlines()
-               if l.startswith("MemTotal"))
+    cpu = next(
+        (
+            l.split(":", 1)[1].strip()
+            for l in Path("/proc/cpuinfo").read_text().splitlines()
+            if l.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem = next(
+        int(l.split()[1]) // 1024 for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")
+    )
 
     def version(cmd):
         try:
@@ -416,11 +525,13 @@ def machine() -> str:
     from importlib.metadata import version as pkg
 
     debian = Path("/etc/debian_version").read_text().strip() if Path("/etc/debian_version").exists() else "?"
-    return (f"{os.cpu_count()} × {cpu}, {mem} MiB RAM, Linux {platform.release()}, Debian {debian}; "
-            f"Python {platform.python_version()}, Quart {pkg('quart')}, Hypercorn {pkg('hypercorn')}; "
-            f"{version(['docker-registry', '--version'])}; "
-            f"{version(['nginx', '-v'])}; {version(['wrk', '-v'])}; {version(['skopeo', '--version'])}; "
-            f"{version(['curl', '--version'])[:12]}")
+    return (
+        f"{os.cpu_count()} × {cpu}, {mem} MiB RAM, Linux {platform.release()}, Debian {debian}; "
+        f"Python {platform.python_version()}, Quart {pkg('quart')}, Hypercorn {pkg('hypercorn')}; "
+        f"{version(['docker-registry', '--version'])}; "
+        f"{version(['nginx', '-v'])}; {version(['wrk', '-v'])}; {version(['skopeo', '--version'])}; "
+        f"{version(['curl', '--version'])[:12]}"
+    )
 
 
 def main() -> int:
@@ -433,12 +544,23 @@ def main() -> int:
     ap.add_argument("--only", default="regtui,distribution,nginx")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "regtui-bench")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
-    ap.add_argument("--regtui-workers", type=int, default=2,
-                    help="regtui serve --workers N (processes; the issue allows several for request rate)")
-    ap.add_argument("--stages", help="only these stages, comma-separated: single,16,64,tag,digest,pull "
-                                     "(e.g. --only regtui,distribution --stages single,64,tag for a quick check)")
-    ap.add_argument("--experiment-workers", type=int, default=2,
-                    help="also measure manifest requests of regtui's app under `hypercorn -w N` (0: skip)")
+    ap.add_argument(
+        "--regtui-workers",
+        type=int,
+        default=2,
+        help="regtui serve --workers N (processes; the issue allows several for request rate)",
+    )
+    ap.add_argument(
+        "--stages",
+        help="only these stages, comma-separated: single,16,64,tag,digest,pull "
+        "(e.g. --only regtui,distribution --stages single,64,tag for a quick check)",
+    )
+    ap.add_argument(
+        "--experiment-workers",
+        type=int,
+        default=2,
+        help="also measure manifest requests of regtui's app under `hypercorn -w N` (0: skip)",
+    )
     args = ap.parse_args()
     global REGTUI_WORKERS
     REGTUI_WORKERS = args.regtui_workers
@@ -474,10 +596,16 @@ def main() -> int:
             ("single stream", lambda s, u: bench_single(s, u, size, args.runs)),
             ("16 clients", lambda s, u: bench_concurrent(s, u, size, 16, args.heavy_runs)),
             ("64 clients", lambda s, u: bench_concurrent(s, u, size, 64, args.heavy_runs)),
-            ("manifest by tag", lambda s, u: bench_wrk(s, "tag", f"/v2/{REPO}/manifests/{TAG}", args.runs,
-                                                       args.wrk_seconds)),
-            ("manifest by digest", lambda s, u: bench_wrk(s, "digest", f"/v2/{REPO}/manifests/{s.manifest_digest}",
-                                                          args.runs, args.wrk_seconds)),
+            (
+                "manifest by tag",
+                lambda s, u: bench_wrk(s, "tag", f"/v2/{REPO}/manifests/{TAG}", args.runs, args.wrk_seconds),
+            ),
+            (
+                "manifest by digest",
+                lambda s, u: bench_wrk(
+                    s, "digest", f"/v2/{REPO}/manifests/{s.manifest_digest}", args.runs, args.wrk_seconds
+                ),
+            ),
             ("skopeo pull", lambda s, u: bench_pull(s, work, args.heavy_runs)),
         ]
         keys = dict(zip(["single", "16", "64", "tag", "digest", "pull"], [name for name, _ in stages], strict=False))
@@ -506,15 +634,24 @@ def main() -> int:
     load_after = os.getloadavg()
     print(table(servers))
     if experiment is not None:
-        print(f"\nExperiment ({experiment.name}, no per-request log lines; `regtui serve` ran "
-              f"{REGTUI_WORKERS} worker(s)):\n")
+        print(
+            f"\nExperiment ({experiment.name}, no per-request log lines; `regtui serve` ran "
+            f"{REGTUI_WORKERS} worker(s)):\n"
+        )
         print(experiment_table(experiment, servers.get("distribution")))
-    notes = {"machine": machine(), "layer_bytes": size, "elapsed_s": round(elapsed),
-             "load_before": load_before, "load_after": load_after,
-             "runs": {"quick": args.runs, "heavy": args.heavy_runs, "wrk_seconds": args.wrk_seconds},
-             "regtui_workers": args.regtui_workers}
-    print(f"\n{notes['machine']}\nlayer {size / MiB:.0f} MiB; {elapsed:.0f}s; load average before "
-          f"{load_before[0]:.2f}, after {load_after[0]:.2f}")
+    notes = {
+        "machine": machine(),
+        "layer_bytes": size,
+        "elapsed_s": round(elapsed),
+        "load_before": load_before,
+        "load_after": load_after,
+        "runs": {"quick": args.runs, "heavy": args.heavy_runs, "wrk_seconds": args.wrk_seconds},
+        "regtui_workers": args.regtui_workers,
+    }
+    print(
+        f"\n{notes['machine']}\nlayer {size / MiB:.0f} MiB; {elapsed:.0f}s; load average before "
+        f"{load_before[0]:.2f}, after {load_after[0]:.2f}"
+    )
     if args.json:
         results = {k: s.results for k, s in servers.items()}
         if experiment is not None:

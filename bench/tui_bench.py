@@ -65,16 +65,32 @@ def build(layout: Path, size_mib: int) -> list[str]:
             size += len(out)
             f.write(out)
         tmp.rename(layout / "blobs" / "sha256" / packed.hexdigest())
-        layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                       "digest": f"sha256:{packed.hexdigest()}", "size": size})
+        layers.append(
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                "digest": f"sha256:{packed.hexdigest()}",
+                "size": size,
+            }
+        )
         diff_ids.append(f"sha256:{raw.hexdigest()}")
-    config = json.dumps({"architecture": "amd64", "os": "linux",
-                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+    ).encode()
     cdesc = {"mediaType": "application/vnd.oci.image.config.v1+json", **_blob(layout, config)}
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                           "config": cdesc, "layers": layers}, separators=(",", ":")).encode()
-    mdesc = {"mediaType": "application/vnd.oci.image.manifest.v1+json", **_blob(layout, manifest),
-             "annotations": {"org.opencontainers.image.ref.name": "big:1"}}
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": cdesc,
+            "layers": layers,
+        },
+        separators=(",", ":"),
+    ).encode()
+    mdesc = {
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        **_blob(layout, manifest),
+        "annotations": {"org.opencontainers.image.ref.name": "big:1"},
+    }
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [mdesc]}))
     return [l["digest"] for l in layers]
 
@@ -108,17 +124,28 @@ async def measure(pilot, seconds: float) -> dict[str, float]:
         await asyncio.sleep(0.1)
     await probe
     lags.sort()
-    return {"loop lag p50 ms": 1000 * statistics.median(lags),
-            "loop lag p99 ms": 1000 * lags[int(len(lags) * 0.99) - 1],
-            "key press p50 ms": 1000 * statistics.median(presses), "key press max ms": 1000 * max(presses)}
+    return {
+        "loop lag p50 ms": 1000 * statistics.median(lags),
+        "loop lag p99 ms": 1000 * lags[int(len(lags) * 0.99) - 1],
+        "key press p50 ms": 1000 * statistics.median(presses),
+        "key press max ms": 1000 * max(presses),
+    }
 
 
 def start_clients(url: str, n: int, seconds: float) -> list[subprocess.Popen]:
     # Each client pulls the blob again and again until the time is up (curl's own loop via --max-time).
-    return [subprocess.Popen(["bash", "-c", f"end=$((SECONDS+{int(seconds) + 2})); while [ $SECONDS -lt $end ]; "
-                              f"do curl -s -o /dev/null --max-time {int(seconds) + 2} {url}; done"],
-                             start_new_session=True)
-            for _ in range(n)]
+    return [
+        subprocess.Popen(
+            [
+                "bash",
+                "-c",
+                f"end=$((SECONDS+{int(seconds) + 2})); while [ $SECONDS -lt $end ]; "
+                f"do curl -s -o /dev/null --max-time {int(seconds) + 2} {url}; done",
+            ],
+            start_new_session=True,
+        )
+        for _ in range(n)
+    ]
 
 
 def stop_clients(procs: list[subprocess.Popen]) -> None:
@@ -130,8 +157,9 @@ def stop_clients(procs: list[subprocess.Popen]) -> None:
         p.wait()
 
 
-async def run(layout: Path, digests: list[str], clients: int, seconds: float,
-              server_thread: bool = True) -> dict[str, dict[str, float]]:
+async def run(
+    layout: Path, digests: list[str], clients: int, seconds: float, server_thread: bool = True
+) -> dict[str, dict[str, float]]:
     port = free_port()
     app = RegtuiApp([str(layout)], "127.0.0.1", port, measure=False, server_thread=server_thread)
     out: dict[str, dict[str, float]] = {}
@@ -185,8 +213,9 @@ def main() -> int:
             target = TARGETS.get(name)
             miss = target is not None and value > target
             failed |= miss
-            print(f"  {name:<18} {value:9.1f}" + (f"   (target ≤ {target}{'  MISSED' if miss else ''})"
-                                                   if target else ""))
+            print(
+                f"  {name:<18} {value:9.1f}" + (f"   (target ≤ {target}{'  MISSED' if miss else ''})" if target else "")
+            )
     return 1 if failed else 0
 
 

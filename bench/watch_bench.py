@@ -61,8 +61,9 @@ def dropped_for(sock: socket.socket, quiet: float = 1.0) -> int:
             data += chunk
     except TimeoutError:
         pass
-    return sum(json.loads(line[6:])["count"] for line in data.split(b"\n")
-               if line.startswith(b'data: {"event": "dropped"'))
+    return sum(
+        json.loads(line[6:])["count"] for line in data.split(b"\n") if line.startswith(b'data: {"event": "dropped"')
+    )
 
 
 class ReadingWatcher(threading.Thread):
@@ -101,14 +102,30 @@ def main() -> int:
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="regtui-watch-bench-"))
-    archive = build_archive(Path(tempfile.gettempdir()) / f"regtui-watch-bench-{args.size_mib}.tar", args.size_mib,
-                            layer_mib=args.size_mib)
+    archive = build_archive(
+        Path(tempfile.gettempdir()) / f"regtui-watch-bench-{args.size_mib}.tar", args.size_mib, layer_mib=args.size_mib
+    )
     port = free_port()
     log = work / "serve.log"
     with open(log, "wb") as f:
-        proc = subprocess.Popen([sys.executable, "-m", "regtui", "serve", str(archive), "--port", str(port),
-                                 "--events", "--log-format", "json"], stdout=f, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, cwd=ROOT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "regtui",
+                "serve",
+                str(archive),
+                "--port",
+                str(port),
+                "--events",
+                "--log-format",
+                "json",
+            ],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+        )
     srv = Server("regtui", port, proc, log=log)
     try:
         wait_ready(srv)
@@ -149,12 +166,16 @@ def main() -> int:
     print("|---|---|---|")
     for kind, values in results.items():
         print(f"| {kind} | {statistics.median(values):.0f} | {', '.join(f'{v:.0f}' for v in values)} |")
-    print(f"\nstalled / none: medians {ratio:.3f}, run by run {paired:.3f} "
-          f"(target >= 0.95: {'met' if paired >= 0.95 else 'MISSED'}); load average {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} CPUs")
-    print(f"the stalled watchers lost {', '.join(map(str, lost))} events (the server dropped them: its queue for "
-          f"them stayed bounded); a reading watcher got {reading.messages} messages, {reading.dropped} dropped; "
-          f"server RSS at the end {rss:.0f} MiB")
+    print(
+        f"\nstalled / none: medians {ratio:.3f}, run by run {paired:.3f} "
+        f"(target >= 0.95: {'met' if paired >= 0.95 else 'MISSED'}); load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} CPUs"
+    )
+    print(
+        f"the stalled watchers lost {', '.join(map(str, lost))} events (the server dropped them: its queue for "
+        f"them stayed bounded); a reading watcher got {reading.messages} messages, {reading.dropped} dropped; "
+        f"server RSS at the end {rss:.0f} MiB"
+    )
     return 0 if paired >= 0.95 else 1
 
 

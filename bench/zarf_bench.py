@@ -56,17 +56,28 @@ def build_package(base: Path, gib: float, images: int = 4) -> Path:
     for i in range(images):
         layer = _layer_tar(per)
         ld = _blob(layout, layer)
-        config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers",
-                             "diff_ids": [ld["digest"]]}}).encode()
+        config = json.dumps(
+            {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [ld["digest"]]}}
+        ).encode()
         cd = _blob(layout, config)
-        manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                               "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **cd},
-                               "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **ld}]}).encode()
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **cd},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **ld}],
+            }
+        ).encode()
         md = _blob(layout, manifest)
         ref = f"docker.io/library/bench{i}:1.0"
         refs.append(ref)
-        manifests.append({"mediaType": "application/vnd.oci.image.manifest.v1+json", **md,
-                          "annotations": {"org.opencontainers.image.base.name": ref}})
+        manifests.append(
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                **md,
+                "annotations": {"org.opencontainers.image.base.name": ref},
+            }
+        )
     (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": manifests}))
     lines = []
@@ -83,7 +94,8 @@ def build_package(base: Path, gib: float, images: int = 4) -> Path:
     (folder / "zarf.yaml").write_text(
         "kind: ZarfPackageConfig\nmetadata:\n  name: bench\n  version: 1.0.0\n  architecture: amd64\n"
         f"build:\n  version: v0.60.0\n  aggregateChecksum: {hashlib.sha256(sums).hexdigest()}\n"
-        f"components:\n- name: all\n  required: true\n  images:\n{images_yaml}")
+        f"components:\n- name: all\n  required: true\n  images:\n{images_yaml}"
+    )
     tar = base / "zarf-package-bench-amd64-1.0.0.tar"
     subprocess.run(["tar", "-cf", str(tar), "-C", str(folder), "."], check=True)
     shutil.rmtree(folder)
@@ -103,14 +115,17 @@ def time_baseline(zst: Path, work: Path) -> float:
     return elapsed
 
 
-OPEN = ("import sys, time; from regtui.oci import open_archive; t = time.perf_counter(); "
-        "a = open_archive(sys.argv[1]); print(time.perf_counter() - t, len(a.roots))")
+OPEN = (
+    "import sys, time; from regtui.oci import open_archive; t = time.perf_counter(); "
+    "a = open_archive(sys.argv[1]); print(time.perf_counter() - t, len(a.roots))"
+)
 
 
 def time_open(zst: Path, cache: Path) -> float:
     env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
-    out = subprocess.run([sys.executable, "-c", OPEN, str(zst)], env=env, check=True, capture_output=True,
-                         text=True, cwd=ROOT).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", OPEN, str(zst)], env=env, check=True, capture_output=True, text=True, cwd=ROOT
+    ).stdout.split()
     return float(out[0])
 
 
@@ -128,14 +143,16 @@ def main() -> None:
         work = Path(tmp)
         t = time.perf_counter()
         zst = build_package(work, args.gib)
-        print(f"built {zst.name}: {zst.stat().st_size / (1 << 20):.0f} MiB in {time.perf_counter() - t:.0f} s",
-              file=sys.stderr)
+        print(
+            f"built {zst.name}: {zst.stat().st_size / (1 << 20):.0f} MiB in {time.perf_counter() - t:.0f} s",
+            file=sys.stderr,
+        )
         base, first, second = [], [], []
         for i in range(args.runs):
             # Each step starts with the page cache written back (sync), so neither pays for the other's writes;
             # the order alternates between runs for the same reason.
             cache = work / f"cache{i}"
-            for step in (("base", "first") if i % 2 == 0 else ("first", "base")):
+            for step in ("base", "first") if i % 2 == 0 else ("first", "base"):
                 os.sync()
                 if step == "base":
                     base.append(time_baseline(zst, work))
@@ -144,8 +161,10 @@ def main() -> None:
             os.sync()
             second.append(time_open(zst, cache))
             shutil.rmtree(cache)
-            print(f"run {i + 1}: zstd|tar {base[-1]:.2f} s, first open {first[-1]:.2f} s, second {second[-1]:.3f} s",
-                  file=sys.stderr)
+            print(
+                f"run {i + 1}: zstd|tar {base[-1]:.2f} s, first open {first[-1]:.2f} s, second {second[-1]:.3f} s",
+                file=sys.stderr,
+            )
         size = zst.stat().st_size
     ratio = statistics.median(first) / statistics.median(base)
     load = os.getloadavg()[0]
@@ -162,7 +181,8 @@ def main() -> None:
         f"{ratio:.2f}× {'met' if ratio <= TARGET_FIRST else 'MISSED'} |\n"
         f"| regtui second open (cache) | {fmt(second)} | < {TARGET_SECOND} s: "
         f"{'met' if statistics.median(second) < TARGET_SECOND else 'MISSED'} |\n"
-        "\nRun: `.venv/bin/python bench/zarf_bench.py --write`.\n")
+        "\nRun: `.venv/bin/python bench/zarf_bench.py --write`.\n"
+    )
     print(text)
     if args.write:
         results = ROOT / "bench" / "RESULTS.md"
@@ -170,7 +190,7 @@ def main() -> None:
         start, end = "<!-- zarf-bench -->\n", "<!-- /zarf-bench -->\n"
         block = start + text + end
         if start in old and end in old:
-            new = old[: old.index(start)] + block + old[old.index(end) + len(end):]
+            new = old[: old.index(start)] + block + old[old.index(end) + len(end) :]
         else:
             new = old.rstrip("\n") + "\n\n" + block
         results.write_text(new)

@@ -76,12 +76,24 @@ async def main_views(out: Path, archive: str, skopeo: str, work: Path) -> list[P
         await until(pilot, lambda: app.live.server.state == "serving", what="the server")
         ref = f"127.0.0.1:{port}/registry:2.8.1"
         pull = await asyncio.create_subprocess_exec(
-            skopeo, "copy", "-q", "--src-tls-verify=false", f"docker://{ref}", f"oci:{work / 'pulled'}:x",
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            skopeo,
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            f"docker://{ref}",
+            f"oci:{work / 'pulled'}:x",
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         await pull.wait()
         missing = await asyncio.create_subprocess_exec(
-            skopeo, "inspect", "--tls-verify=false", f"docker://127.0.0.1:{port}/registry:2.8.2",
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            skopeo,
+            "inspect",
+            "--tls-verify=false",
+            f"docker://127.0.0.1:{port}/registry:2.8.2",
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         await missing.wait()
         await until(pilot, lambda: any(p.finished for p in app.live.pulls.values()), what="the pull")
         await pilot.pause(0.5)
@@ -146,15 +158,18 @@ def main() -> None:
         raise SystemExit(f"screenshots: {args.archive} not found")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    font = subprocess.run(["fc-match", "-f", "%{family[0]}", "monospace"], capture_output=True,
-                          text=True).stdout.strip() or "DejaVu Sans Mono"
+    font = (
+        subprocess.run(["fc-match", "-f", "%{family[0]}", "monospace"], capture_output=True, text=True).stdout.strip()
+        or "DejaVu Sans Mono"
+    )
     os.environ.setdefault("TZ", "UTC")
     time.tzset()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         layout = work / "multiarch"
-        subprocess.run([skopeo, "copy", "-q", f"docker-archive:{args.archive}", f"oci:{layout}:registry:2.8.1"],
-                       check=True)
+        subprocess.run(
+            [skopeo, "copy", "-q", f"docker-archive:{args.archive}", f"oci:{layout}:registry:2.8.1"], check=True
+        )
         build_multiarch_layout(layout, tag="registry:2.8.1")
         shots = asyncio.run(main_views(out, args.archive, skopeo, work))
         shots.append(asyncio.run(multiarch_view(out, layout)))

@@ -17,8 +17,9 @@ from tests.support import build_multiarch_layout, require_tool, tar_folder
 pytest_plugins = ["tests.zarf_fixtures"]  # Zarf packages in every form, built from the images below
 
 # The shared seed image: $REGTUI_SEED, else shared/fixtures/ beside the checkout (where CI copies it too).
-SEED = Path(os.environ.get("REGTUI_SEED") or
-            Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "seed-image.tar")
+SEED = Path(
+    os.environ.get("REGTUI_SEED") or Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "seed-image.tar"
+)
 
 
 @pytest.fixture(scope="session")
@@ -152,7 +153,8 @@ def archives(umoci_layout, tmp_path_factory) -> dict[str, Path]:
     res = {"oci-layout": umoci_layout}
     for name, transport in (("oci-archive", "oci-archive"), ("docker-archive", "docker-archive")):
         dst = out / f"{name}.tar"
-        subprocess.run([skopeo, "copy", "-q", f"oci:{umoci_layout}:t", f"{transport}:{dst}:img:t"], check=True,
-                       timeout=120)
+        subprocess.run(
+            [skopeo, "copy", "-q", f"oci:{umoci_layout}:t", f"{transport}:{dst}:img:t"], check=True, timeout=120
+        )
         res[name] = dst
     return res

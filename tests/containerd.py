@@ -22,8 +22,8 @@ def running_containerd(base: Path) -> Iterator[str]:
     config = base / "config.toml"
     # Isolated content: each test's namespace has to fetch every blob itself, so re-hashing proves the pull.
     config.write_text(f"""version = 2
-root = "{base / 'root'}"
-state = "{base / 'state'}"
+root = "{base / "root"}"
+state = "{base / "state"}"
 disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [grpc]
   address = "{sock}"
@@ -41,8 +41,13 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         try:
             deadline = time.time() + 20
             while time.time() < deadline:
-                if sock.exists() and subprocess.run([ctr, "--address", str(sock), "version"], capture_output=True,
-                                                    timeout=10, check=False).returncode == 0:
+                if (
+                    sock.exists()
+                    and subprocess.run(
+                        [ctr, "--address", str(sock), "version"], capture_output=True, timeout=10, check=False
+                    ).returncode
+                    == 0
+                ):
                     break
                 assert proc.poll() is None, (base / "containerd.log").read_text()
                 time.sleep(0.2)

@@ -48,12 +48,32 @@ def read_layer(data: bytes) -> list[M]:
 def _members(tf: tarfile.TarFile, out: list[M]) -> None:
     try:
         for info in tf:
-            kind = ("dir" if info.isdir() else "symlink" if info.issym() else "hardlink" if info.islnk()
-                    else "file" if info.isreg() else "other")
+            kind = (
+                "dir"
+                if info.isdir()
+                else "symlink"
+                if info.issym()
+                else "hardlink"
+                if info.islnk()
+                else "file"
+                if info.isreg()
+                else "other"
+            )
             sha = hashlib.sha256(tf.extractfile(info).read()).hexdigest() if info.isreg() else None
             link = norm(info.linkname) if info.islnk() else info.linkname
-            out.append(M(norm(info.name), kind, info.size if info.isreg() else 0, info.mode & 0o7777, info.uid,
-                         info.gid, link, sha, info.type))
+            out.append(
+                M(
+                    norm(info.name),
+                    kind,
+                    info.size if info.isreg() else 0,
+                    info.mode & 0o7777,
+                    info.uid,
+                    info.gid,
+                    link,
+                    sha,
+                    info.type,
+                )
+            )
     except tarfile.ReadError:
         pass  # umoci's whiteout-only layers lack the end block; what was read is complete
 
@@ -89,8 +109,15 @@ def _lookup(root: Node, path: str) -> Node | None:
 
 
 def _same(a: M, b: M) -> bool:
-    return (a.kind, a.sha, a.size, a.mode, a.uid, a.gid, a.link) == (b.kind, b.sha, b.size, b.mode, b.uid, b.gid,
-                                                                       b.link)
+    return (a.kind, a.sha, a.size, a.mode, a.uid, a.gid, a.link) == (
+        b.kind,
+        b.sha,
+        b.size,
+        b.mode,
+        b.uid,
+        b.gid,
+        b.link,
+    )
 
 
 def apply_layers(layers: list[list[M]]) -> tuple[Node, list[list[tuple[str, str]]]]:
@@ -226,7 +253,7 @@ def dive_analysis(layers: list[list[M]]) -> dict:
             if node.name.startswith(".wh."):
                 key = path.rpartition("/")[0] + "/" + node.name[4:]
                 stacked = _copy(trees[0])
-                for t in trees[: idx]:
+                for t in trees[:idx]:
                     _stack(stacked, t)
                 prev = _get(stacked, key)
                 size = sum(n.size for _, n in _all(prev)) + prev.size if prev and prev.is_dir else 0
@@ -240,5 +267,9 @@ def dive_analysis(layers: list[list[M]]) -> dict:
     wasted = sum(o[2] for o in offenders)
     sizes = [sum(m.size for m in ms) for ms in layers]
     user = sum(sizes[1:])
-    return {"efficiency": minimum / total if total else 1.0, "wasted": wasted, "offenders": offenders,
-            "user_wasted_percent": wasted / user if user else 0.0}
+    return {
+        "efficiency": minimum / total if total else 1.0,
+        "wasted": wasted,
+        "offenders": offenders,
+        "user_wasted_percent": wasted / user if user else 0.0,
+    }

@@ -47,31 +47,56 @@ def make_ca(folder: Path, name: str = "regtui test CA") -> TestCA:
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-          .not_valid_after(now + dt.timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     folder.mkdir(parents=True, exist_ok=True)
     out = TestCA(folder / "ca.pem", folder / "server.pem", folder / "server-key.pem")
     out.ca_pem.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     out.cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    out.key_pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                              serialization.NoEncryption()))
+    out.key_pem.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return out
 
 
@@ -79,8 +104,9 @@ def write_htpasswd(path: Path, users: dict[str, str]) -> Path:
     import bcrypt
 
     # $2a$: distribution's bcrypt reads it; few rounds keep the tests fast.
-    lines = [f"{u}:{bcrypt.hashpw(p.encode(), bcrypt.gensalt(rounds=5, prefix=b'2a')).decode()}"
-             for u, p in users.items()]
+    lines = [
+        f"{u}:{bcrypt.hashpw(p.encode(), bcrypt.gensalt(rounds=5, prefix=b'2a')).decode()}" for u, p in users.items()
+    ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -93,9 +119,17 @@ class DistributionRegistry:
     (default folder/storage; two registries may share one, e.g. a read-only restart or a token-guarded twin).
     Use as a context manager, or start() / stop() (by PID)."""
 
-    def __init__(self, folder: Path, *, port: int | None = None, storage: Path | None = None,
-                 htpasswd: Path | None = None, tls: TestCA | None = None, token: dict | None = None,
-                 readonly: bool = False):
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        port: int | None = None,
+        storage: Path | None = None,
+        htpasswd: Path | None = None,
+        tls: TestCA | None = None,
+        token: dict | None = None,
+        readonly: bool = False,
+    ):
         self.folder = folder
         self.port = port or free_port()
         self.tls = tls
@@ -110,9 +144,11 @@ class DistributionRegistry:
         cfg: dict = {
             "version": 0.1,
             "log": {"level": "info", "accesslog": {"disabled": False}},
-            "storage": {"filesystem": {"rootdirectory": str(self.storage)}, "delete": {"enabled": True},
-                        "maintenance": {"uploadpurging": {"enabled": False},
-                                        "readonly": {"enabled": readonly}}},
+            "storage": {
+                "filesystem": {"rootdirectory": str(self.storage)},
+                "delete": {"enabled": True},
+                "maintenance": {"uploadpurging": {"enabled": False}, "readonly": {"enabled": readonly}},
+            },
             "http": http,
         }
         assert not (htpasswd and token), "distribution takes one auth method"
@@ -140,8 +176,9 @@ class DistributionRegistry:
     def start(self) -> DistributionRegistry:
         exe = require_tool("docker-registry")
         with open(self.log, "ab") as logf:
-            self.proc = subprocess.Popen([exe, "serve", str(self.config)], stdout=logf, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                [exe, "serve", str(self.config)], stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         verify = self.verify
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -187,14 +224,21 @@ class DistributionRegistry:
         return digest
 
     def put_manifest(self, repo: str, ref: str, data: bytes, media_type: str) -> str:
-        r = httpx.put(f"{self.url}/v2/{repo}/manifests/{ref}", content=data, headers={"Content-Type": media_type},
-                      verify=self.verify)
+        r = httpx.put(
+            f"{self.url}/v2/{repo}/manifests/{ref}",
+            content=data,
+            headers={"Content-Type": media_type},
+            verify=self.verify,
+        )
         assert r.status_code == 201, r.text
         return r.headers["Docker-Content-Digest"]
 
     def get_manifest(self, repo: str, ref: str) -> tuple[bytes, str]:
-        r = httpx.get(f"{self.url}/v2/{repo}/manifests/{ref}", verify=self.verify,
-                      headers={"Accept": ", ".join(sorted(mt.ALL_MANIFESTS))})
+        r = httpx.get(
+            f"{self.url}/v2/{repo}/manifests/{ref}",
+            verify=self.verify,
+            headers={"Accept": ", ".join(sorted(mt.ALL_MANIFESTS))},
+        )
         assert r.status_code == 200, r.text
         return r.content, r.headers["Docker-Content-Digest"]
 
@@ -218,8 +262,14 @@ class TokenServer:
     an OAuth2 refresh-token grant (docker's `identitytoken`) works for tokens put in `refresh_tokens`.
     Every request is recorded in `requests` (user, service, scopes; denied or grant when relevant)."""
 
-    def __init__(self, folder: Path, users: dict[str, str] | None = None, service: str = "regtui-test",
-                 issuer: str = "regtui-test-issuer", anonymous: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        folder: Path,
+        users: dict[str, str] | None = None,
+        service: str = "regtui-test",
+        issuer: str = "regtui-test-issuer",
+        anonymous: tuple[str, ...] = (),
+    ):
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import ec
@@ -229,11 +279,17 @@ class TokenServer:
         self.key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "regtui token signer")])
         now = dt.datetime.now(dt.UTC)
-        self.cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                     .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
-                     .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-                     .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-                     .sign(self.key, hashes.SHA256()))
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(self.key, hashes.SHA256())
+        )
         folder.mkdir(parents=True, exist_ok=True)
         self.bundle = folder / "token-signer.pem"
         self.bundle.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
@@ -289,8 +345,7 @@ class TokenServer:
 
     def registry_config(self) -> dict:
         """The `auth: token` section for DistributionRegistry(token=...)."""
-        return {"realm": self.realm, "service": self.service, "issuer": self.issuer,
-                "rootcertbundle": str(self.bundle)}
+        return {"realm": self.realm, "service": self.service, "issuer": self.issuer, "rootcertbundle": str(self.bundle)}
 
     def grant(self, user: str | None, scopes: list[str]) -> list[dict]:
         access = []
@@ -309,8 +364,16 @@ class TokenServer:
 
         now = int(time.time())
         header = {"typ": "JWT", "alg": "ES256", "x5c": [base64.b64encode(self.der).decode()]}
-        claims = {"iss": self.issuer, "sub": subject, "aud": self.service, "exp": now + 300, "nbf": now - 10,
-                  "iat": now, "jti": secrets.token_hex(8), "access": access}
+        claims = {
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": self.service,
+            "exp": now + 300,
+            "nbf": now - 10,
+            "iat": now,
+            "jti": secrets.token_hex(8),
+            "access": access,
+        }
         signing = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
         r, s = decode_dss_signature(self.key.sign(signing.encode(), ec.ECDSA(hashes.SHA256())))
         return f"{signing}.{_b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"

@@ -18,8 +18,17 @@ from tests.distribution import TestCA, TokenServer, make_ca, write_htpasswd
 from tests.support import require_tool
 
 # The registry pieces are re-exported: bench/push_bench.py imports Registry from here.
-__all__ = ["CuttingProxy", "Registry", "TestCA", "TokenServer", "add_big_layer", "make_ca", "pull_and_rehash",
-           "skopeo", "write_htpasswd"]
+__all__ = [
+    "CuttingProxy",
+    "Registry",
+    "TestCA",
+    "TokenServer",
+    "add_big_layer",
+    "make_ca",
+    "pull_and_rehash",
+    "skopeo",
+    "write_htpasswd",
+]
 
 # -- skopeo ---------------------------------------------------------------------------------------------
 
@@ -158,8 +167,9 @@ def add_big_layer(layout: Path, size: int) -> str:
     config.setdefault("history", []).append({"created": "2024-01-01T00:00:00Z", "created_by": "big layer"})
     cfg_digest, cfg_size = put(json.dumps(config, separators=(",", ":")).encode())
     manifest["config"].update(digest=cfg_digest, size=cfg_size)
-    manifest["layers"].append({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest,
-                               "size": layer_size})
+    manifest["layers"].append(
+        {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer_size}
+    )
     m_digest, m_size = put(json.dumps(manifest, separators=(",", ":")).encode())
     desc.update(digest=m_digest, size=m_size)
     (layout / "index.json").write_text(json.dumps(index))

@@ -36,10 +36,18 @@ class RunningRegistry:
         async def main():
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
-            self.bus.subscribe(lambda e: self._ready.set() if isinstance(e, ServerState) and e.state in
-                               ("serving", "failed") else None)
-            await serve(self.app, host="127.0.0.1", sock=self.sock, shutdown_trigger=self._stop.wait,
-                        tls=self.tls, bus=self.bus, grace=2)
+            self.bus.subscribe(
+                lambda e: self._ready.set() if isinstance(e, ServerState) and e.state in ("serving", "failed") else None
+            )
+            await serve(
+                self.app,
+                host="127.0.0.1",
+                sock=self.sock,
+                shutdown_trigger=self._stop.wait,
+                tls=self.tls,
+                bus=self.bus,
+                grace=2,
+            )
 
         try:
             asyncio.run(main())
@@ -93,22 +101,37 @@ def build_layout(layout: Path, tags: list[str], layers: list[bytes], *, referrer
     layout.mkdir(parents=True, exist_ok=True)
     (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
     diff_ids = ["sha256:" + hashlib.sha256(b).hexdigest() for b in layers]
-    config = json.dumps({"architecture": "amd64", "os": "linux",
-                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+    ).encode()
     cdesc = {"mediaType": "application/vnd.oci.image.config.v1+json", **_put_blob(layout, config)}
     ldescs = [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **_put_blob(layout, b)} for b in layers]
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                           "config": cdesc, "layers": ldescs}, separators=(",", ":")).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": cdesc,
+            "layers": ldescs,
+        },
+        separators=(",", ":"),
+    ).encode()
     mdesc = {"mediaType": "application/vnd.oci.image.manifest.v1+json", **_put_blob(layout, manifest)}
     entries = [{**mdesc, "annotations": {"org.opencontainers.image.ref.name": t}} for t in tags]
     out = {"manifest": mdesc["digest"], "config": cdesc["digest"], "layers": [d["digest"] for d in ldescs]}
     if referrer:
         empty = {"mediaType": "application/vnd.oci.empty.v1+json", **_put_blob(layout, b"{}")}
-        art = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                          "artifactType": referrer, "config": empty,
-                          "layers": [{"mediaType": "application/vnd.example.sig", **_put_blob(layout, b"sig")}],
-                          "subject": mdesc, "annotations": {"org.example.kind": "signature"}},
-                         separators=(",", ":")).encode()
+        art = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "artifactType": referrer,
+                "config": empty,
+                "layers": [{"mediaType": "application/vnd.example.sig", **_put_blob(layout, b"sig")}],
+                "subject": mdesc,
+                "annotations": {"org.example.kind": "signature"},
+            },
+            separators=(",", ":"),
+        ).encode()
         adesc = {"mediaType": "application/vnd.oci.image.manifest.v1+json", **_put_blob(layout, art)}
         entries.append(adesc)
         out["referrer"] = adesc["digest"]
@@ -126,4 +149,3 @@ def wait_for(predicate, timeout: float = 10.0):
         if value or time.time() > deadline:
             return value
         time.sleep(0.02)
-

@@ -74,18 +74,30 @@ def build_multiarch_layout(layout: Path, tag: str) -> None:
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
         "manifests": [
-            {"mediaType": amd["mediaType"], "digest": desc["digest"], "size": len(amd_bytes),
-             "platform": {"architecture": "amd64", "os": "linux"}},
-            {"mediaType": amd["mediaType"], "digest": arm_digest, "size": len(arm_bytes),
-             "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}},
+            {
+                "mediaType": amd["mediaType"],
+                "digest": desc["digest"],
+                "size": len(amd_bytes),
+                "platform": {"architecture": "amd64", "os": "linux"},
+            },
+            {
+                "mediaType": amd["mediaType"],
+                "digest": arm_digest,
+                "size": len(arm_bytes),
+                "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"},
+            },
         ],
     }
     idx_bytes = json.dumps(idx, separators=(",", ":")).encode()
     idx_digest = _write_blob(layout, idx_bytes)
-    index["manifests"] = [{
-        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": idx_digest, "size": len(idx_bytes),
-        "annotations": {"org.opencontainers.image.ref.name": tag},
-    }]
+    index["manifests"] = [
+        {
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": idx_digest,
+            "size": len(idx_bytes),
+            "annotations": {"org.opencontainers.image.ref.name": tag},
+        }
+    ]
     (layout / "index.json").write_text(json.dumps(index))
 
 

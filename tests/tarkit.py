@@ -154,8 +154,14 @@ def pseudo_random(n: int, seed: bytes) -> bytes:
     return random.Random(seed).randbytes(n)
 
 
-def crane_tarball(path: Path, layers: list[bytes], compressed: list[bytes] | None = None, *,
-                  tag: str = "test/image:1", created_by: str | None = None) -> Path:
+def crane_tarball(
+    path: Path,
+    layers: list[bytes],
+    compressed: list[bytes] | None = None,
+    *,
+    tag: str = "test/image:1",
+    created_by: str | None = None,
+) -> Path:
     """A go-containerregistry style tarball: config `sha256:<hex>`, layers `<hex>.tar.gz`, manifest.json.
     `compressed` defaults to gzip of each layer (mtime 0, so the bytes are deterministic)."""
     import gzip
@@ -163,15 +169,22 @@ def crane_tarball(path: Path, layers: list[bytes], compressed: list[bytes] | Non
     if compressed is None:
         compressed = [gzip.compress(l, compresslevel=1, mtime=0) for l in layers]
     config = {
-        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "2024-01-01T00:00:00Z",
         "config": {"Cmd": ["/bin/tool"], "Env": ["PATH=/bin"]},
         "rootfs": {"type": "layers", "diff_ids": [sha256(l) for l in layers]},
-        "history": [{"created": "2024-01-01T00:00:00Z", "created_by": created_by or f"COPY layer{i} /"}
-                    for i in range(len(layers))],
+        "history": [
+            {"created": "2024-01-01T00:00:00Z", "created_by": created_by or f"COPY layer{i} /"}
+            for i in range(len(layers))
+        ],
     }
     cfg = compact(config)
     names = [sha256(c).split(":")[1] + ".tar.gz" for c in compressed]
     manifest = [{"Config": sha256(cfg), "RepoTags": [tag], "Layers": names}]
-    entries = [file(sha256(cfg), cfg), *(file(n, c) for n, c in zip(names, compressed, strict=True)),
-               file("manifest.json", json.dumps(manifest).encode())]
+    entries = [
+        file(sha256(cfg), cfg),
+        *(file(n, c) for n, c in zip(names, compressed, strict=True)),
+        file("manifest.json", json.dumps(manifest).encode()),
+    ]
     return write_tar(path, entries)

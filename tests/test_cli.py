@@ -16,12 +16,14 @@ from regtui.oci.demo import build_demo, demo_archive_path
 
 def run(*args: str, cache: Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "XDG_CACHE_HOME": str(cache), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "regtui", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "regtui", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
+    )
 
 
-@pytest.mark.parametrize("fmt", ["crane-tarball", "docker-save-legacy", "oci-archive", "oci-layout",
-                                 "multiarch-archive"])
+@pytest.mark.parametrize(
+    "fmt", ["crane-tarball", "docker-save-legacy", "oci-archive", "oci-layout", "multiarch-archive"]
+)
 def test_inspect_and_verify_every_format(all_formats, fmt, tmp_path):
     path = str(all_formats[fmt])
     r = run("inspect", "--json", path, cache=tmp_path)
@@ -46,8 +48,10 @@ def test_verify_json_and_exit_code_on_corruption(seed_tar, tmp_path):
     assert r.returncode == 1
     doc = json.loads(r.stdout)
     assert doc["ok"] is False
-    assert any(p["check"] == "digest" and p["subject"] == open_archive(str(seed_tar)).images()[0].layers[2].digest
-               for p in doc["problems"])
+    assert any(
+        p["check"] == "digest" and p["subject"] == open_archive(str(seed_tar)).images()[0].layers[2].digest
+        for p in doc["problems"]
+    )
     assert "Traceback" not in r.stderr
 
 
@@ -59,11 +63,14 @@ def test_second_verify_is_cached(seed_tar, tmp_path):
     assert json.loads(r.stdout)["cached"] is False
 
 
-@pytest.mark.parametrize("content,expect", [
-    (b"", "not a tar archive"),
-    (b"hello world" * 100, "not a tar archive"),
-    (b"\x1f\x8b\x08" + b"\x00" * 600, "compressed"),
-])
+@pytest.mark.parametrize(
+    "content,expect",
+    [
+        (b"", "not a tar archive"),
+        (b"hello world" * 100, "not a tar archive"),
+        (b"\x1f\x8b\x08" + b"\x00" * 600, "compressed"),
+    ],
+)
 def test_bad_archives_get_one_line(tmp_path, content, expect):
     p = tmp_path / "bad.tar"
     p.write_bytes(content)

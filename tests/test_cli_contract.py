@@ -22,8 +22,7 @@ from tests.tui_support import flip_byte_in_layer
 def run(*args: str, cache: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
     env.pop("COLUMNS", None)
-    return subprocess.run([sys.executable, "-m", "regtui", *args], capture_output=True, text=True, env=env,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-m", "regtui", *args], capture_output=True, text=True, env=env, timeout=120)
 
 
 @pytest.fixture
@@ -39,8 +38,9 @@ def test_serve_json_mode_prints_only_json_and_refuses_corrupt_blobs(seed_tar, tm
     good = open_archive(str(bad)).images()[0].layers[0].digest
     os.environ["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     try:
-        s = Serve(str(bad), "--port", "0", "--log-format", "json", "--refuse-corrupt",
-                  "--expect", f"registry@{indent3}")
+        s = Serve(
+            str(bad), "--port", "0", "--log-format", "json", "--refuse-corrupt", "--expect", f"registry@{indent3}"
+        )
     finally:
         del os.environ["XDG_CACHE_HOME"]
     try:
@@ -76,17 +76,20 @@ def test_serve_human_mode_says_what_it_refuses(seed_tar, tmp_path):
 
 
 # -- 14: one exit-code rule ------------------------------------------------------------------------------
-@pytest.mark.parametrize("args", [
-    ("inspect", "/nonexistent.tar"),
-    ("verify", "/nonexistent.tar"),
-    ("serve", "/nonexistent.tar"),
-    ("push", "/nonexistent.tar", "127.0.0.1:1"),
-    ("push", "SEED", ""),
-    ("inspect", "SEED", "--expect", "registry@sha256:nothex"),
-    ("diff", "/nonexistent.tar", "127.0.0.1:1/registry:2.8.1"),
-    ("/nonexistent.tar",),
-    ("inspect", "--no-such-option"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("inspect", "/nonexistent.tar"),
+        ("verify", "/nonexistent.tar"),
+        ("serve", "/nonexistent.tar"),
+        ("push", "/nonexistent.tar", "127.0.0.1:1"),
+        ("push", "SEED", ""),
+        ("inspect", "SEED", "--expect", "registry@sha256:nothex"),
+        ("diff", "/nonexistent.tar", "127.0.0.1:1/registry:2.8.1"),
+        ("/nonexistent.tar",),
+        ("inspect", "--no-such-option"),
+    ],
+)
 def test_bad_arguments_and_unopenable_input_exit_2(args, seed_tar, tmp_path):
     r = run(*[str(seed_tar) if a == "SEED" else a for a in args], cache=tmp_path)
     assert r.returncode == 2, r.stdout + r.stderr

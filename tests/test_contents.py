@@ -58,8 +58,10 @@ def test_merged_tree_and_marks_match_the_spec(archives, umoci_layout, fmt):
     assert final["usr/lib"][0] == "file" and "usr/lib/libz.so.1" not in final  # a file over a directory
     _, marks = oracle.apply_layers(expected_layers)
     for i in range(len(files.layers)):
-        ours = [(files.paths[k] if k != 0xFFFFFFFF else "", MARK_NAMES[m])
-                for k, m in zip(files.ids[i], files.marks[i], strict=True)]
+        ours = [
+            (files.paths[k] if k != 0xFFFFFFFF else "", MARK_NAMES[m])
+            for k, m in zip(files.ids[i], files.marks[i], strict=True)
+        ]
         assert ours == [(p, m) for p, m in marks[i] if p], f"layer {i}"
     counts = files.counts(3)
     assert counts["unchanged"] >= 1 and counts["modified"] >= 2 and counts["removed"] == 1 and counts["added"] >= 1
@@ -107,6 +109,7 @@ def test_find_and_cat_against_tarfile(archives, umoci_layout):
 def test_cat_follows_symlinks_and_reports_loops(archives, tmp_path):
     img, files = _load(archives["docker-archive"])  # uncompressed layers: read at the member's offset
     from regtui.oci.contents.read import ContentError
+
     with pytest.raises(ContentError, match="not in the image"):
         read_file(files, img.layers, "etc/a.txt")
     with pytest.raises(ContentError, match=r"layer 3 does not touch etc/a\.txt; it is in layers 1, 2"):
@@ -141,6 +144,7 @@ def test_second_open_is_from_the_cache_and_shared_layers_index_once(archives, tm
 
 def test_seed_image_against_tarfile(seed_tar, tmp_path):
     import tarfile
+
     arc = open_archive(str(seed_tar))
     img = arc.images()[0]
     files = load_image_files(img)

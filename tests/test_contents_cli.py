@@ -17,8 +17,9 @@ from tests import contents_oracle as oracle
 
 def run(tmp_path: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess[bytes]:
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "COLUMNS": "200"}
-    proc = subprocess.run([sys.executable, "-m", "regtui", *args], capture_output=True, env=env, timeout=120,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "regtui", *args], capture_output=True, env=env, timeout=120, check=False
+    )
     if check:
         assert proc.returncode == 0, proc.stderr.decode()
     return proc
@@ -63,9 +64,16 @@ def test_files_tree_layer_changes_and_find(archives, umoci_layout, tmp_path):
     per_layer = json.loads(run(tmp_path, "files", arc, "--changes", "--json", check=True).stdout)
     assert [c["counts"]["removed"] for c in per_layer] == [sum(m == "removed" for _, m in ms) for ms in marks]
     found = json.loads(run(tmp_path, "files", arc, "--find", "/etc/a.txt", "--json", check=True).stdout)
-    assert found == [{"path": "/etc/a.txt", "in_image": False, "versions": [
-        {**found[0]["versions"][0], "layer": 1, "mark": "added", "kind": "file", "size": 6},
-        {**found[0]["versions"][1], "layer": 2, "mark": "removed", "kind": "whiteout"}]}]
+    assert found == [
+        {
+            "path": "/etc/a.txt",
+            "in_image": False,
+            "versions": [
+                {**found[0]["versions"][0], "layer": 1, "mark": "added", "kind": "file", "size": 6},
+                {**found[0]["versions"][1], "layer": 2, "mark": "removed", "kind": "whiteout"},
+            ],
+        }
+    ]
     glob = run(tmp_path, "files", arc, "*.so*", check=True).stdout.decode()
     assert "/usr/lib/libz.so" not in glob  # /usr/lib is a file in the final image: its old contents are gone
     sub = run(tmp_path, "files", arc, "/etc", "--by-size", check=True).stdout.decode().splitlines()
@@ -80,8 +88,9 @@ def test_cat_streams_exact_bytes_and_pretty_prints(archives, umoci_layout, tmp_p
         assert hashlib.sha256(raw).hexdigest() == big.sha and len(raw) == 70_000
     only = run(tmp_path, "cat", f"{archives['oci-archive']}:img:t", "opt/app/only", check=True).stdout
     assert only == b"only, changed\n"
-    pretty = run(tmp_path, "cat", str(archives["oci-archive"]), "/opt/app/big.bin", "--layer", "1", "--pretty",
-                 check=True)
+    pretty = run(
+        tmp_path, "cat", str(archives["oci-archive"]), "/opt/app/big.bin", "--layer", "1", "--pretty", check=True
+    )
     text = pretty.stdout.decode()
     assert f"sha256:{big.sha}" in text and "70000 bytes" in text and text.count("\n00000") >= 10
     shown = run(tmp_path, "cat", str(archives["oci-archive"]), "/etc/passwd", "--pretty", check=True)
@@ -100,13 +109,16 @@ def test_bad_input_is_one_line(archives, tmp_path):
     _one_line_error(run(tmp_path, "files", arc, "--image", "other:1"), 2, "no image 'other:1'", "img:t")
 
 
-@pytest.mark.parametrize(("args", "code"), [
-    (["--lowest-efficiency", "0.8"], 0),
-    (["--lowest-efficiency", "0.95"], 1),
-    (["--highest-wasted-bytes", "20K"], 0),
-    (["--highest-wasted-bytes", "18KiB"], 1),
-    (["--highest-user-wasted-percent", "0.1"], 1),
-])
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["--lowest-efficiency", "0.8"], 0),
+        (["--lowest-efficiency", "0.95"], 1),
+        (["--highest-wasted-bytes", "20K"], 0),
+        (["--highest-wasted-bytes", "18KiB"], 1),
+        (["--highest-user-wasted-percent", "0.1"], 1),
+    ],
+)
 def test_verify_ci_thresholds(archives, tmp_path, args, code):
     proc = run(tmp_path, "verify", str(archives["oci-archive"]), *args)
     out = proc.stdout.decode() + proc.stderr.decode()

@@ -47,13 +47,23 @@ def make_layout(layout: Path, tars: list[bytes], *, gz: bool = True, zstd: bool 
         else:
             data, suffix = (gzip.compress(t, mtime=0), "+gzip") if gz else (t, "")
         layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar" + suffix, **_blob(layout, data)})
-    cfg = {"architecture": "amd64", "os": "linux",
-           "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(t).hexdigest() for t in tars]}}
+    cfg = {
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(t).hexdigest() for t in tars]},
+    }
     config = {"mediaType": "application/vnd.oci.image.config.v1+json", **_blob(layout, json.dumps(cfg).encode())}
-    man = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": config,
-           "layers": layers}
-    desc = {"mediaType": man["mediaType"], **_blob(layout, json.dumps(man).encode()),
-            "annotations": {"org.opencontainers.image.ref.name": "t"}}
+    man = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": config,
+        "layers": layers,
+    }
+    desc = {
+        "mediaType": man["mediaType"],
+        **_blob(layout, json.dumps(man).encode()),
+        "annotations": {"org.opencontainers.image.ref.name": "t"},
+    }
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [desc]}))
     return layout
 
@@ -68,10 +78,18 @@ def _problems(files) -> str:
 
 
 def test_bad_names_are_skipped_with_a_reason_and_nothing_escapes(tmp_path):
-    evil = tar_bytes([
-        folder("etc"), file("etc/ok", "fine"), file("../escape", "x"), file("a/../../up", "x"),
-        file("/abs/file", "abs"), file("d/" + "n" * 5000, "long"), file(".wh..", ""), file("etc/.wh.", ""),
-    ])
+    evil = tar_bytes(
+        [
+            folder("etc"),
+            file("etc/ok", "fine"),
+            file("../escape", "x"),
+            file("a/../../up", "x"),
+            file("/abs/file", "abs"),
+            file("d/" + "n" * 5000, "long"),
+            file(".wh..", ""),
+            file("etc/.wh.", ""),
+        ]
+    )
     img, files = _files(make_layout(tmp_path / "lay", [evil]))
     text = _problems(files)
     assert "climbs out with '..'" in text and "absolute name '/abs/file'" in text
@@ -86,7 +104,7 @@ def test_bad_names_are_skipped_with_a_reason_and_nothing_escapes(tmp_path):
 
 def test_truncated_tar_gives_a_partial_index(tmp_path):
     whole = tar_bytes([file("a", "A" * 100), file("b", os.urandom(20_000)), file("c", "C")])
-    cut = whole[:512 + 512 + 512 + 8000]  # inside b's data
+    cut = whole[: 512 + 512 + 512 + 8000]  # inside b's data
     img, files = _files(make_layout(tmp_path / "lay", [cut]))
     assert not files.complete
     assert "the tar ends inside a member" in _problems(files) and "truncated" in _problems(files)
@@ -117,8 +135,16 @@ def test_truncated_gzip_and_garbage(tmp_path):
 
 
 def test_link_loops_and_hard_link_cycles_are_reported(tmp_path):
-    t = tar_bytes([sym("a", "b"), sym("b", "/a"), Entry("h1", kind="hard", link="h2"),
-                   Entry("h2", kind="hard", link="h1"), folder("d"), sym("d/up", "../d/up")])
+    t = tar_bytes(
+        [
+            sym("a", "b"),
+            sym("b", "/a"),
+            Entry("h1", kind="hard", link="h2"),
+            Entry("h2", kind="hard", link="h1"),
+            folder("d"),
+            sym("d/up", "../d/up"),
+        ]
+    )
     img, files = _files(make_layout(tmp_path / "lay", [t], gz=False))
     for path in ("a", "d/up"):
         with pytest.raises(ContentError, match="link loop"):
@@ -153,7 +179,7 @@ def _many_tiny(n: int) -> bytes:
     for i in range(n):
         name = f"usr/share/many/dir{i // 1000:03d}/file-{i:07d}.txt".encode()
         h = bytearray(512)
-        h[0:len(name)] = name
+        h[0 : len(name)] = name
         h[100:108] = b"0000644\0"
         h[108:116] = h[116:124] = b"0000000\0"
         h[124:136] = b"00000000000\0"
@@ -185,8 +211,9 @@ idx = files.layers[0]
 cols = sum(len(getattr(idx, c)) * getattr(idx, c).itemsize for c, _ in COLUMNS)
 print(files.complete, len(idx), (after - before) * 1024, cols, len(idx.names))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         env={**os.environ}, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**os.environ}, check=True
+    ).stdout.split()
     complete, entries, grown, columns, names = out[0] == "True", *map(int, out[1:])
     assert complete and entries == n
     # ~60 bytes an entry in the index columns, the path bytes, and a few hundred in the merged path table:
@@ -200,8 +227,16 @@ print(files.complete, len(idx), (after - before) * 1024, cols, len(idx.names))
 def test_scanner_survives_mutated_and_random_tars(data):
     """Flipped bytes, cuts and random input: the scanner reports problems, never raises, never hits a parser bug
     (its catch-all line), and every path it records is relative and free of '..'."""
-    base = tar_bytes([folder("etc"), file("etc/a", "A" * 700), sym("l", "etc/a"), file("x/.wh.y", ""),
-                      file("d/.wh..wh..opq", ""), file("n" * 150, "long name")])
+    base = tar_bytes(
+        [
+            folder("etc"),
+            file("etc/a", "A" * 700),
+            sym("l", "etc/a"),
+            file("x/.wh.y", ""),
+            file("d/.wh..wh..opq", ""),
+            file("n" * 150, "long name"),
+        ]
+    )
     blob = bytearray(base if data.draw(st.booleans()) else data.draw(st.binary(max_size=4096)))
     for _ in range(data.draw(st.integers(0, 6))):
         if blob:
@@ -210,7 +245,7 @@ def test_scanner_survives_mutated_and_random_tars(data):
     ix = Indexer("sha256:x", None)
     step = data.draw(st.integers(1, 2000))
     for i in range(0, len(blob), step):
-        ix.feed(bytes(blob[i:i + step]))
+        ix.feed(bytes(blob[i : i + step]))
     idx = ix.finish()
     assert not any(p.startswith("cannot read the tar at byte") for p in idx.problems), idx.problems
     for j in range(len(idx)):
@@ -220,9 +255,16 @@ def test_scanner_survives_mutated_and_random_tars(data):
 
 def test_zstd_layers_index_and_read(tmp_path):
     big = os.urandom(300_000)
-    img, files = _files(make_layout(tmp_path / "lay", [tar_bytes([folder("opt"), file("opt/big", big)]),
-                                                       tar_bytes([file("opt/.wh.big", ""), file("opt/new", "n")])],
-                                    zstd=True))
+    img, files = _files(
+        make_layout(
+            tmp_path / "lay",
+            [
+                tar_bytes([folder("opt"), file("opt/big", big)]),
+                tar_bytes([file("opt/.wh.big", ""), file("opt/new", "n")]),
+            ],
+            zstd=True,
+        )
+    )
     assert files.complete and [i.compression for i in files.layers] == ["zstd", "zstd"]
     got = read_file(files, img.layers, "opt/big", layer=0)
     assert got.sha256 == hashlib.sha256(big).hexdigest() and got.size == len(big)

@@ -21,8 +21,10 @@ def _docker25(oci_dir: Path, out: Path, mutate=None) -> Path:
     shutil.copytree(oci_dir, folder)
     index = json.loads((folder / "index.json").read_text())
     desc = index["manifests"][0]
-    desc["annotations"] = {"io.containerd.image.name": "docker.io/library/registry:2.8.1",
-                           "org.opencontainers.image.ref.name": "2.8.1"}
+    desc["annotations"] = {
+        "io.containerd.image.name": "docker.io/library/registry:2.8.1",
+        "org.opencontainers.image.ref.name": "2.8.1",
+    }
     (folder / "index.json").write_text(json.dumps(index))
     manifest = json.loads((folder / "blobs/sha256" / desc["digest"].split(":")[1]).read_bytes())
     entry = {

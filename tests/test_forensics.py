@@ -54,17 +54,26 @@ def test_docker_push_form_is_distribution_marshal_indent(seed):
     _, image = seed
     text = serialize(image, Variant("docker", indent="   ")).decode()
     cfg = image.config.descriptor
-    assert text.startswith('{\n   "schemaVersion": 2,\n   "mediaType": "application/vnd.docker.distribution.'
-                           'manifest.v2+json",\n   "config": {\n      "mediaType": "application/vnd.docker.'
-                           f'container.image.v1+json",\n      "size": {cfg.size},\n      "digest": "{cfg.digest}"'
-                           '\n   },\n   "layers": [\n      {\n         "mediaType"')
+    assert text.startswith(
+        '{\n   "schemaVersion": 2,\n   "mediaType": "application/vnd.docker.distribution.'
+        'manifest.v2+json",\n   "config": {\n      "mediaType": "application/vnd.docker.'
+        f'container.image.v1+json",\n      "size": {cfg.size},\n      "digest": "{cfg.digest}"'
+        '\n   },\n   "layers": [\n      {\n         "mediaType"'
+    )
     assert text.endswith("\n      }\n   ]\n}")  # MarshalIndent writes no trailing newline
 
 
 def test_key_order_newline_and_missing_media_type(seed):
     _, image = seed
-    v = Variant("oci", media_type_field=False, config_family="oci", layer_family="oci", key_order="digest-size",
-                indent="\t", newline=True)
+    v = Variant(
+        "oci",
+        media_type_field=False,
+        config_family="oci",
+        layer_family="oci",
+        key_order="digest-size",
+        indent="\t",
+        newline=True,
+    )
     obj = json.loads(serialize(image, v))
     assert "mediaType" not in obj and list(obj["config"]) == ["mediaType", "digest", "size"]
     assert serialize(image, v).endswith(b"}\n") and b'\n\t"config"' in serialize(image, v)
@@ -115,8 +124,9 @@ def test_served_variant_and_default_order(seed):
     archive, image = seed
     indent3 = sha(serialize(image, Variant("docker", indent="   ")))
     oci = image.manifests[1].digest
-    results = apply_expectations(archive, [parse_expectation(f"registry:2.8.1@{indent3}"),
-                                           parse_expectation(f"registry@{oci}")])
+    results = apply_expectations(
+        archive, [parse_expectation(f"registry:2.8.1@{indent3}"), parse_expectation(f"registry@{oci}")]
+    )
     assert [r.status for r in results] == [MATCHED_VARIANT, MATCHED_SERVED]
     assert results[0].variant == "docker/config-docker/layers-docker/size-digest/indent3"
     assert "docker push" in results[0].variant_description
@@ -134,8 +144,9 @@ def test_blob_digests_are_named_for_what_they_are(seed):
     archive, image = seed
     cfg = image.config.descriptor.digest
     layer = image.layers[2]
-    results = apply_expectations(archive, [parse_expectation(f"registry:2.8.1@{d}")
-                                           for d in (cfg, layer.digest, layer.diff_id)])
+    results = apply_expectations(
+        archive, [parse_expectation(f"registry:2.8.1@{d}") for d in (cfg, layer.digest, layer.diff_id)]
+    )
     assert all(r.status == NO_MATCH for r in results)
     assert "config digest" in results[0].explanation and "image ID" in results[0].explanation
     assert "layer 2" in results[1].explanation and "blob digest" in results[1].explanation
@@ -206,8 +217,11 @@ def test_diff_verdicts(seed, oci_tar):
     ours = image.manifests[0]
     same = diff_manifests(image, ours.data, archive.blobs)
     assert same.verdict == IDENTICAL and not same.differences
-    d = diff_manifests(image, serialize(image, Variant("oci", config_family="oci", layer_family="oci",
-                                                            key_order="digest-size", indent="  ")), archive.blobs)
+    d = diff_manifests(
+        image,
+        serialize(image, Variant("oci", config_family="oci", layer_family="oci", key_order="digest-size", indent="  ")),
+        archive.blobs,
+    )
     assert d.verdict == SERIALIZATION
     assert {r.field for r in d.differences} >= {"mediaType", "serialization", "config.mediaType"}
     # skopeo's oci-archive of the seed re-compressed some layers and re-wrote the config (same diff_ids)
@@ -249,20 +263,39 @@ def test_cli_verify_and_inspect_report_expectations(seed_tar, tmp_path):
     indent3 = sha(serialize(image, Variant("docker", indent="   ")))
     listing = tmp_path / "images.txt"
     listing.write_text(f"registry:2.8.1@{indent3}\n")
-    p = subprocess.run([sys.executable, "-m", "regtui", "verify", str(seed_tar), "--expect-file", str(listing)],
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "regtui", "verify", str(seed_tar), "--expect-file", str(listing)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "matched by variant" in p.stdout and p.returncode == 0, p.stdout + p.stderr
-    p = subprocess.run([sys.executable, "-m", "regtui", "verify", str(seed_tar), "--expect",
-                        f"registry@{image.config.descriptor.digest}"], capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "regtui",
+            "verify",
+            str(seed_tar),
+            "--expect",
+            f"registry@{image.config.descriptor.digest}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 1 and "config digest" in p.stdout
 
 
 def test_cli_rejects_bad_expectations(seed_tar, tmp_path):
-    for args, needle in ((["--expect", "registry:2.8.1"], "no @sha256"),
-                         (["--expect-file", str(tmp_path / "missing.txt")], "missing.txt"),
-                         (["--expect-manifest", str(seed_tar)], "not JSON")):
-        p = subprocess.run([sys.executable, "-m", "regtui", "verify", str(seed_tar), *args],
-                           capture_output=True, text=True, timeout=60)
+    for args, needle in (
+        (["--expect", "registry:2.8.1"], "no @sha256"),
+        (["--expect-file", str(tmp_path / "missing.txt")], "missing.txt"),
+        (["--expect-manifest", str(seed_tar)], "not JSON"),
+    ):
+        p = subprocess.run(
+            [sys.executable, "-m", "regtui", "verify", str(seed_tar), *args], capture_output=True, text=True, timeout=60
+        )
         assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr
 
 
@@ -289,8 +322,10 @@ def test_multi_platform_layout(multiarch_dir):
     [index] = archive.roots
     amd64 = next(i for i in archive.images() if i.platform and i.platform.architecture == "amd64")
     variant = serialize(amd64, Variant("docker", indent="   "))
-    exps = [parse_expectation(f"registry:2.8.1@{d}")
-            for d in (index.manifest.digest, amd64.manifests[0].digest, sha(variant))]
+    exps = [
+        parse_expectation(f"registry:2.8.1@{d}")
+        for d in (index.manifest.digest, amd64.manifests[0].digest, sha(variant))
+    ]
     results = apply_expectations(archive, exps)
     assert [r.status for r in results] == [MATCHED_SERVED, MATCHED_SERVED, MATCHED_VARIANT]
     assert results[2].image is amd64 and "no image tagged" not in results[2].explanation
@@ -305,9 +340,21 @@ def test_mirror_names_find_the_image(seed):
 
 
 def _index(*children: tuple[str, str]) -> bytes:
-    return json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [
-        {"mediaType": mt.OCI_MANIFEST, "digest": d, "size": 500, "platform": {"os": "linux", "architecture": arch}}
-        for arch, d in children]}).encode()
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": mt.OCI_INDEX,
+            "manifests": [
+                {
+                    "mediaType": mt.OCI_MANIFEST,
+                    "digest": d,
+                    "size": 500,
+                    "platform": {"os": "linux", "architecture": arch},
+                }
+                for arch, d in children
+            ],
+        }
+    ).encode()
 
 
 def test_supplied_index_whose_child_is_not_reproducible(seed):
@@ -326,8 +373,9 @@ def test_supplied_index_whose_child_is_not_reproducible(seed):
 
 def test_manifest_file_without_a_matching_expectation_becomes_its_own(seed):
     archive, image = seed
-    data = serialize(image, Variant("oci", config_family="oci", layer_family="oci", key_order="digest-size",
-                                    indent="  "))
+    data = serialize(
+        image, Variant("oci", config_family="oci", layer_family="oci", key_order="digest-size", indent="  ")
+    )
     other = "sha256:" + "5" * 64
     exps = [parse_expectation(f"registry@{other}"), parse_expectation(f"registry@{other[:-1]}6")]
     exps = attach_manifest(exps, data, "--expect-manifest up.json")
@@ -340,8 +388,12 @@ def test_manifest_file_without_a_matching_expectation_becomes_its_own(seed):
 def test_cli_inspect_json_carries_expectations(seed_tar):
     image = open_archive(str(seed_tar)).images()[0]
     indent3 = sha(serialize(image, Variant("docker", indent="   ")))
-    p = subprocess.run([sys.executable, "-m", "regtui", "inspect", "--json", str(seed_tar), "--expect",
-                        f"registry:2.8.1@{indent3}"], capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "regtui", "inspect", "--json", str(seed_tar), "--expect", f"registry:2.8.1@{indent3}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     [e] = out["expectations"]

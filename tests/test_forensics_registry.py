@@ -40,11 +40,11 @@ REGTUI = [sys.executable, "-m", "regtui"]
 STYLES = {
     "docker-indent3": Variant("docker", indent="   "),
     "oci-indent2": Variant("oci", config_family="oci", layer_family="oci", key_order="digest-size", indent="  "),
-    "oci-no-mediatype": Variant("oci", media_type_field=False, config_family="oci", layer_family="oci",
-                                key_order="digest-size"),
+    "oci-no-mediatype": Variant(
+        "oci", media_type_field=False, config_family="oci", layer_family="oci", key_order="digest-size"
+    ),
     "docker-tab-newline": Variant("docker", indent="\t", newline=True),
-    "oci-distribution3": Variant("oci", config_family="oci", layer_family="oci", key_order="digest-size",
-                                 indent="   "),
+    "oci-distribution3": Variant("oci", config_family="oci", layer_family="oci", key_order="digest-size", indent="   "),
 }
 
 
@@ -55,6 +55,7 @@ def pull_crane_tarball(registry: DistributionRegistry, repo: str, tag: str, out:
     cfg = m["config"]["digest"]
     layers = [l["digest"] for l in m["layers"]]
     with tarfile.open(out, "w") as tf:
+
         def add(name: str, body: bytes) -> None:
             info = tarfile.TarInfo(name)
             info.size = len(body)
@@ -66,8 +67,7 @@ def pull_crane_tarball(registry: DistributionRegistry, repo: str, tag: str, out:
             name = d.split(":")[1] + ".tar.gz"
             add(name, registry.get_blob(repo, d))
             names.append(name)
-        add("manifest.json", json.dumps([{"Config": cfg, "RepoTags": [f"{repo}:{tag}"],
-                                          "Layers": names}]).encode())
+        add("manifest.json", json.dumps([{"Config": cfg, "RepoTags": [f"{repo}:{tag}"], "Layers": names}]).encode())
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +121,12 @@ def test_each_pushed_digest_is_recovered_from_the_seed_tarball(pushed, seed_tar)
 
 def test_regtui_diff_matches_hand_made_styles(registry, pushed, seed_tar):
     for tag in ("docker-indent3", "oci-no-mediatype"):
-        p = subprocess.run([*REGTUI, "diff", str(seed_tar), f"{registry.host}/registry:{tag}"],
-                           capture_output=True, text=True, timeout=60)
+        p = subprocess.run(
+            [*REGTUI, "diff", str(seed_tar), f"{registry.host}/registry:{tag}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert p.returncode == 0, p.stdout + p.stderr
         assert "match:" in p.stdout and pushed[tag] in p.stdout
         assert STYLES[tag].slug in p.stdout
@@ -130,21 +134,32 @@ def test_regtui_diff_matches_hand_made_styles(registry, pushed, seed_tar):
         # the command that serves the upstream digest.
         default = open_archive(str(seed_tar)).images()[0].manifests[0].digest
         assert "verdict: identical" not in p.stdout
-        assert (f"verdict: same content, different serialization: regtui's default is {default} (compact, as "
-                f"crane writes it); upstream is {pushed[tag]}") in p.stdout
+        assert (
+            f"verdict: same content, different serialization: regtui's default is {default} (compact, as "
+            f"crane writes it); upstream is {pushed[tag]}"
+        ) in p.stdout
         verdict_at = p.stdout.index("verdict:")
         assert p.stdout.index(f"regtui serve {seed_tar} --expect registry@{pushed[tag]}") > verdict_at
-    p = subprocess.run([*REGTUI, "diff", str(seed_tar), f"{registry.host}/registry:docker-indent3"],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [*REGTUI, "diff", str(seed_tar), f"{registry.host}/registry:docker-indent3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "(3-space indent)" in p.stdout
 
 
 def test_regtui_diff_of_a_docker_save_archive_says_same_content(registry, pushed, docker_tar):
-    p = subprocess.run([*REGTUI, "diff", str(docker_tar), f"{registry.host}/registry:docker-indent3"],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [*REGTUI, "diff", str(docker_tar), f"{registry.host}/registry:docker-indent3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 1, p.stdout + p.stderr
-    assert "verdict: same image content, uncompressed layers (docker save): all 5 layers have the same " \
-           "content" in p.stdout
+    assert (
+        "verdict: same image content, uncompressed layers (docker save): all 5 layers have the same content" in p.stdout
+    )
     assert "no registry manifest can be rebuilt" in p.stdout and "Nothing in common" not in p.stdout
     assert pushed["docker-indent3"] in p.stdout
 
@@ -155,9 +170,20 @@ def skopeo_pushed(registry, seed_tar):
     skopeo = require_tool("skopeo")
     out = {}
     for tag, fmt in (("skopeo-docker", "v2s2"), ("skopeo-oci", "oci")):
-        subprocess.run([skopeo, "copy", "-q", "--dest-tls-verify=false", "--format", fmt,
-                        f"docker-archive:{seed_tar}", f"docker://{registry.host}/skopeo:{tag}"],
-                       check=True, timeout=120)
+        subprocess.run(
+            [
+                skopeo,
+                "copy",
+                "-q",
+                "--dest-tls-verify=false",
+                "--format",
+                fmt,
+                f"docker-archive:{seed_tar}",
+                f"docker://{registry.host}/skopeo:{tag}",
+            ],
+            check=True,
+            timeout=120,
+        )
         out[tag] = registry.get_manifest("skopeo", tag)
     return out
 
@@ -196,39 +222,64 @@ def test_recompressed_layers_are_named(registry, skopeo_pushed, seed_tar):
 
 
 def test_regtui_diff_explains_recompression_and_fails(registry, skopeo_pushed, seed_tar):
-    p = subprocess.run([*REGTUI, "diff", str(seed_tar), f"{registry.host}/skopeo:skopeo-docker"],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [*REGTUI, "diff", str(seed_tar), f"{registry.host}/skopeo:skopeo-docker"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 1, p.stdout + p.stderr
     assert "verdict: re-compressed layers" in p.stdout
     assert "≠ layers[0].digest" in p.stdout and "missing from the archive" in p.stdout
 
 
 def test_regtui_diff_json_and_errors(registry, pushed, seed_tar):
-    p = subprocess.run([*REGTUI, "diff", "--json", str(seed_tar), f"{registry.host}/registry:oci-indent2"],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [*REGTUI, "diff", "--json", str(seed_tar), f"{registry.host}/registry:oci-indent2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert out["status"] == MATCHED_VARIANT and out["served"]["digest"] == pushed["oci-indent2"]
-    p = subprocess.run([*REGTUI, "diff", str(seed_tar), f"{registry.host}/registry:nope"],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [*REGTUI, "diff", str(seed_tar), f"{registry.host}/registry:nope"], capture_output=True, text=True, timeout=60
+    )
     assert p.returncode == 2 and "MANIFEST_UNKNOWN" in p.stderr and "Traceback" not in p.stderr
-    p = subprocess.run([*REGTUI, "diff", str(seed_tar), "127.0.0.1:1/registry:2.8.1"],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [*REGTUI, "diff", str(seed_tar), "127.0.0.1:1/registry:2.8.1"], capture_output=True, text=True, timeout=60
+    )
     assert p.returncode == 2 and "cannot reach 127.0.0.1:1" in p.stderr
 
 
 def test_regtui_diff_picks_the_platform_child_of_an_index(registry, pushed, seed_tar):
     child, digest = registry.get_manifest("registry", "docker-indent3")
     other, other_digest = registry.get_manifest("registry", "oci-indent2")
-    index = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [
-        {"mediaType": mt.OCI_MANIFEST, "digest": other_digest, "size": len(other),
-         "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}},
-        {"mediaType": mt.DOCKER_MANIFEST, "digest": digest, "size": len(child),
-         "platform": {"architecture": "amd64", "os": "linux"}},
-    ]}).encode()
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": mt.OCI_INDEX,
+            "manifests": [
+                {
+                    "mediaType": mt.OCI_MANIFEST,
+                    "digest": other_digest,
+                    "size": len(other),
+                    "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"},
+                },
+                {
+                    "mediaType": mt.DOCKER_MANIFEST,
+                    "digest": digest,
+                    "size": len(child),
+                    "platform": {"architecture": "amd64", "os": "linux"},
+                },
+            ],
+        }
+    ).encode()
     index_digest = registry.put_manifest("registry", "multi", index, mt.OCI_INDEX)
-    p = subprocess.run([*REGTUI, "diff", str(seed_tar), f"{registry.host}/registry:multi"],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [*REGTUI, "diff", str(seed_tar), f"{registry.host}/registry:multi"], capture_output=True, text=True, timeout=60
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     assert f"linux/amd64 child of index {index_digest[:19]}" in p.stdout and digest in p.stdout
 
@@ -240,8 +291,11 @@ class RegtuiServe:
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.log = log
-        self.proc = subprocess.Popen([*REGTUI, "serve", "--port", str(self.port), *args],
-                                     stdout=open(log, "wb"), stderr=subprocess.STDOUT)  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [*REGTUI, "serve", "--port", str(self.port), *args],
+            stdout=open(log, "wb"),  # noqa: SIM115 - the child owns it
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, log.read_text()
@@ -260,15 +314,31 @@ def _skopeo_pull(ref: str, dest: Path) -> bytes:
     """skopeo copies `ref` to a dir: folder (which keeps the manifest as received; skopeo checks its digest
     when pulling by digest) and returns those manifest bytes."""
     skopeo = require_tool("skopeo")
-    subprocess.run([skopeo, "copy", "-q", "--src-tls-verify=false", "--override-os", "linux",
-                    "--override-arch", "amd64", f"docker://{ref}", f"dir:{dest}"], check=True, timeout=120)
+    subprocess.run(
+        [
+            skopeo,
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            "--override-os",
+            "linux",
+            "--override-arch",
+            "amd64",
+            f"docker://{ref}",
+            f"dir:{dest}",
+        ],
+        check=True,
+        timeout=120,
+    )
     return (dest / "manifest.json").read_bytes()
 
 
 def test_skopeo_pulls_the_upstream_digests_from_regtui(registry, pushed, seed_tar, tmp_path):
     indent3, oci2 = pushed["docker-indent3"], pushed["oci-indent2"]
-    server = RegtuiServe([str(seed_tar), "--expect", f"registry:2.8.1@{indent3}",
-                          "--expect", f"docker.io/library/registry@{oci2}"], tmp_path / "serve.log")
+    server = RegtuiServe(
+        [str(seed_tar), "--expect", f"registry:2.8.1@{indent3}", "--expect", f"docker.io/library/registry@{oci2}"],
+        tmp_path / "serve.log",
+    )
     try:
         log = tmp_path / "serve.log"
         assert "matched by variant docker/config-docker/layers-docker/size-digest/indent3" in log.read_text()
@@ -277,8 +347,9 @@ def test_skopeo_pulls_the_upstream_digests_from_regtui(registry, pushed, seed_ta
             assert "sha256:" + hashlib.sha256(data).hexdigest() == digest
             assert data == registry.get_manifest("registry", digest)[0]  # the very bytes distribution stores
         # by tag, the first expectation is the default form
-        r = httpx.get(f"http://{server.host}/v2/registry/manifests/2.8.1",
-                      headers={"Accept": ", ".join(sorted(mt.ALL_MANIFESTS))})
+        r = httpx.get(
+            f"http://{server.host}/v2/registry/manifests/2.8.1", headers={"Accept": ", ".join(sorted(mt.ALL_MANIFESTS))}
+        )
         assert r.headers["Docker-Content-Digest"] == indent3
         data = _skopeo_pull(f"{server.host}/registry:2.8.1", tmp_path / "by-tag")
         assert "sha256:" + hashlib.sha256(data).hexdigest() == indent3
@@ -290,19 +361,38 @@ def test_a_multi_platform_index_is_served_sparse(registry, pushed, seed_tar, tmp
     """Air-gap lists name the index digest; given the index bytes, regtui serves it and our platform's child."""
     child, digest = registry.get_manifest("registry", "docker-indent3")
     other, other_digest = registry.get_manifest("registry", "docker-tab-newline")  # stands in for arm64
-    index = json.dumps({"schemaVersion": 2, "mediaType": mt.DOCKER_LIST, "manifests": [
-        {"mediaType": mt.DOCKER_MANIFEST, "digest": digest, "size": len(child),
-         "platform": {"architecture": "amd64", "os": "linux"}},
-        {"mediaType": mt.DOCKER_MANIFEST, "digest": other_digest, "size": len(other),
-         "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}},
-    ]}, indent=3).encode()
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": mt.DOCKER_LIST,
+            "manifests": [
+                {
+                    "mediaType": mt.DOCKER_MANIFEST,
+                    "digest": digest,
+                    "size": len(child),
+                    "platform": {"architecture": "amd64", "os": "linux"},
+                },
+                {
+                    "mediaType": mt.DOCKER_MANIFEST,
+                    "digest": other_digest,
+                    "size": len(other),
+                    "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"},
+                },
+            ],
+        },
+        indent=3,
+    ).encode()
     index_digest = registry.put_manifest("registry", "sparse", index, mt.DOCKER_LIST)
     (tmp_path / "index.json").write_bytes(registry.get_manifest("registry", "sparse")[0])
     listing = tmp_path / "images.txt"
-    listing.write_text(f"# air-gap list\n\ndocker.io/library/registry:2.8.1@{index_digest}  # upstream index\n"
-                       "docker.io/library/busybox:1.36\n")
-    server = RegtuiServe([str(seed_tar), "--expect-file", str(listing), "--expect-manifest",
-                          str(tmp_path / "index.json")], tmp_path / "serve.log")
+    listing.write_text(
+        f"# air-gap list\n\ndocker.io/library/registry:2.8.1@{index_digest}  # upstream index\n"
+        "docker.io/library/busybox:1.36\n"
+    )
+    server = RegtuiServe(
+        [str(seed_tar), "--expect-file", str(listing), "--expect-manifest", str(tmp_path / "index.json")],
+        tmp_path / "serve.log",
+    )
     try:
         text = (tmp_path / "serve.log").read_text()
         assert "busybox:1.36 has no digest" in text and "multi-platform index" in text
@@ -320,13 +410,23 @@ def test_a_multi_platform_index_is_served_sparse(registry, pushed, seed_tar, tmp
 def test_regtui_diff_against_another_regtui_over_tls(seed_tar, pushed, tmp_path):
     """Another regtui, serving the recovered digest over HTTPS with a self-signed certificate (trusted via --ca)."""
     indent3 = pushed["docker-indent3"]
-    server = RegtuiServe([str(seed_tar), "--tls-self-signed", "--host", "127.0.0.1", "--expect",
-                          f"registry:2.8.1@{indent3}"], tmp_path / "serve.log", scheme="https")
+    server = RegtuiServe(
+        [str(seed_tar), "--tls-self-signed", "--host", "127.0.0.1", "--expect", f"registry:2.8.1@{indent3}"],
+        tmp_path / "serve.log",
+        scheme="https",
+    )
     try:
-        cert = next(line.split(": ")[-1] for line in (tmp_path / "serve.log").read_text().splitlines()
-                    if line.startswith("TLS: self-signed"))
-        p = subprocess.run([*REGTUI, "diff", "--ca", cert, str(seed_tar), f"{server.host}/registry:2.8.1"],
-                           capture_output=True, text=True, timeout=60)
+        cert = next(
+            line.split(": ")[-1]
+            for line in (tmp_path / "serve.log").read_text().splitlines()
+            if line.startswith("TLS: self-signed")
+        )
+        p = subprocess.run(
+            [*REGTUI, "diff", "--ca", cert, str(seed_tar), f"{server.host}/registry:2.8.1"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert p.returncode == 0, p.stdout + p.stderr
         assert f"upstream  {server.host}/registry:2.8.1: {indent3}" in p.stdout
         assert "match: " in p.stdout and "as docker push writes it" in p.stdout
@@ -337,13 +437,19 @@ def test_regtui_diff_against_another_regtui_over_tls(seed_tar, pushed, tmp_path)
 
 def test_regtui_diff_follows_the_bearer_token_flow(registry, pushed, seed_tar, tmp_path):
     """docker-registry in token mode (as Docker Hub works): 401 + WWW-Authenticate, token, then the manifest."""
-    with (TokenServer(tmp_path / "token", anonymous=("pull",)) as tokens,
-          DistributionRegistry(tmp_path / "guarded", storage=registry.storage,
-                               token=tokens.registry_config()) as guarded):
+    with (
+        TokenServer(tmp_path / "token", anonymous=("pull",)) as tokens,
+        DistributionRegistry(tmp_path / "guarded", storage=registry.storage, token=tokens.registry_config()) as guarded,
+    ):
         assert httpx.get(f"{guarded.url}/v2/registry/manifests/docker-indent3").status_code == 401
-        p = subprocess.run([*REGTUI, "diff", str(seed_tar), f"{guarded.host}/registry:docker-indent3"],
-                           capture_output=True, text=True, timeout=60)
+        p = subprocess.run(
+            [*REGTUI, "diff", str(seed_tar), f"{guarded.host}/registry:docker-indent3"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert p.returncode == 0, p.stdout + p.stderr
         assert pushed["docker-indent3"] in p.stdout and "verdict: same content, different serialization" in p.stdout
-        assert any(r["scopes"] == ["repository:registry:pull"] and r["service"] == "regtui-test"
-                   for r in tokens.requests)
+        assert any(
+            r["scopes"] == ["repository:registry:pull"] and r["service"] == "regtui-test" for r in tokens.requests
+        )

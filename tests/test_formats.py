@@ -17,9 +17,11 @@ def test_crane_tarball_synthesizes_go_containerregistry_manifest(seed_tar):
     docker, oci = img.manifests
     assert docker.media_type == mt.DOCKER_MANIFEST and oci.media_type == mt.OCI_MANIFEST
     # Exactly go-containerregistry's bytes: compact, Go field order, no trailing newline.
-    assert docker.data.startswith(b'{"schemaVersion":2,'
-                                  b'"mediaType":"application/vnd.docker.distribution.manifest.v2+json",'
-                                  b'"config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":1115,')
+    assert docker.data.startswith(
+        b'{"schemaVersion":2,'
+        b'"mediaType":"application/vnd.docker.distribution.manifest.v2+json",'
+        b'"config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":1115,'
+    )
     assert b" " not in docker.data and not docker.data.endswith(b"\n")
     assert [l.descriptor.media_type for l in img.layers] == [mt.DOCKER_LAYER] * 5
     assert img.layers[0].digest == "sha256:a0fad04f89d2c6130bb51c0d9fd6d93738fa1a4b689031ef18c34d7b4761ed1c"
@@ -68,4 +70,6 @@ def test_synthesized_descriptor_json_follows_go_marshalling():
     # v1.Descriptor field order; map keys sorted; <, >, & escaped as Go's encoding/json does.
     assert go_marshal(descriptor_json(d)) == (
         b'{"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","size":5,"digest":"sha256:'
-        + b"a" * 64 + b'","urls":["https://x/y"],"annotations":{"a":"1","z":"\\u003c\\u0026\\u003e"}}')
+        + b"a" * 64
+        + b'","urls":["https://x/y"],"annotations":{"a":"1","z":"\\u003c\\u0026\\u003e"}}'
+    )

@@ -44,8 +44,10 @@ COUNTS: dict[str, dict[str, int]] = {}
 # -- a small real image, from scratch ------------------------------------------------------------------
 def mini_crane(path: Path, layers: list[bytes] | None = None, compressed: list[bytes] | None = None) -> Path:
     if layers is None:
-        layers = [tk.layer_tar({"etc/hello": b"hello\n"}),
-                  tk.layer_tar({"bin/tool": tk.pseudo_random(20_000, b"tool")})]
+        layers = [
+            tk.layer_tar({"etc/hello": b"hello\n"}),
+            tk.layer_tar({"bin/tool": tk.pseudo_random(20_000, b"tool")}),
+        ]
     return tk.crane_tarball(path, layers, compressed, tag="fuzz/mini:1")
 
 
@@ -55,8 +57,9 @@ def bases(tmp_path_factory) -> dict[str, list[tk.Entry]]:
     crane = mini_crane(d / "crane.tar")
     skopeo = require_tool("skopeo")
     for transport, out in (("docker-archive", d / "docker.tar"), ("oci-archive", d / "oci.tar")):
-        subprocess.run([skopeo, "copy", "-q", f"docker-archive:{crane}", f"{transport}:{out}:fuzz/mini:1"],
-                       check=True, timeout=120)
+        subprocess.run(
+            [skopeo, "copy", "-q", f"docker-archive:{crane}", f"{transport}:{out}:fuzz/mini:1"], check=True, timeout=120
+        )
     out = {name: tk.read_entries(d / f"{name}.tar") for name in ("crane", "docker", "oci")}
     out["docker25"] = docker25(out["oci"])
     tk.write_tar(d / "docker25.tar", out["docker25"])
@@ -73,31 +76,69 @@ def docker25(oci: list[tk.Entry]) -> list[tk.Entry]:
     by_name = {e.name: e for e in oci}
     index = json.loads(by_name["index.json"].data)
     desc = index["manifests"][0]
-    desc["annotations"] = {"io.containerd.image.name": "docker.io/fuzz/mini:1",
-                           "org.opencontainers.image.ref.name": "1"}
+    desc["annotations"] = {
+        "io.containerd.image.name": "docker.io/fuzz/mini:1",
+        "org.opencontainers.image.ref.name": "1",
+    }
     manifest = json.loads(by_name["blobs/sha256/" + desc["digest"].split(":")[1]].data)
-    entry = {"Config": "blobs/sha256/" + manifest["config"]["digest"].split(":")[1], "RepoTags": ["fuzz/mini:1"],
-             "Layers": ["blobs/sha256/" + l["digest"].split(":")[1] for l in manifest["layers"]]}
+    entry = {
+        "Config": "blobs/sha256/" + manifest["config"]["digest"].split(":")[1],
+        "RepoTags": ["fuzz/mini:1"],
+        "Layers": ["blobs/sha256/" + l["digest"].split(":")[1] for l in manifest["layers"]],
+    }
     return [tk.file("index.json", json.dumps(index)) if e.name == "index.json" else e for e in oci] + [
-        tk.file("manifest.json", json.dumps([entry]))]
+        tk.file("manifest.json", json.dumps([entry]))
+    ]
 
 
 # -- mutations -----------------------------------------------------------------------------------------
-HOSTILE_NAMES = ["../escape", "/etc/passwd", "a/../../b", "manifest.json", "index.json", "oci-layout",
-                 "blobs/sha256/../../x", "", ".", "./manifest.json", "repositories", "x" * 300, "dir/", "é/ü"]
+HOSTILE_NAMES = [
+    "../escape",
+    "/etc/passwd",
+    "a/../../b",
+    "manifest.json",
+    "index.json",
+    "oci-layout",
+    "blobs/sha256/../../x",
+    "",
+    ".",
+    "./manifest.json",
+    "repositories",
+    "x" * 300,
+    "dir/",
+    "é/ü",
+]
 LINK_TARGETS = ["/etc/passwd", "../../../etc/shadow", "..", ".", "missing", "/proc/self/environ", "a/../../x"]
 
 
 def json_values():
     return st.recursive(
-        st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False) | st.text(max_size=20),
+        st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=20),
         lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=12), kids, max_size=4),
-        max_leaves=12)
+        max_leaves=12,
+    )
 
 
-JSON_KEYS = ["Config", "Layers", "RepoTags", "LayerSources", "manifests", "layers", "config", "digest", "size",
-             "mediaType", "rootfs", "diff_ids", "history", "annotations", "platform", "urls", "schemaVersion",
-             "org.opencontainers.image.ref.name"]
+JSON_KEYS = [
+    "Config",
+    "Layers",
+    "RepoTags",
+    "LayerSources",
+    "manifests",
+    "layers",
+    "config",
+    "digest",
+    "size",
+    "mediaType",
+    "rootfs",
+    "diff_ids",
+    "history",
+    "annotations",
+    "platform",
+    "urls",
+    "schemaVersion",
+    "org.opencontainers.image.ref.name",
+]
 
 
 def _slots(node, out: list) -> list:
@@ -136,8 +177,23 @@ def mutate_json(data: bytes, draw) -> bytes:
 def mutate_entries(entries: list[tk.Entry], draw) -> list[tk.Entry]:
     es = list(entries)
     for _ in range(draw(st.integers(1, 3))):
-        op = draw(st.sampled_from(["json", "json", "json", "drop", "rename", "dup", "link", "link-chain",
-                                   "truncate-data", "flip-data", "swap"]))
+        op = draw(
+            st.sampled_from(
+                [
+                    "json",
+                    "json",
+                    "json",
+                    "drop",
+                    "rename",
+                    "dup",
+                    "link",
+                    "link-chain",
+                    "truncate-data",
+                    "flip-data",
+                    "swap",
+                ]
+            )
+        )
         docs = [k for k, x in enumerate(es) if x.kind == "file" and x.data[:1] in (b"{", b"[")]
         i = draw(st.sampled_from(docs)) if op == "json" and docs else draw(st.integers(0, len(es) - 1))
         e = es[i]
@@ -154,8 +210,9 @@ def mutate_entries(entries: list[tk.Entry], draw) -> list[tk.Entry]:
             es[i] = (tk.sym if draw(st.booleans()) else tk.hard)(e.name, target)
         elif op == "link-chain":
             n = draw(st.integers(1, 40))
-            chain = [tk.sym(f"l{k}", f"l{k + 1}") for k in range(n)] + [tk.sym(f"l{n}", draw(st.sampled_from(
-                ["l0", e.name, "/etc/passwd", "gone"])))]
+            chain = [tk.sym(f"l{k}", f"l{k + 1}") for k in range(n)] + [
+                tk.sym(f"l{n}", draw(st.sampled_from(["l0", e.name, "/etc/passwd", "gone"])))
+            ]
             es[i] = tk.sym(e.name, "l0") if draw(st.booleans()) else e
             es.extend(chain)
         elif op == "truncate-data" and e.kind == "file":
@@ -185,10 +242,10 @@ def mutate_raw(data: bytes, offsets: list[int], draw) -> bytes:
             pos = draw(st.integers(0, len(b) - 1))
             b[pos] ^= 1 << draw(st.integers(0, 7))
         elif op == "truncate":
-            del b[draw(st.integers(0, len(b) - 1)):]
+            del b[draw(st.integers(0, len(b) - 1)) :]
         elif op == "zero-block" and len(b) >= 512:
             pos = draw(st.integers(0, len(b) // 512 - 1)) * 512
-            b[pos:pos + 512] = bytes(512)
+            b[pos : pos + 512] = bytes(512)
     return bytes(b)
 
 
@@ -234,9 +291,13 @@ def run_fuzz(name: str, tmp: Path, body) -> None:
     print(f"\nfuzz {name}: {tally}")
 
 
-FUZZ_SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=not RANDOM,
-                         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                                HealthCheck.function_scoped_fixture])
+FUZZ_SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    derandomize=not RANDOM,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
 
 
 @pytest.mark.parametrize("base", ["crane", "docker", "oci", "docker25"])
@@ -333,8 +394,12 @@ def gzip_of_zeros(total: int, segment: int = 64 << 20) -> bytes:
         crc = zlib.crc32(zeros, crc)
     trailer = crc.to_bytes(4, "little") + (total & 0xFFFFFFFF).to_bytes(4, "little")
     body = head + seg * (n - 1) + tail[:-8]
-    assert gzip.decompress(head + tail[:-8] + zlib.crc32(zeros).to_bytes(4, "little") +
-                           (segment & 0xFFFFFFFF).to_bytes(4, "little")) == zeros
+    assert (
+        gzip.decompress(
+            head + tail[:-8] + zlib.crc32(zeros).to_bytes(4, "little") + (segment & 0xFFFFFFFF).to_bytes(4, "little")
+        )
+        == zeros
+    )
     return body + trailer
 
 
@@ -355,8 +420,9 @@ def bomb_archive(path: Path, compressed: bytes, suffix: str = ".tar.gz") -> Path
         entries = [e.renamed(name + suffix) if e.name == name + ".tar.gz" else e for e in entries]
         m = json.loads(next(e.data for e in entries if e.name == "manifest.json"))
         m[0]["Layers"] = [name + suffix]
-        entries = [tk.file("manifest.json", json.dumps(m).encode()) if e.name == "manifest.json" else e
-                   for e in entries]
+        entries = [
+            tk.file("manifest.json", json.dumps(m).encode()) if e.name == "manifest.json" else e for e in entries
+        ]
         tk.write_tar(p, entries)
     return p
 
@@ -384,8 +450,7 @@ def test_zstd_frame_asking_for_a_2_gib_window_is_refused(tmp_path):
     """A frame may declare any window size; the decoder must not allocate it for a hostile layer."""
     import zstandard
 
-    params = zstandard.ZstdCompressionParameters.from_level(3, window_log=31, enable_ldm=True,
-                                                            write_content_size=False)
+    params = zstandard.ZstdCompressionParameters.from_level(3, window_log=31, enable_ldm=True, write_content_size=False)
     out = io.BytesIO()
     with zstandard.ZstdCompressor(compression_params=params).stream_writer(out, closefd=False) as w:
         w.write(tk.pseudo_random(1 << 20, b"window"))
@@ -444,5 +509,6 @@ def test_archive_changing_after_open_is_a_problem_not_a_crash(bases, tmp_path, c
         return
     report = verify_archive(archive)
     assert not report.ok
-    assert any(layer.digest in p.subject or layer.digest in p.line() for p in report.errors()), \
-        [p.line() for p in report.problems]
+    assert any(layer.digest in p.subject or layer.digest in p.line() for p in report.errors()), [
+        p.line() for p in report.problems
+    ]

@@ -44,8 +44,13 @@ class Case:
 CASES: dict[str, Case] = {}
 
 
-def case(name: str, *needles: str, outcome: str = "fatal", uses: tuple[str, ...] = (),
-         commands: tuple[str, ...] = ("inspect", "verify")):
+def case(
+    name: str,
+    *needles: str,
+    outcome: str = "fatal",
+    uses: tuple[str, ...] = (),
+    commands: tuple[str, ...] = ("inspect", "verify"),
+):
     def deco(fn):
         CASES[name] = Case(fn, needles, outcome, uses, commands)
         return fn
@@ -295,9 +300,11 @@ def _(tmp, fx):
 
 @case("manifest-json-symlink-out", "manifest.json", "outside")
 def _(tmp, fx):
-    return seed_with(tmp, "manifest-sym",
-                     lambda es: [tk.sym("manifest.json", "/etc/passwd") if e.name == "manifest.json" else e
-                                 for e in es])
+    return seed_with(
+        tmp,
+        "manifest-sym",
+        lambda es: [tk.sym("manifest.json", "/etc/passwd") if e.name == "manifest.json" else e for e in es],
+    )
 
 
 @case("legit-symlink-layer", outcome="fine")
@@ -565,8 +572,11 @@ def _(tmp, fx):
     # but a reader that trusts names would recurse forever.
     lay = layout(tmp, fx, "cycle")
     fake = "sha256:" + "ab" * 32
-    doc = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-           "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json", "digest": fake, "size": 1}]}
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json", "digest": fake, "size": 1}],
+    }
     tk.blob_path(lay, fake).write_bytes(tk.compact(doc))
     tk.edit_first_descriptor(lay, mediaType=doc["mediaType"], digest=fake)
     return lay
@@ -579,10 +589,14 @@ def _(tmp, fx):
     desc, _m = tk.root_manifest(lay)
     child = {"mediaType": desc["mediaType"], "digest": desc["digest"], "size": desc["size"]}
     for _level in range(8):
-        doc = tk.compact({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-                          "manifests": [child] * 40})
-        child = {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": tk.put_blob(lay, doc),
-                 "size": len(doc)}
+        doc = tk.compact(
+            {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [child] * 40}
+        )
+        child = {
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": tk.put_blob(lay, doc),
+            "size": len(doc),
+        }
     tk.edit_first_descriptor(lay, **child)
     return lay
 
@@ -600,8 +614,11 @@ def _(tmp, fx):
     lay = layout(tmp, fx, "for-tar2")
     _, m = tk.root_manifest(lay)
     layer = "blobs/" + m["layers"][0]["digest"].replace(":", "/")
-    entries = [tk.file(p.relative_to(lay).as_posix(), p.read_bytes()) for p in sorted(lay.rglob("*"))
-               if p.is_file() and p.relative_to(lay).as_posix() != layer]
+    entries = [
+        tk.file(p.relative_to(lay).as_posix(), p.read_bytes())
+        for p in sorted(lay.rglob("*"))
+        if p.is_file() and p.relative_to(lay).as_posix() != layer
+    ]
     entries.append(tk.sym(layer, "/proc/self/environ"))
     return tk.write_tar(tmp / "oci-symout.tar", entries)
 
@@ -613,10 +630,21 @@ def listing(root: Path) -> set[str]:
 
 def run_cli(args: list[str], sandbox: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "FORCE_COLOR")}
-    env.update(HOME=str(sandbox / "home"), XDG_CACHE_HOME=str(sandbox / "cache"), TMPDIR=str(sandbox / "tmp"),
-               NO_COLOR="1", TERM="dumb")
-    return subprocess.run([sys.executable, "-m", "regtui", *args], cwd=sandbox / "cwd", env=env, capture_output=True,
-                          text=True, timeout=120)
+    env.update(
+        HOME=str(sandbox / "home"),
+        XDG_CACHE_HOME=str(sandbox / "cache"),
+        TMPDIR=str(sandbox / "tmp"),
+        NO_COLOR="1",
+        TERM="dumb",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "regtui", *args],
+        cwd=sandbox / "cwd",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture
@@ -663,8 +691,9 @@ def test_hostile_archive(name, sandbox, request):
             assert needle.lower() in text, f"{cmd} {name}: {needle!r} not in\n{out}"
         if c.outcome == "fatal":
             lines = r.stderr.strip().splitlines()
-            assert len(lines) == 1 and lines[0].startswith("regtui: error: "), \
+            assert len(lines) == 1 and lines[0].startswith("regtui: error: "), (
                 f"{cmd} {name}: not one line:\n{r.stderr}"
+            )
 
     # Nothing written except the cache: not the cwd, HOME, TMPDIR, nor beside the archive.
     for d in ("home", "tmp", "cwd"):

@@ -52,9 +52,16 @@ def test_edges():
 def test_sixteen_mib_is_fast():
     """Worst cases at the size limit: all brackets (shallow), all string, a deep one at the end."""
     half = MAX_JSON // 4  # of a 4-character unit
-    cases = ["[]" * (MAX_JSON // 2), json.dumps(["x" * (MAX_JSON - 10)]), ("[1]," * half)[:-1] + "[" * 65,
-             "[" * MAX_JSON, "[" * 64 + '{"a":[' * (half // 6) + "]}" * (half // 6), "[[]]," * (MAX_JSON // 5),
-             "]" * (MAX_JSON // 2) + "[" * (MAX_JSON // 2), "[[]" * (MAX_JSON // 3)]
+    cases = [
+        "[]" * (MAX_JSON // 2),
+        json.dumps(["x" * (MAX_JSON - 10)]),
+        ("[1]," * half)[:-1] + "[" * 65,
+        "[" * MAX_JSON,
+        "[" * 64 + '{"a":[' * (half // 6) + "]}" * (half // 6),
+        "[[]]," * (MAX_JSON // 5),
+        "]" * (MAX_JSON // 2) + "[" * (MAX_JSON // 2),
+        "[[]" * (MAX_JSON // 3),
+    ]
     for text in cases:
         t0 = time.perf_counter()
         got = depth_exceeds(text, 64)

@@ -27,8 +27,14 @@ def big_layout(src: Path, dest: Path, images: int) -> Path:
         data = json.dumps(manifest).encode()
         hexd = hashlib.sha256(data).hexdigest()
         (dest / "blobs" / "sha256" / hexd).write_bytes(data)
-        entries.append({"mediaType": desc["mediaType"], "digest": f"sha256:{hexd}", "size": len(data),
-                        "annotations": {"org.opencontainers.image.ref.name": f"example.com/app{i}:1"}})
+        entries.append(
+            {
+                "mediaType": desc["mediaType"],
+                "digest": f"sha256:{hexd}",
+                "size": len(data),
+                "annotations": {"org.opencontainers.image.ref.name": f"example.com/app{i}:1"},
+            }
+        )
     index["manifests"] = entries
     (dest / "index.json").write_text(json.dumps(index))
     return dest

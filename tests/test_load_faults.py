@@ -55,9 +55,13 @@ class Served:
         self.out = logdir / f"serve-{self.port}.out"
         self.err = logdir / f"serve-{self.port}.err"
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "regtui", "serve", str(archive), "--port",
-                                          str(self.port), *args], stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                         preexec_fn=preexec_fn)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "regtui", "serve", str(archive), "--port", str(self.port), *args],
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=preexec_fn,
+            )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, f"serve exited: {self.err.read_text()}"
@@ -124,9 +128,14 @@ def big_archive(tmp_path_factory) -> dict:
     path = tk.crane_tarball(d / "big.tar", [plain], tag="load/big:1")
     img = open_archive(str(path)).images()[0]
     layer = img.layers[0]
-    return {"path": path, "repo": "load/big", "digest": layer.digest, "size": layer.descriptor.size,
-            "offset": layer.location.offset,
-            "bytes": Path(path).read_bytes()[layer.location.offset:layer.location.offset + layer.location.size]}
+    return {
+        "path": path,
+        "repo": "load/big",
+        "digest": layer.digest,
+        "size": layer.descriptor.size,
+        "offset": layer.location.offset,
+        "bytes": Path(path).read_bytes()[layer.location.offset : layer.location.offset + layer.location.size],
+    }
 
 
 def copy_of(big: dict, tmp_path: Path) -> Path:
@@ -208,8 +217,10 @@ def test_64_clients_pull_the_whole_image_while_v2_stays_fast(seed_tar, serve):
     assert len(sizes) == 64 and all(n >= expected for n in sizes)
     assert len(latencies) >= 5, "the prober ran throughout"
     worst, median = max(latencies), statistics.median(latencies)
-    print(f"\n64 pulls of {expected / 2**20:.1f} MiB in {elapsed:.1f}s; /v2/ p50 {median * 1000:.1f} ms, "
-          f"max {worst * 1000:.0f} ms over {len(latencies)} probes")
+    print(
+        f"\n64 pulls of {expected / 2**20:.1f} MiB in {elapsed:.1f}s; /v2/ p50 {median * 1000:.1f} ms, "
+        f"max {worst * 1000:.0f} ms over {len(latencies)} probes"
+    )
     # Generous on a shared 2-core machine: starvation would show as seconds, not tens of milliseconds.
     assert worst < 2.0, f"/v2/ took {worst:.2f}s under load"
 
@@ -258,7 +269,7 @@ def slow_headers(port: int, seconds: float) -> None:
     i = 0
     try:
         while time.monotonic() < end and i < len(text):
-            sock.send(text[i:i + 1])
+            sock.send(text[i : i + 1])
             i += 1
             time.sleep(0.2)
     except OSError:
@@ -307,10 +318,13 @@ def test_misbehaving_clients_leave_no_trace(big_archive, serve):
     assert not any(t.is_alive() for t in bad)
 
     settled = wait_until(lambda: s.fds() <= base_fds and s.threads() <= base_threads, 20)
-    print(f"\nfds: baseline {base_fds}, with 24 bad clients {during}, after {s.fds()}; threads: baseline "
-          f"{base_threads}, after {s.threads()}; good downloads {', '.join(f'{x:.2f}s' for x in good)}")
-    assert settled, (f"server kept {s.fds()} fds (baseline {base_fds}) and {s.threads()} threads ({base_threads}): "
-                     f"{s.fd_targets()}")
+    print(
+        f"\nfds: baseline {base_fds}, with 24 bad clients {during}, after {s.fds()}; threads: baseline "
+        f"{base_threads}, after {s.threads()}; good downloads {', '.join(f'{x:.2f}s' for x in good)}"
+    )
+    assert settled, (
+        f"server kept {s.fds()} fds (baseline {base_fds}) and {s.threads()} threads ({base_threads}): {s.fd_targets()}"
+    )
     assert during > base_fds, "the bad clients were really connected"
     assert full_download(url)[0] == big_archive["digest"]
 
@@ -349,8 +363,7 @@ def test_misbehaving_clients_leave_no_asyncio_tasks(big_archive):
 
 
 # -- the archive changes on disk while serving --------------------------------------------------------------
-def _stream_then(url: str, change, first: int = 1 << 20, headers: dict | None = None
-                 ) -> tuple[bytes, Exception | None]:
+def _stream_then(url: str, change, first: int = 1 << 20, headers: dict | None = None) -> tuple[bytes, Exception | None]:
     """Read `first` bytes, call `change()`, then read on slowly; returns what arrived and how it ended."""
     got = bytearray()
     changed = False
@@ -385,8 +398,9 @@ def _assert_refused(s: Served, big: dict, why: str) -> None:
 def test_archive_truncated_while_serving(big_archive, serve, tmp_path):
     archive = copy_of(big_archive, tmp_path)
     s = serve(archive)
-    got, ended = _stream_then(blob_url(s, big_archive),
-                              lambda: os.truncate(archive, big_archive["offset"] + big_archive["size"] // 2))
+    got, ended = _stream_then(
+        blob_url(s, big_archive), lambda: os.truncate(archive, big_archive["offset"] + big_archive["size"] // 2)
+    )
     _assert_no_wrong_byte(big_archive, got, ended)
     assert ended is not None and len(got) < big_archive["size"], "a cut blob must end as a failed transfer"
     _assert_refused(s, big_archive, "changed size")
@@ -459,11 +473,18 @@ def test_sigterm_lets_pulls_in_flight_finish(big_archive, serve):
 
 
 # -- HTTP fuzz ---------------------------------------------------------------------------------------------
-def _raw(port: int, method: str, target: str, headers: list[tuple[str, str]], source: str = "127.0.0.1"
-         ) -> tuple[int, dict, bytes]:
+def _raw(
+    port: int, method: str, target: str, headers: list[tuple[str, str]], source: str = "127.0.0.1"
+) -> tuple[int, dict, bytes]:
     """One request, bytes exactly as given (no client-side normalisation), Connection: close."""
-    lines = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in headers),
-             "Connection: close", "", ""]
+    lines = [
+        f"{method} {target} HTTP/1.1",
+        "Host: 127.0.0.1",
+        *(f"{k}: {v}" for k, v in headers),
+        "Connection: close",
+        "",
+        "",
+    ]
     with socket.create_connection(("127.0.0.1", port), timeout=20, source_address=(source, 0)) as sock:
         sock.sendall("\r\n".join(lines).encode("latin-1"))
         buf = bytearray()
@@ -483,7 +504,7 @@ def _raw(port: int, method: str, target: str, headers: list[tuple[str, str]], so
             if n == 0:
                 break
             out += rest[:n]
-            rest = rest[n + 2:]
+            rest = rest[n + 2 :]
         body = bytes(out)
     return int(status_line.split()[1]), hdrs, body
 
@@ -494,13 +515,44 @@ PCHARS = "abcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@"
 def _segments(archive_digests: list[str]):
     pct = st.builds(lambda b: "%" + b.hex().upper() if b else "%", st.binary(min_size=0, max_size=1))
     word = st.text(alphabet=PCHARS, min_size=0, max_size=12)
-    noise = st.lists(st.one_of(word, pct, st.sampled_from(["%2F", "%2f", "%2e%2e", "..", ".", "%00", "%ff", "%",
-                                                            "%zz", "A", "__", "--"])), max_size=4).map("".join)
-    names = st.sampled_from(["registry", "library/registry", "docker.io/library/registry", "Registry", "registry/",
-                             "a" * 300, "_catalog", "x/../registry", "registry%2Fx", "../registry", ""]) | noise
-    digests = st.sampled_from(archive_digests + [
-        "sha256:" + "0" * 64, "sha256:" + "A" * 64, "sha256:" + "0" * 63, "sha512:" + "0" * 128, "md5:abc",
-        "sha256:", ":", "sha256%3A" + archive_digests[0][7:], "sha256:" + archive_digests[0][7:] + "/../x"])
+    noise = st.lists(
+        st.one_of(
+            word, pct, st.sampled_from(["%2F", "%2f", "%2e%2e", "..", ".", "%00", "%ff", "%", "%zz", "A", "__", "--"])
+        ),
+        max_size=4,
+    ).map("".join)
+    names = (
+        st.sampled_from(
+            [
+                "registry",
+                "library/registry",
+                "docker.io/library/registry",
+                "Registry",
+                "registry/",
+                "a" * 300,
+                "_catalog",
+                "x/../registry",
+                "registry%2Fx",
+                "../registry",
+                "",
+            ]
+        )
+        | noise
+    )
+    digests = st.sampled_from(
+        archive_digests
+        + [
+            "sha256:" + "0" * 64,
+            "sha256:" + "A" * 64,
+            "sha256:" + "0" * 63,
+            "sha512:" + "0" * 128,
+            "md5:abc",
+            "sha256:",
+            ":",
+            "sha256%3A" + archive_digests[0][7:],
+            "sha256:" + archive_digests[0][7:] + "/../x",
+        ]
+    )
     refs = st.sampled_from(["2.8.1", "latest", "i-was-a-digest", "x" * 200, "-bad", ".", ""]) | digests | noise
     return names, refs, digests, noise
 
@@ -508,60 +560,132 @@ def _segments(archive_digests: list[str]):
 @pytest.mark.parametrize("auth", [False, True], ids=["anonymous", "htpasswd"])
 def test_http_fuzz_never_a_5xx_always_a_spec_error(seed_tar, serve, capsys, tmp_path, auth):
     good = "Basic " + base64.b64encode(b"fuzz:secret").decode()
-    s = serve(seed_tar, "--htpasswd", str(write_htpasswd(tmp_path / "htpasswd", {"fuzz": "secret"}))) if auth \
+    s = (
+        serve(seed_tar, "--htpasswd", str(write_htpasswd(tmp_path / "htpasswd", {"fuzz": "secret"})))
+        if auth
         else serve(seed_tar)
+    )
     archive = open_archive(str(seed_tar))
     known = sorted(set(archive.blobs) | set(archive.manifests))
     names, refs, digests, noise = _segments(known)
-    kinds = st.sampled_from(["manifests", "blobs", "tags/list", "referrers", "blobs/uploads/", "blobs/uploads/x",
-                             "tags", ""])
-    real = st.builds(lambda n, k, r: f"/v2/{n}/{k}/{r}",
-                     st.sampled_from(["registry", "library/registry", "docker.io/library/registry"]),
-                     st.sampled_from(["blobs", "manifests"]), st.sampled_from(known + ["2.8.1"]))
+    kinds = st.sampled_from(
+        ["manifests", "blobs", "tags/list", "referrers", "blobs/uploads/", "blobs/uploads/x", "tags", ""]
+    )
+    real = st.builds(
+        lambda n, k, r: f"/v2/{n}/{k}/{r}",
+        st.sampled_from(["registry", "library/registry", "docker.io/library/registry"]),
+        st.sampled_from(["blobs", "manifests"]),
+        st.sampled_from(known + ["2.8.1"]),
+    )
     path = st.one_of(
-        real, real,  # requests that succeed, so served bytes and ranges get checked too
+        real,
+        real,  # requests that succeed, so served bytes and ranges get checked too
         st.builds(lambda n, k, r: f"/v2/{n}/{k}/{r}", names, kinds, refs),
         st.builds(lambda n: f"/v2/{n}/tags/list", names),
         st.builds(lambda n, d: f"/v2/{n}/referrers/{d}", names, digests),
         st.sampled_from(["/v2/", "/v2", "/", "/v2/_catalog", "//v2//", "/v2/../etc/passwd", "/v1/", "*"]),
         st.builds(lambda a: "/" + a, noise),
     )
-    query = st.sampled_from(["", "?n=1", "?n=-1", "?n=abc", "?n=99999999999999999999", "?last=zzz&n=1",
-                             "?artifactType=x", "?digest=sha256:00", "?%zz=1", "?n=%00"])
-    accept_values = st.sampled_from([mt.DOCKER_MANIFEST, mt.OCI_MANIFEST, mt.OCI_INDEX, mt.DOCKER_LIST, "*/*",
-                                     "application/json", f"{mt.OCI_MANIFEST};q=0", "garbage/", "", ",,,",
-                                     mt.DOCKER_SCHEMA1])
-    range_values = st.sampled_from(["bytes=0-0", "bytes=0-", "bytes=-1", "bytes=-0", "bytes=5-1", "bytes=0-1,3-4",
-                                    "bytes=99999999999-", "bytes=-99999999999", "items=0-1", "bytes=", "bytes=a-b",
-                                    "bytes=0-18446744073709551617", "bytes=0-" + "9" * 5000,
-                                    "bytes=" + "9" * 5000 + "-",
-                                    "bytes=-" + "9" * 40, "bytes=" + "0" * 4400 + "1-" + "0" * 4400 + "9",
-                                    "bytes=" + "9" * 25 + "-" + "9" * 30])
-    headers = st.lists(st.one_of(
-        st.tuples(st.just("Accept"), accept_values),
-        st.tuples(st.just("Range"), range_values),
-        st.tuples(st.just("If-None-Match"), st.sampled_from(['"sha256:00"', "*", '"' + known[0] + '"', "W/x"])),
-        st.tuples(st.just("If-Range"), st.sampled_from(['"' + known[0] + '"', "Wed, 21 Oct 2015 07:28:00 GMT"])),
-        st.tuples(st.just("Authorization"), st.sampled_from(["Basic Og==", "Bearer x", "Basic ###", "Basic", good,
-                                                             good.lower(), good + "=", "Basic " + "A" * 5000])),
-    ), max_size=6)
+    query = st.sampled_from(
+        [
+            "",
+            "?n=1",
+            "?n=-1",
+            "?n=abc",
+            "?n=99999999999999999999",
+            "?last=zzz&n=1",
+            "?artifactType=x",
+            "?digest=sha256:00",
+            "?%zz=1",
+            "?n=%00",
+        ]
+    )
+    accept_values = st.sampled_from(
+        [
+            mt.DOCKER_MANIFEST,
+            mt.OCI_MANIFEST,
+            mt.OCI_INDEX,
+            mt.DOCKER_LIST,
+            "*/*",
+            "application/json",
+            f"{mt.OCI_MANIFEST};q=0",
+            "garbage/",
+            "",
+            ",,,",
+            mt.DOCKER_SCHEMA1,
+        ]
+    )
+    range_values = st.sampled_from(
+        [
+            "bytes=0-0",
+            "bytes=0-",
+            "bytes=-1",
+            "bytes=-0",
+            "bytes=5-1",
+            "bytes=0-1,3-4",
+            "bytes=99999999999-",
+            "bytes=-99999999999",
+            "items=0-1",
+            "bytes=",
+            "bytes=a-b",
+            "bytes=0-18446744073709551617",
+            "bytes=0-" + "9" * 5000,
+            "bytes=" + "9" * 5000 + "-",
+            "bytes=-" + "9" * 40,
+            "bytes=" + "0" * 4400 + "1-" + "0" * 4400 + "9",
+            "bytes=" + "9" * 25 + "-" + "9" * 30,
+        ]
+    )
+    headers = st.lists(
+        st.one_of(
+            st.tuples(st.just("Accept"), accept_values),
+            st.tuples(st.just("Range"), range_values),
+            st.tuples(st.just("If-None-Match"), st.sampled_from(['"sha256:00"', "*", '"' + known[0] + '"', "W/x"])),
+            st.tuples(st.just("If-Range"), st.sampled_from(['"' + known[0] + '"', "Wed, 21 Oct 2015 07:28:00 GMT"])),
+            st.tuples(
+                st.just("Authorization"),
+                st.sampled_from(
+                    [
+                        "Basic Og==",
+                        "Bearer x",
+                        "Basic ###",
+                        "Basic",
+                        good,
+                        good.lower(),
+                        good + "=",
+                        "Basic " + "A" * 5000,
+                    ]
+                ),
+            ),
+        ),
+        max_size=6,
+    )
     if auth:  # mostly with the right credentials, so that what lies behind the login is fuzzed too
         headers = st.one_of(headers.map(lambda h: [("Authorization", good), *h]), headers, headers)
-    method = st.sampled_from(["GET", "GET", "GET", "HEAD", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
-                              "TRACE", "FOO"])
+    method = st.sampled_from(
+        ["GET", "GET", "GET", "HEAD", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "FOO"]
+    )
     # A third of the examples: a GET of a real blob or manifest, a Range at times, so that served bytes are
     # re-hashed often (they were in 12 of 600 examples).
-    served_headers = st.lists(st.one_of(st.tuples(st.just("Range"), range_values),
-                                        st.tuples(st.just("Accept"), accept_values)), max_size=2)
+    served_headers = st.lists(
+        st.one_of(st.tuples(st.just("Range"), range_values), st.tuples(st.just("Accept"), accept_values)), max_size=2
+    )
     if auth:
         served_headers = served_headers.map(lambda h: [("Authorization", good), *h])
-    example = st.one_of(st.tuples(method, path, query, headers), st.tuples(method, path, query, headers),
-                        st.tuples(st.just("GET"), real, st.just(""), served_headers))
+    example = st.one_of(
+        st.tuples(method, path, query, headers),
+        st.tuples(method, path, query, headers),
+        st.tuples(st.just("GET"), real, st.just(""), served_headers),
+    )
     tally = {"examples": 0, "2xx": 0, "3xx": 0, "4xx": 0, "blobs/manifests served and re-hashed": 0}
 
-    @settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None,
-              derandomize=os.environ.get("REGTUI_FUZZ_RANDOM") != "1",
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=FUZZ_EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=os.environ.get("REGTUI_FUZZ_RANDOM") != "1",
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
     @given(example)
     def one(args):
         m, p, q, h = args
@@ -590,9 +714,10 @@ def test_http_fuzz_never_a_5xx_always_a_spec_error(seed_tar, serve, capsys, tmp_
             else:
                 start = int(hdrs["content-range"].split()[1].split("-")[0])
                 assert digest in archive.blobs or digest in archive.manifests
-                whole = httpx.get(f"{s.url}/v2/registry/blobs/{digest}", headers={"Authorization": good},
-                                  timeout=10).content
-                assert body == whole[start:start + len(body)], "a range that is not the blob's bytes"
+                whole = httpx.get(
+                    f"{s.url}/v2/registry/blobs/{digest}", headers={"Authorization": good}, timeout=10
+                ).content
+                assert body == whole[start : start + len(body)], "a range that is not the blob's bytes"
 
     one()
     assert httpx.get(f"{s.url}/v2/", headers={"Authorization": good}, timeout=5).status_code == 200

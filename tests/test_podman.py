@@ -30,14 +30,20 @@ def podman(tmp_path):
     env = {"CONTAINERS_STORAGE_CONF": str(conf), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(tmp_path)}
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        r = subprocess.run([exe, "--events-backend=none", "--cgroup-manager=cgroupfs", *args],
-                           capture_output=True, text=True, timeout=120, env=env)
+        r = subprocess.run(
+            [exe, "--events-backend=none", "--cgroup-manager=cgroupfs", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert r.returncode == 0, f"podman {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
         return r
 
     yield run
-    subprocess.run([exe, "--events-backend=none", "system", "reset", "--force"], capture_output=True, env=env,
-                   timeout=60)
+    subprocess.run(
+        [exe, "--events-backend=none", "system", "reset", "--force"], capture_output=True, env=env, timeout=60
+    )
 
 
 def _expected(archive: Path, arch: str) -> tuple[Image, str]:

@@ -39,9 +39,13 @@ class FlakyTransport(httpx.AsyncBaseTransport):
             status = self.faults.pop(0)
             self.injected.append((status, request.url.params["digest"]))
             await request.aread()  # consume the body like a real server would
-            return httpx.Response(status, headers={"Retry-After": "0"},
-                                  json={"errors": [{"code": "TOOMANYREQUESTS" if status == 429 else "UNAVAILABLE",
-                                                    "message": "injected"}]})
+            return httpx.Response(
+                status,
+                headers={"Retry-After": "0"},
+                json={
+                    "errors": [{"code": "TOOMANYREQUESTS" if status == 429 else "UNAVAILABLE", "message": "injected"}]
+                },
+            )
         return await self.real.handle_async_request(request)
 
     async def aclose(self) -> None:

@@ -43,14 +43,19 @@ def test_target_scheme_and_bad_prefix():
 
 
 def test_tag_map_rules():
-    rules = parse_tag_map(["docker.io/library/registry:2.8.1=mirror/registry:stable", "busybox=tools/busybox",
-                           "registry:2.8.2=:latest"])
+    rules = parse_tag_map(
+        ["docker.io/library/registry:2.8.1=mirror/registry:stable", "busybox=tools/busybox", "registry:2.8.2=:latest"]
+    )
     assert map_tag(rules, "registry", "2.8.1") == ("mirror/registry", "stable")
     assert map_tag(rules, "registry", "2.8.2") == ("registry", "latest")
     assert map_tag(rules, "registry", "2.9") == ("registry", "2.9")
     assert map_tag(rules, "busybox", "1.36") == ("tools/busybox", "1.36")
-    for bad, msg in [("nope", "expected OLD=NEW"), ("a=B", "invalid repository"), ("a=b:c", "OLD must name one tag"),
-                     ("a:!x=b", "invalid tag")]:
+    for bad, msg in [
+        ("nope", "expected OLD=NEW"),
+        ("a=B", "invalid repository"),
+        ("a=b:c", "OLD must name one tag"),
+        ("a:!x=b", "invalid tag"),
+    ]:
         with pytest.raises(PushError, match=msg):
             parse_tag_map([bad])
 
@@ -93,11 +98,18 @@ def test_plan_errors(seed_tar):
 
 def test_docker_config_credentials(tmp_path, monkeypatch):
     cfg = tmp_path / "config.json"
-    cfg.write_text(json.dumps({"auths": {
-        "https://registry.example.com": {"auth": base64.b64encode(b"alice:s3:cret").decode()},
-        "other.example.com:5000": {"username": "bob", "password": "pw"},
-        "https://index.docker.io/v1/": {"identitytoken": "refresh-me"},
-    }, "credHelpers": {"helped.example.com": "regtui-test-absent"}}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "auths": {
+                    "https://registry.example.com": {"auth": base64.b64encode(b"alice:s3:cret").decode()},
+                    "other.example.com:5000": {"username": "bob", "password": "pw"},
+                    "https://index.docker.io/v1/": {"identitytoken": "refresh-me"},
+                },
+                "credHelpers": {"helped.example.com": "regtui-test-absent"},
+            }
+        )
+    )
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     c = docker_credentials("registry.example.com")
     assert (c.username, c.password, c.source) == ("alice", "s3:cret", str(cfg))
@@ -112,8 +124,10 @@ def test_docker_config_credentials(tmp_path, monkeypatch):
 def test_docker_config_credential_helper_runs(tmp_path, monkeypatch):
     helper = tmp_path / "bin" / "docker-credential-regtuitest"
     helper.parent.mkdir()
-    helper.write_text('#!/bin/sh\nread host\necho "{\\"ServerURL\\":\\"$host\\",\\"Username\\":\\"carol\\",'
-                      '\\"Secret\\":\\"from-helper\\"}"\n')
+    helper.write_text(
+        '#!/bin/sh\nread host\necho "{\\"ServerURL\\":\\"$host\\",\\"Username\\":\\"carol\\",'
+        '\\"Secret\\":\\"from-helper\\"}"\n'
+    )
     helper.chmod(0o755)
     monkeypatch.setenv("PATH", f"{helper.parent}{os.pathsep}{os.environ['PATH']}")
     (tmp_path / "config.json").write_text(json.dumps({"credsStore": "regtuitest"}))

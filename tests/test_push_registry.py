@@ -29,14 +29,21 @@ from tests.push_support import CuttingProxy, add_big_layer, pull_and_rehash, sko
 PLAIN = ["--src-tls-verify=false"]
 
 
-def push(*args: str, stdin: str | None = None, docker_config: Path | None = None,
-         timeout: int = 180) -> subprocess.CompletedProcess:
+def push(
+    *args: str, stdin: str | None = None, docker_config: Path | None = None, timeout: int = 180
+) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env.pop("REGTUI_DEBUG", None)
     if docker_config is not None:
         env["DOCKER_CONFIG"] = str(docker_config)
-    return subprocess.run([sys.executable, "-m", "regtui", "push", *map(str, args)], input=stdin,
-                          capture_output=True, text=True, env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "regtui", "push", *map(str, args)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def assert_one_line_error(r: subprocess.CompletedProcess, *needles: str) -> None:
@@ -78,8 +85,7 @@ def test_push_seed_image_plain_http(registry, seed_tar, tmp_path, no_docker_conf
 
     # skopeo pulls the tag and the digest; every blob re-hashes; the manifest bytes are ours.
     by_tag = pull_and_rehash(f"{registry.host}/team/registry:2.8.1", tmp_path / "by-tag", tls_args=PLAIN)
-    by_digest = pull_and_rehash(f"{registry.host}/team/registry@{ours.digest}", tmp_path / "by-digest",
-                                tls_args=PLAIN)
+    by_digest = pull_and_rehash(f"{registry.host}/team/registry@{ours.digest}", tmp_path / "by-digest", tls_args=PLAIN)
     assert by_tag == by_digest == ours.data
     pulled = {p.name for p in (tmp_path / "by-tag").iterdir() if len(p.name) == 64}
     assert pulled == {d.split(":")[1] for d in [image.config.descriptor.digest, *(l.digest for l in image.layers)]}
@@ -96,8 +102,15 @@ def test_push_multiarch_index(registry, multiarch_tar, tmp_path, no_docker_confi
     archive = open_archive(multiarch_tar)
     index = archive.roots[0]
     assert isinstance(index, ImageIndex)
-    r = push(multiarch_tar, registry.host, "--tag-map", "registry:2.8.1=multi/registry:v1", "--jobs", "2",
-             docker_config=no_docker_config)
+    r = push(
+        multiarch_tar,
+        registry.host,
+        "--tag-map",
+        "registry:2.8.1=multi/registry:v1",
+        "--jobs",
+        "2",
+        docker_config=no_docker_config,
+    )
     assert r.returncode == 0, r.stderr
     # Children went up before the index, the tag last.
     lines = [l for l in r.stdout.splitlines() if l.startswith("pushed ") and " blobs " not in l]
@@ -114,8 +127,9 @@ def test_push_multiarch_index(registry, multiarch_tar, tmp_path, no_docker_confi
         assert manifest_digests(registry, "multi/registry", m.digest, m.media_type) == m.digest
         got = pull_and_rehash(f"{registry.host}/multi/registry@{m.digest}", tmp_path / f"child{i}", tls_args=PLAIN)
         assert hashlib.sha256(got).hexdigest() == m.digest.split(":")[1]
-    by_digest = pull_and_rehash(f"{registry.host}/multi/registry@{index.manifest.digest}", tmp_path / "idx",
-                                tls_args=PLAIN, all_images=True)
+    by_digest = pull_and_rehash(
+        f"{registry.host}/multi/registry@{index.manifest.digest}", tmp_path / "idx", tls_args=PLAIN, all_images=True
+    )
     assert by_digest == index.manifest.data
 
 
@@ -169,19 +183,34 @@ def test_dry_run_lists_and_sends_nothing(registry, seed_tar, no_docker_config):
 def test_htpasswd_basic_auth(tmp_path, seed_tar, no_docker_config):
     htpasswd = write_htpasswd(tmp_path / "htpasswd", {"alice": "correct horse"})
     with DistributionRegistry(tmp_path / "reg", htpasswd=htpasswd) as reg:
-        wrong = push(seed_tar, reg.host, "--username", "alice", "--password-stdin", stdin="wrong\n",
-                     docker_config=no_docker_config)
+        wrong = push(
+            seed_tar,
+            reg.host,
+            "--username",
+            "alice",
+            "--password-stdin",
+            stdin="wrong\n",
+            docker_config=no_docker_config,
+        )
         assert_one_line_error(wrong, "authentication failed", "'alice'", reg.host)
         assert wrong.returncode == 1
         anon = push(seed_tar, reg.host, docker_config=no_docker_config)
         assert_one_line_error(anon, "requires a login", "--password-stdin")
 
-        ok = push(seed_tar, reg.host, "--username", "alice", "--password-stdin", stdin="correct horse\n",
-                  docker_config=no_docker_config)
+        ok = push(
+            seed_tar,
+            reg.host,
+            "--username",
+            "alice",
+            "--password-stdin",
+            stdin="correct horse\n",
+            docker_config=no_docker_config,
+        )
         assert ok.returncode == 0, ok.stderr
         m = open_archive(seed_tar).roots[0].manifests[0]
-        r = httpx.head(f"{reg.url}/v2/registry/manifests/2.8.1", headers={"Accept": m.media_type},
-                       auth=("alice", "correct horse"))
+        r = httpx.head(
+            f"{reg.url}/v2/registry/manifests/2.8.1", headers={"Accept": m.media_type}, auth=("alice", "correct horse")
+        )
         assert r.headers["docker-content-digest"] == m.digest
 
         # The same credentials from docker's config.json (base64 `auth` field).
@@ -205,8 +234,11 @@ def test_tls_with_test_ca(tmp_path, seed_tar, no_docker_config):
         ok = push(seed_tar, f"{reg.host}/secure", "--ca", ca.ca_pem, docker_config=no_docker_config)
         assert ok.returncode == 0, ok.stderr
         m = open_archive(seed_tar).roots[0].manifests[0]
-        got = pull_and_rehash(f"{reg.host}/secure/registry:2.8.1", tmp_path / "pulled",
-                              tls_args=[f"--src-cert-dir={_cert_dir(ca, tmp_path)}"])
+        got = pull_and_rehash(
+            f"{reg.host}/secure/registry:2.8.1",
+            tmp_path / "pulled",
+            tls_args=[f"--src-cert-dir={_cert_dir(ca, tmp_path)}"],
+        )
         assert got == m.data
         insecure = push(seed_tar, f"https://{reg.host}/other", "--insecure", "-q", docker_config=no_docker_config)
         assert insecure.returncode == 0, insecure.stderr
@@ -220,23 +252,35 @@ def _cert_dir(ca, tmp_path: Path) -> Path:
 
 
 def test_bearer_token_flow(tmp_path, seed_tar, oci_dir, no_docker_config):
-    with (TokenServer(tmp_path / "token", {"bob": "hunter2"}) as tokens,
-          DistributionRegistry(tmp_path / "reg", token=tokens.registry_config()) as reg):
-        wrong = push(seed_tar, reg.host, "--username", "bob", "--password-stdin", stdin="nope",
-                     docker_config=no_docker_config)
+    with (
+        TokenServer(tmp_path / "token", {"bob": "hunter2"}) as tokens,
+        DistributionRegistry(tmp_path / "reg", token=tokens.registry_config()) as reg,
+    ):
+        wrong = push(
+            seed_tar, reg.host, "--username", "bob", "--password-stdin", stdin="nope", docker_config=no_docker_config
+        )
         assert_one_line_error(wrong, "authentication failed", "'bob'")
         anon = push(seed_tar, reg.host, docker_config=no_docker_config)
         assert_one_line_error(anon, "requires a login")
 
-        ok = push(seed_tar, f"{reg.host}/tok", "--username", "bob", "--password-stdin", stdin="hunter2",
-                  docker_config=no_docker_config)
+        ok = push(
+            seed_tar,
+            f"{reg.host}/tok",
+            "--username",
+            "bob",
+            "--password-stdin",
+            stdin="hunter2",
+            docker_config=no_docker_config,
+        )
         assert ok.returncode == 0, ok.stderr
         scopes = {s for r in tokens.requests if r.get("user") == "bob" for s in r.get("scopes", [])}
         assert "repository:tok/registry:pull,push" in scopes
         m = open_archive(seed_tar).roots[0].manifests[0]
         token = tokens.token("bob", [{"type": "repository", "name": "tok/registry", "actions": ["pull"]}])
-        r = httpx.head(f"{reg.url}/v2/tok/registry/manifests/2.8.1",
-                       headers={"Accept": m.media_type, "Authorization": f"Bearer {token}"})
+        r = httpx.head(
+            f"{reg.url}/v2/tok/registry/manifests/2.8.1",
+            headers={"Accept": m.media_type, "Authorization": f"Bearer {token}"},
+        )
         assert r.headers["docker-content-digest"] == m.digest
 
         # docker's `identitytoken` in config.json: an OAuth2 refresh-token grant (POST to the realm).
@@ -246,18 +290,32 @@ def test_bearer_token_flow(tmp_path, seed_tar, oci_dir, no_docker_config):
         (cfg / "config.json").write_text(json.dumps({"auths": {reg.host: {"identitytoken": "rt-123"}}}))
         refreshed = push(seed_tar, f"{reg.host}/refresh", "-q", docker_config=cfg)
         assert refreshed.returncode == 0, refreshed.stderr
-        assert any(r.get("grant") == "refresh_token" and "repository:refresh/registry:pull,push" in r["scopes"]
-                   for r in tokens.requests)
+        assert any(
+            r.get("grant") == "refresh_token" and "repository:refresh/registry:pull,push" in r["scopes"]
+            for r in tokens.requests
+        )
 
         # Mounts ask for pull on the source repository in the same token.
         layout = two_names(oci_dir, tmp_path / "two-names")
-        mounted = push(layout, f"{reg.host}/m", "--jobs", "1", "--username", "bob", "--password-stdin",
-                       stdin="hunter2", docker_config=no_docker_config)
+        mounted = push(
+            layout,
+            f"{reg.host}/m",
+            "--jobs",
+            "1",
+            "--username",
+            "bob",
+            "--password-stdin",
+            stdin="hunter2",
+            docker_config=no_docker_config,
+        )
         assert mounted.returncode == 0, mounted.stderr
         image = open_archive(layout).roots[0]
         assert sum(l.startswith("mounted") for l in mounted.stdout.splitlines()) == 1 + len(image.layers)
-        assert any({"repository:m/mirror/registry:pull,push", "repository:m/registry:pull"} <= set(r["scopes"])
-                   for r in tokens.requests if r.get("scopes"))
+        assert any(
+            {"repository:m/mirror/registry:pull,push", "repository:m/registry:pull"} <= set(r["scopes"])
+            for r in tokens.requests
+            if r.get("scopes")
+        )
 
 
 @pytest.fixture
@@ -278,8 +336,17 @@ def test_resume_after_cut_connection(registry, big_layout, tmp_path, no_docker_c
     try:
         # One job, the big layer last: every small blob completes, then the cut lands mid big layer.
         proxy.reset(cut_after=small_bytes + big_size // 2)
-        first = push(layout, f"127.0.0.1:{proxy.port}", "--jobs", "1", "--chunk-size", "8M", "--retries", "1",
-                     docker_config=no_docker_config)
+        first = push(
+            layout,
+            f"127.0.0.1:{proxy.port}",
+            "--jobs",
+            "1",
+            "--chunk-size",
+            "8M",
+            "--retries",
+            "1",
+            docker_config=no_docker_config,
+        )
         assert proxy.cuts == 1
         assert_one_line_error(first, "uploading blob", "run the same command again")
         assert sum(l.startswith("uploaded") for l in first.stdout.splitlines()) == len(small)
@@ -287,12 +354,12 @@ def test_resume_after_cut_connection(registry, big_layout, tmp_path, no_docker_c
         assert head.status_code == 404  # the cut blob is not there yet
 
         proxy.reset()
-        second = push(layout, f"127.0.0.1:{proxy.port}", "--jobs", "1", "--chunk-size", "8M",
-                      docker_config=no_docker_config)
+        second = push(
+            layout, f"127.0.0.1:{proxy.port}", "--jobs", "1", "--chunk-size", "8M", docker_config=no_docker_config
+        )
         assert second.returncode == 0, second.stderr
         lines = second.stdout.splitlines()
-        assert {l.split()[2].split("@")[1] for l in lines if l.startswith("present")} == \
-               {d[:19] for d in small}
+        assert {l.split()[2].split("@")[1] for l in lines if l.startswith("present")} == {d[:19] for d in small}
         assert [l.split()[2] for l in lines if l.startswith("uploaded")] == [f"registry@{big[:19]}"]
         # Upstream bytes of the second run: the big layer once plus requests and manifests, no small blob.
         assert big_size <= proxy.sent < big_size + min(small_bytes, 1 << 20)
@@ -315,8 +382,7 @@ def test_retry_within_a_run(registry, big_layout, tmp_path, no_docker_config):
     proxy = CuttingProxy(registry.port)
     try:
         proxy.reset(cut_after=small_bytes + archive.blobs[big].size // 3)
-        r = push(layout, f"127.0.0.1:{proxy.port}", "--jobs", "1", "--chunk-size", "8M",
-                 docker_config=no_docker_config)
+        r = push(layout, f"127.0.0.1:{proxy.port}", "--jobs", "1", "--chunk-size", "8M", docker_config=no_docker_config)
         assert proxy.cuts == 1
         assert r.returncode == 0, r.stderr
         assert f"retry 1: uploading blob {big[:19]}" in r.stderr
@@ -347,8 +413,9 @@ def test_registry_refuses_a_media_type(registry, oci_dir, tmp_path, no_docker_co
     (layout / "index.json").write_text(json.dumps(index))
     assert open_archive(layout).roots[0].manifests[0].media_type == custom
     r = push(layout, registry.host, docker_config=no_docker_config)
-    assert_one_line_error(r, f"refused this {custom}", "MANIFEST_INVALID", f"{registry.host}/registry",
-                          "convert the archive")
+    assert_one_line_error(
+        r, f"refused this {custom}", "MANIFEST_INVALID", f"{registry.host}/registry", "convert the archive"
+    )
     assert r.returncode == 1
 
 
@@ -384,8 +451,9 @@ def test_push_recovered_digest(registry, seed_tar, tmp_path, no_docker_config):
     assert got == data
 
     unknown = "sha256:" + "ab" * 32
-    r = push(seed_tar, f"{registry.host}/other", "--expect", f"registry:2.8.1@{unknown}",
-             docker_config=no_docker_config)
+    r = push(
+        seed_tar, f"{registry.host}/other", "--expect", f"registry:2.8.1@{unknown}", docker_config=no_docker_config
+    )
     assert_one_line_error(r, unknown, "nothing was pushed")
     assert registry.requests("POST", "/v2/other/") == []
 
@@ -396,8 +464,13 @@ def test_progress_bars_on_a_terminal(registry, seed_tar, no_docker_config):
 
     main_fd, child_fd = pty.openpty()
     env = {**os.environ, "DOCKER_CONFIG": str(no_docker_config), "COLUMNS": "120", "TERM": "xterm-256color"}
-    proc = subprocess.Popen([sys.executable, "-m", "regtui", "push", str(seed_tar), registry.host, "--chunk-size",
-                             "1M"], stdout=child_fd, stderr=child_fd, stdin=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "regtui", "push", str(seed_tar), registry.host, "--chunk-size", "1M"],
+        stdout=child_fd,
+        stderr=child_fd,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
     os.close(child_fd)
     out = b""
     while True:

@@ -10,11 +10,17 @@ from regtui.oci.negotiate import choose, parse_accept
 from regtui.oci.refs import aliases, familiar, parse_ref
 
 
-@pytest.mark.parametrize("name,fam", [
-    ("docker.io/library/registry", "registry"), ("library/registry", "registry"), ("registry", "registry"),
-    ("index.docker.io/foo/bar", "foo/bar"), ("ghcr.io/foo/bar", "ghcr.io/foo/bar"),
-    ("localhost:5000/x", "localhost:5000/x"),
-])
+@pytest.mark.parametrize(
+    "name,fam",
+    [
+        ("docker.io/library/registry", "registry"),
+        ("library/registry", "registry"),
+        ("registry", "registry"),
+        ("index.docker.io/foo/bar", "foo/bar"),
+        ("ghcr.io/foo/bar", "ghcr.io/foo/bar"),
+        ("localhost:5000/x", "localhost:5000/x"),
+    ],
+)
 def test_familiar(name, fam):
     assert familiar(name) == fam
 
@@ -36,8 +42,11 @@ def test_parse_ref():
 
 
 def test_parse_accept_merges_lines_and_lists():
-    lines = ["application/vnd.oci.image.manifest.v1+json", f"{mt.DOCKER_MANIFEST}, {mt.DOCKER_LIST};q=0.9",
-             "application/vnd.oci.image.index.v1+json;q=0"]
+    lines = [
+        "application/vnd.oci.image.manifest.v1+json",
+        f"{mt.DOCKER_MANIFEST}, {mt.DOCKER_LIST};q=0.9",
+        "application/vnd.oci.image.index.v1+json;q=0",
+    ]
     assert parse_accept(lines) == [mt.OCI_MANIFEST, mt.DOCKER_MANIFEST, mt.DOCKER_LIST]
 
 
@@ -59,22 +68,25 @@ def test_negotiation_on_synthesized_manifest(seed_tar):
 D = "sha256:" + "ab" * 32
 
 
-@pytest.mark.parametrize("text,host,path,tag,digest", [
-    ("localhost:5000/x", "localhost:5000", "x", "latest", None),
-    ("localhost/x", "localhost", "x", "latest", None),
-    ("docker.io/registry:2.8.1", "registry-1.docker.io", "library/registry", "2.8.1", None),
-    ("index.docker.io/library/registry", "registry-1.docker.io", "library/registry", "latest", None),
-    ("registry-1.docker.io/bitnami/redis:7", "registry-1.docker.io", "bitnami/redis", "7", None),
-    ("docker.io", "registry-1.docker.io", "library/docker.io", "latest", None),  # a name, as docker reads it
-    ("bitnami/redis", "registry-1.docker.io", "bitnami/redis", "latest", None),
-    (f"host:5000/a/b:tag@{D}", "host:5000", "a/b", "tag", D),
-    (f"host.example/a/b@{D}", "host.example", "a/b", None, D),
-    ("[::1]:5000/x:1", "[::1]:5000", "x", "1", None),
-    ("[2001:db8::1]/team/app", "[2001:db8::1]", "team/app", "latest", None),
-    ("Registry.Example:443/app", "registry.example:443", "app", "latest", None),
-    ("https://r.example/app:1", "r.example", "app", "1", None),
-    ("docker://r.example/app:1", "r.example", "app", "1", None),
-])
+@pytest.mark.parametrize(
+    "text,host,path,tag,digest",
+    [
+        ("localhost:5000/x", "localhost:5000", "x", "latest", None),
+        ("localhost/x", "localhost", "x", "latest", None),
+        ("docker.io/registry:2.8.1", "registry-1.docker.io", "library/registry", "2.8.1", None),
+        ("index.docker.io/library/registry", "registry-1.docker.io", "library/registry", "latest", None),
+        ("registry-1.docker.io/bitnami/redis:7", "registry-1.docker.io", "bitnami/redis", "7", None),
+        ("docker.io", "registry-1.docker.io", "library/docker.io", "latest", None),  # a name, as docker reads it
+        ("bitnami/redis", "registry-1.docker.io", "bitnami/redis", "latest", None),
+        (f"host:5000/a/b:tag@{D}", "host:5000", "a/b", "tag", D),
+        (f"host.example/a/b@{D}", "host.example", "a/b", None, D),
+        ("[::1]:5000/x:1", "[::1]:5000", "x", "1", None),
+        ("[2001:db8::1]/team/app", "[2001:db8::1]", "team/app", "latest", None),
+        ("Registry.Example:443/app", "registry.example:443", "app", "latest", None),
+        ("https://r.example/app:1", "r.example", "app", "1", None),
+        ("docker://r.example/app:1", "r.example", "app", "1", None),
+    ],
+)
 def test_remote_reference_edge_cases(text, host, path, tag, digest):
     from regtui.oci.refs import parse_remote
 
@@ -89,19 +101,27 @@ def test_remote_reference_scheme_and_errors():
 
     assert parse_remote("http://127.0.0.1:5000/x").scheme == "http"
     assert parse_remote("127.0.0.1:5000/x").scheme is None
-    for bad, msg in [("[::1:5000/x", "unterminated IPv6"), ("host:5000/A", "invalid repository name"),
-                     ("host/x:-t", "invalid tag"), ("host/x@sha256:12", "invalid digest"), ("host/", "repository")]:
+    for bad, msg in [
+        ("[::1:5000/x", "unterminated IPv6"),
+        ("host:5000/A", "invalid repository name"),
+        ("host/x:-t", "invalid tag"),
+        ("host/x@sha256:12", "invalid digest"),
+        ("host/", "repository"),
+    ]:
         with pytest.raises(ValueError, match=msg):
             parse_remote(bad)
 
 
-@pytest.mark.parametrize("text,name", [
-    ("localhost:5000/x:1", "localhost:5000/x"),
-    ("docker.io/library/registry:2.8.1", "registry"),
-    ("index.docker.io/library/registry", "registry"),
-    (f"host:5000/a/b:tag@{D}", "host:5000/a/b"),
-    ("[::1]:5000/x:1", "[::1]:5000/x"),
-])
+@pytest.mark.parametrize(
+    "text,name",
+    [
+        ("localhost:5000/x:1", "localhost:5000/x"),
+        ("docker.io/library/registry:2.8.1", "registry"),
+        ("index.docker.io/library/registry", "registry"),
+        (f"host:5000/a/b:tag@{D}", "host:5000/a/b"),
+        ("[::1]:5000/x:1", "[::1]:5000/x"),
+    ],
+)
 def test_archive_side_references_agree_on_the_host(text, name):
     """parse_ref keeps names as the archive and clients write them (familiar form); the host part is the same
     first component parse_remote and push's targets take for a host."""
@@ -115,11 +135,16 @@ def test_archive_side_references_agree_on_the_host(text, name):
     assert remote.host in (first.lower(), "registry-1.docker.io")
 
 
-@pytest.mark.parametrize("text,host", [
-    ("localhost:5000/team", "localhost:5000"), ("docker.io", "registry-1.docker.io"),
-    ("index.docker.io/someone", "registry-1.docker.io"), ("[::1]:5000", "[::1]:5000"),
-    ("HTTPS://Registry.Example/team", "registry.example"),
-])
+@pytest.mark.parametrize(
+    "text,host",
+    [
+        ("localhost:5000/team", "localhost:5000"),
+        ("docker.io", "registry-1.docker.io"),
+        ("index.docker.io/someone", "registry-1.docker.io"),
+        ("[::1]:5000", "[::1]:5000"),
+        ("HTTPS://Registry.Example/team", "registry.example"),
+    ],
+)
 def test_push_targets_use_the_same_host_rules(text, host):
     from regtui.push.names import parse_target
 

@@ -145,36 +145,47 @@ def test_if_none_match(client, seed_reg):
 
 def test_head_carries_length_and_digest(client, seed_reg):
     image = seed_image(seed_reg)
-    paths = ["/v2/registry/manifests/2.8.1", f"/v2/registry/manifests/{image.manifests[1].digest}",
-             f"/v2/registry/blobs/{big_layer(image).digest}", f"/v2/registry/blobs/{image.config.descriptor.digest}",
-             f"/v2/registry/blobs/{image.manifests[0].digest}"]
+    paths = [
+        "/v2/registry/manifests/2.8.1",
+        f"/v2/registry/manifests/{image.manifests[1].digest}",
+        f"/v2/registry/blobs/{big_layer(image).digest}",
+        f"/v2/registry/blobs/{image.config.descriptor.digest}",
+        f"/v2/registry/blobs/{image.manifests[0].digest}",
+    ]
     for path in paths:
         g, h = client.get(path), client.head(path)
         assert g.status_code == h.status_code == 200, path
         assert h.content == b""
         assert h.headers["content-length"] == g.headers["content-length"] == str(len(g.content))
         assert h.headers["docker-content-digest"] == g.headers["docker-content-digest"] == sha(g.content)
-    for path in ["/v2/registry/manifests/nope", f"/v2/registry/blobs/{MISSING}", "/v2/nothere/tags/list",
-                 "/v2/registry/manifests/sha256:zz"]:
+    for path in [
+        "/v2/registry/manifests/nope",
+        f"/v2/registry/blobs/{MISSING}",
+        "/v2/nothere/tags/list",
+        "/v2/registry/manifests/sha256:zz",
+    ]:
         g, h = client.get(path), client.head(path)
         assert g.status_code == h.status_code >= 400
         assert h.content == b"" and h.headers["content-length"] == g.headers["content-length"] == str(len(g.content))
 
 
 # -- blobs ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("header, span", [
-    ("bytes=0-9", (0, 10)),
-    ("bytes=100-", (100, None)),
-    ("bytes=-10", (-10, None)),
-    ("bytes=5-999999999999", (5, None)),
-    ("bytes=0-0", (0, 1)),
-])
+@pytest.mark.parametrize(
+    "header, span",
+    [
+        ("bytes=0-9", (0, 10)),
+        ("bytes=100-", (100, None)),
+        ("bytes=-10", (-10, None)),
+        ("bytes=5-999999999999", (5, None)),
+        ("bytes=0-0", (0, 1)),
+    ],
+)
 def test_range(client, seed_reg, header, span):
     layer = big_layer(seed_image(seed_reg))
     whole = client.get(f"/v2/registry/blobs/{layer.digest}").content
     assert sha(whole) == layer.digest
     r = client.get(f"/v2/registry/blobs/{layer.digest}", headers={"Range": header})
-    part = whole[span[0]:span[1]]
+    part = whole[span[0] : span[1]]
     assert r.status_code == 206 and r.content == part
     start = span[0] % len(whole)
     assert r.headers["content-range"] == f"bytes {start}-{start + len(part) - 1}/{len(whole)}"
@@ -233,8 +244,17 @@ def test_blobs_are_scoped_to_repositories(seed_tar, multiarch_tar):
 
 # -- methods, errors, validation -----------------------------------------------------------------------
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
-@pytest.mark.parametrize("path", ["/v2/", "/v2/registry/manifests/2.8.1", f"/v2/registry/blobs/{MISSING}",
-                                  "/v2/registry/blobs/uploads/", "/v2/registry/tags/list", "/v2/_catalog"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v2/",
+        "/v2/registry/manifests/2.8.1",
+        f"/v2/registry/blobs/{MISSING}",
+        "/v2/registry/blobs/uploads/",
+        "/v2/registry/tags/list",
+        "/v2/_catalog",
+    ],
+)
 def test_writes_are_405(client, method, path):
     r = client.request(method, path, content=b"x")
     assert r.status_code == 405
@@ -242,29 +262,32 @@ def test_writes_are_405(client, method, path):
     assert error_code(r) == "UNSUPPORTED"
 
 
-@pytest.mark.parametrize("path, status, code", [
-    ("/v2/Registry/manifests/2.8.1", 400, "NAME_INVALID"),
-    ("/v2/a//b/manifests/2.8.1", 400, "NAME_INVALID"),
-    ("/v2/-a/manifests/2.8.1", 400, "NAME_INVALID"),
-    ("/v2/" + "a" * 256 + "/manifests/x", 400, "NAME_INVALID"),
-    ("/v2/a__b___c/tags/list", 400, "NAME_INVALID"),
-    ("/v2/registry/manifests/.hidden", 404, "MANIFEST_UNKNOWN"),  # TAG_INVALID is for pushes
-    ("/v2/registry/manifests/" + "t" * 129, 404, "MANIFEST_UNKNOWN"),
-    ("/v2/registry/manifests/sha256:abc", 400, "DIGEST_INVALID"),
-    ("/v2/registry/manifests/sha256:" + "A" * 64, 400, "DIGEST_INVALID"),
-    ("/v2/registry/manifests/md5:d41d8cd98f00b204e9800998ecf8427e", 400, "DIGEST_INVALID"),
-    ("/v2/registry/blobs/latest", 400, "DIGEST_INVALID"),
-    ("/v2/registry/referrers/nope", 400, "DIGEST_INVALID"),
-    ("/v2/registry/manifests/nope", 404, "MANIFEST_UNKNOWN"),
-    (f"/v2/registry/manifests/{MISSING}", 404, "MANIFEST_UNKNOWN"),
-    (f"/v2/registry/blobs/{MISSING}", 404, "BLOB_UNKNOWN"),
-    ("/v2/nothere/manifests/2.8.1", 404, "NAME_UNKNOWN"),
-    ("/v2/nothere/tags/list", 404, "NAME_UNKNOWN"),
-    ("/v2/registry/blobs/uploads/abc", 404, "BLOB_UPLOAD_UNKNOWN"),
-    ("/v2/registry/whatever", 404, "NOT_FOUND"),
-    ("/v2/registry/tags/list?n=-1", 400, "PAGINATION_NUMBER_INVALID"),
-    ("/v2/_catalog?n=abc", 400, "PAGINATION_NUMBER_INVALID"),
-])
+@pytest.mark.parametrize(
+    "path, status, code",
+    [
+        ("/v2/Registry/manifests/2.8.1", 400, "NAME_INVALID"),
+        ("/v2/a//b/manifests/2.8.1", 400, "NAME_INVALID"),
+        ("/v2/-a/manifests/2.8.1", 400, "NAME_INVALID"),
+        ("/v2/" + "a" * 256 + "/manifests/x", 400, "NAME_INVALID"),
+        ("/v2/a__b___c/tags/list", 400, "NAME_INVALID"),
+        ("/v2/registry/manifests/.hidden", 404, "MANIFEST_UNKNOWN"),  # TAG_INVALID is for pushes
+        ("/v2/registry/manifests/" + "t" * 129, 404, "MANIFEST_UNKNOWN"),
+        ("/v2/registry/manifests/sha256:abc", 400, "DIGEST_INVALID"),
+        ("/v2/registry/manifests/sha256:" + "A" * 64, 400, "DIGEST_INVALID"),
+        ("/v2/registry/manifests/md5:d41d8cd98f00b204e9800998ecf8427e", 400, "DIGEST_INVALID"),
+        ("/v2/registry/blobs/latest", 400, "DIGEST_INVALID"),
+        ("/v2/registry/referrers/nope", 400, "DIGEST_INVALID"),
+        ("/v2/registry/manifests/nope", 404, "MANIFEST_UNKNOWN"),
+        (f"/v2/registry/manifests/{MISSING}", 404, "MANIFEST_UNKNOWN"),
+        (f"/v2/registry/blobs/{MISSING}", 404, "BLOB_UNKNOWN"),
+        ("/v2/nothere/manifests/2.8.1", 404, "NAME_UNKNOWN"),
+        ("/v2/nothere/tags/list", 404, "NAME_UNKNOWN"),
+        ("/v2/registry/blobs/uploads/abc", 404, "BLOB_UPLOAD_UNKNOWN"),
+        ("/v2/registry/whatever", 404, "NOT_FOUND"),
+        ("/v2/registry/tags/list?n=-1", 400, "PAGINATION_NUMBER_INVALID"),
+        ("/v2/_catalog?n=abc", 400, "PAGINATION_NUMBER_INVALID"),
+    ],
+)
 def test_errors(client, seed_reg, path, status, code):
     r = client.get(path)
     assert r.status_code == status
@@ -273,8 +296,9 @@ def test_errors(client, seed_reg, path, status, code):
     assert r.json()["errors"][0].get("detail")
     h = client.head(path)
     assert h.status_code == status and h.content == b"" and h.headers["content-length"] == str(len(r.content))
-    finished = wait_for(lambda: [e for e in seed_reg.of(RequestFinished)
-                                 if e.status == status and e.error_code == code])
+    finished = wait_for(
+        lambda: [e for e in seed_reg.of(RequestFinished) if e.status == status and e.error_code == code]
+    )
     assert finished, "the request event carries the error code"
 
 
@@ -282,8 +306,12 @@ def test_errors(client, seed_reg, path, status, code):
 @pytest.fixture(scope="module")
 def tagged_layout(tmp_path_factory):
     path = tmp_path_factory.mktemp("tagged") / "layout"
-    digests = build_layout(path, [f"app:{t}" for t in ("a", "b", "c", "d", "e")], [b"layer-one" * 100, b"two"],
-                           referrer="application/vnd.example.sig.v1")
+    digests = build_layout(
+        path,
+        [f"app:{t}" for t in ("a", "b", "c", "d", "e")],
+        [b"layer-one" * 100, b"two"],
+        referrer="application/vnd.example.sig.v1",
+    )
     return path, digests
 
 
@@ -305,8 +333,10 @@ def test_tags_pagination(tagged_layout):
 
 
 def test_catalog_pagination_and_names(seed_tar):
-    with running_registry([seed_tar], names=["mirror/registry", "zarf/seed"]) as reg, \
-            httpx.Client(base_url=reg.url) as c:
+    with (
+        running_registry([seed_tar], names=["mirror/registry", "zarf/seed"]) as reg,
+        httpx.Client(base_url=reg.url) as c,
+    ):
         assert c.get("/v2/_catalog").json() == {"repositories": ["mirror/registry", "registry", "zarf/seed"]}
         r = c.get("/v2/_catalog?n=1")
         assert r.json()["repositories"] == ["mirror/registry"]
@@ -363,10 +393,16 @@ def htpasswd_file(tmp_path_factory):
 
 def test_htpasswd(seed_tar, htpasswd_file):
     with running_registry([seed_tar], htpasswd=str(htpasswd_file)) as reg, httpx.Client(base_url=reg.url) as c:
-        for method, path in [("GET", "/v2/"), ("HEAD", "/v2/"), ("GET", "/v2/registry/manifests/2.8.1"),
-                             ("GET", "/v2/_catalog"), ("PUT", "/v2/registry/manifests/x"),
-                             ("GET", "/v2/nothere/tags/list"),
-                             ("PROPFIND", "/v2/"), ("GET", "/elsewhere")]:
+        for method, path in [
+            ("GET", "/v2/"),
+            ("HEAD", "/v2/"),
+            ("GET", "/v2/registry/manifests/2.8.1"),
+            ("GET", "/v2/_catalog"),
+            ("PUT", "/v2/registry/manifests/x"),
+            ("GET", "/v2/nothere/tags/list"),
+            ("PROPFIND", "/v2/"),
+            ("GET", "/elsewhere"),
+        ]:
             for auth in (None, ("alice", "wrong"), ("bob", "s3cret")):
                 r = c.request(method, path, auth=auth)
                 assert r.status_code == 401, (method, path, auth)
@@ -407,8 +443,10 @@ def test_tls_self_signed(seed_tar, tmp_path):
             assert r.status_code == 200 and r.http_version == "HTTP/1.1"
         # Offered h2 and http/1.1, the server picks http/1.1; the certificate is the one fingerprinted.
         ctx.set_alpn_protocols(["h2", "http/1.1"])
-        with socket.create_connection(("127.0.0.1", reg.port)) as raw, \
-                ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        with (
+            socket.create_connection(("127.0.0.1", reg.port)) as raw,
+            ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
             assert tls.selected_alpn_protocol() == "http/1.1"
             der = tls.getpeercert(binary_form=True)
         assert hashlib.sha256(der).hexdigest().upper() == fingerprint.replace(":", "")
@@ -494,8 +532,11 @@ def test_request_events(big_layout):
         assert (last.status, last.error_code) == (404, "MANIFEST_UNKNOWN")
         pulls = [p for p in reg.of(PullProgress) if p.manifest_digest == d["manifest"]]
         assert pulls[-1].finished and pulls[-1].blobs_done == pulls[-1].blobs_total == 2
-        assert pulls[-1].bytes_done == pulls[-1].bytes_total == 48 * 1024 * 1024 + os.path.getsize(
-            path / "blobs" / "sha256" / d["config"].split(":")[1])
+        assert (
+            pulls[-1].bytes_done
+            == pulls[-1].bytes_total
+            == 48 * 1024 * 1024 + os.path.getsize(path / "blobs" / "sha256" / d["config"].split(":")[1])
+        )
         assert len({p.key for p in pulls}) == 1 and pulls[0].blobs_done == 0
 
 

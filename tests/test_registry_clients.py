@@ -68,8 +68,11 @@ def run(cmd: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
 def test_skopeo_inspect(served, by):
     skopeo = require_tool("skopeo")
     root = _root(served)
-    raw = subprocess.run([skopeo, "inspect", "--raw", "--tls-verify=false", f"docker://{_ref(served, by)}"],
-                         capture_output=True, timeout=60)
+    raw = subprocess.run(
+        [skopeo, "inspect", "--raw", "--tls-verify=false", f"docker://{_ref(served, by)}"],
+        capture_output=True,
+        timeout=60,
+    )
     assert raw.returncode == 0, raw.stderr
     # skopeo accepts every type: it gets the default form, byte for byte.
     assert "sha256:" + hashlib.sha256(raw.stdout).hexdigest() == root.manifests[0].digest
@@ -138,8 +141,13 @@ def test_skopeo_copy(served, transport, by, tmp_path):
     else:
         assert _check_dir(out) == _image_blobs(_default_image(served))
     # The pull was seen as one group that completed, with every blob byte counted.
-    pulls = wait_for(lambda: [p for p in served.of_pulls() if p.finished and p.blobs_done == p.blobs_total
-                              and p.blobs_total and p.user_agent.startswith("skopeo")])
+    pulls = wait_for(
+        lambda: [
+            p
+            for p in served.of_pulls()
+            if p.finished and p.blobs_done == p.blobs_total and p.blobs_total and p.user_agent.startswith("skopeo")
+        ]
+    )
     assert pulls, "no completed pull event"
 
 
@@ -158,8 +166,9 @@ def _check_ctr_content(sock: str, ns: str, expected: set[str]) -> None:
     listed = _ctr(sock, ns, "content", "ls", "-q").stdout.split()
     assert expected <= set(listed), f"missing from containerd: {expected - set(listed)}"
     for digest in expected:
-        data = subprocess.run(["ctr", "--address", sock, "-n", ns, "content", "get", digest],
-                              capture_output=True, timeout=60, check=True).stdout
+        data = subprocess.run(
+            ["ctr", "--address", sock, "-n", ns, "content", "get", digest], capture_output=True, timeout=60, check=True
+        ).stdout
         assert "sha256:" + hashlib.sha256(data).hexdigest() == digest
 
 
@@ -172,8 +181,7 @@ def test_ctr_content_fetch(served, containerd, by):
     ns = _namespace(served, "fetch", by)
     root = _root(served)
     multi = isinstance(root, ImageIndex)
-    _ctr(containerd, ns, "content", "fetch", "--plain-http", *(["--all-platforms"] if multi else []),
-         _ref(served, by))
+    _ctr(containerd, ns, "content", "fetch", "--plain-http", *(["--all-platforms"] if multi else []), _ref(served, by))
     images = root.images() if multi else [root]
     expected = set().union(*(_image_blobs(i) for i in images)) | {root.manifests[0].digest}
     _check_ctr_content(containerd, ns, expected)
@@ -189,16 +197,28 @@ def test_ctr_image_pull(served, containerd, by):
     image = _default_image(served)
     _check_ctr_content(containerd, ns, _image_blobs(image) | {_root(served).manifests[0].digest})
     # containerd resolves the tag with HEAD, then GETs the manifest by digest (REFERENCE.md).
-    heads = [e for e in served.events if type(e).__name__ == "RequestStarted" and e.method == "HEAD"
-             and e.user_agent.startswith("containerd")]
+    heads = [
+        e
+        for e in served.events
+        if type(e).__name__ == "RequestStarted" and e.method == "HEAD" and e.user_agent.startswith("containerd")
+    ]
     assert heads
     # ...and that HEAD + GET-by-digest + blob GETs are grouped as one pull of this reference, to completion.
     reference = ref.rsplit("@", 1)[1] if by == "digest" else TAG
-    done = wait_for(lambda: [p for p in served.of_pulls() if p.user_agent.startswith("containerd")
-                             and p.reference == reference and p.finished and p.blobs_total
-                             and p.blobs_done == p.blobs_total])
+    done = wait_for(
+        lambda: [
+            p
+            for p in served.of_pulls()
+            if p.user_agent.startswith("containerd")
+            and p.reference == reference
+            and p.finished
+            and p.blobs_total
+            and p.blobs_done == p.blobs_total
+        ]
+    )
     assert done and done[-1].bytes_done == done[-1].bytes_total == sum(
-        max(0, d.size) for d in [image.config.descriptor, *(l.descriptor for l in image.layers)])
+        max(0, d.size) for d in [image.config.descriptor, *(l.descriptor for l in image.layers)]
+    )
 
 
 # -- TLS and auth with a real client ----------------------------------------------------------------------
@@ -218,8 +238,9 @@ def test_skopeo_over_tls_with_auth(seed_tar, tmp_path):
     with running_registry([seed_tar], tls=TLS(certfile, keyfile), htpasswd=str(htpasswd)) as reg:
         ref = f"docker://{reg.host}/{REPO}:{TAG}"
         # Certificate verified against the generated CA; no credentials -> refused.
-        r = subprocess.run([skopeo, "inspect", "--cert-dir", str(certs), ref], capture_output=True, text=True,
-                           timeout=60)
+        r = subprocess.run(
+            [skopeo, "inspect", "--cert-dir", str(certs), ref], capture_output=True, text=True, timeout=60
+        )
         assert r.returncode != 0 and ("401" in r.stderr or "authentication" in r.stderr.lower())
         out = tmp_path / "out"
         run([skopeo, "copy", "-q", "--src-cert-dir", str(certs), "--src-creds", "puller:pw", ref, f"dir:{out}"])

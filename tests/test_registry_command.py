@@ -25,8 +25,9 @@ URL = re.compile(r"(https?://127\.0\.0\.1:\d+)")
 
 class Serve:
     def __init__(self, *args: str):
-        self.proc = subprocess.Popen([sys.executable, "-m", "regtui", "serve", *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "regtui", "serve", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -91,7 +92,10 @@ def test_json_lines_and_sigterm(seed_tar, serve_proc):
     events = [json.loads(line) for line in s.seen if line.startswith("{")]
     requests = [e for e in events if e["event"] == "request"]
     assert [(r["method"], r["path"], r["status"]) for r in requests] == [
-        ("GET", "/v2/", 200), ("GET", "/v2/registry/manifests/2.8.1", 200), ("GET", "/v2/registry/manifests/nope", 404)]
+        ("GET", "/v2/", 200),
+        ("GET", "/v2/registry/manifests/2.8.1", 200),
+        ("GET", "/v2/registry/manifests/nope", 404),
+    ]
     assert requests[1]["repository"] == "registry" and requests[1]["reference"] == "2.8.1"
     assert requests[1]["bytes"] > 0 and requests[1]["user_agent"] == "cmd-test/1"
     assert requests[2]["error"] == "MANIFEST_UNKNOWN"
@@ -137,24 +141,32 @@ def test_busy_port(seed_tar):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        r = subprocess.run([sys.executable, "-m", "regtui", "serve", str(seed_tar), "--port", str(port)],
-                           capture_output=True, text=True, timeout=30)
+        r = subprocess.run(
+            [sys.executable, "-m", "regtui", "serve", str(seed_tar), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     assert r.returncode == 1
     assert f"port {port} on 127.0.0.1 is already in use" in r.stderr
     assert "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (["/nonexistent.tar"], "no such file"),
-    (["{seed}", "--tls-cert", "x.pem"], "--tls-cert and --tls-key go together"),
-    (["{seed}", "--htpasswd", "/nonexistent"], "cannot read the htpasswd file"),
-    (["{seed}", "--name", "Bad Name"], "not a valid repository name"),
-    (["{seed}", "--host", "256.1.1.1"], "cannot resolve host"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["/nonexistent.tar"], "no such file"),
+        (["{seed}", "--tls-cert", "x.pem"], "--tls-cert and --tls-key go together"),
+        (["{seed}", "--htpasswd", "/nonexistent"], "cannot read the htpasswd file"),
+        (["{seed}", "--name", "Bad Name"], "not a valid repository name"),
+        (["{seed}", "--host", "256.1.1.1"], "cannot resolve host"),
+    ],
+)
 def test_bad_input_is_one_clear_line(seed_tar, args, message):
     args = [a.format(seed=seed_tar) for a in args]
-    r = subprocess.run([sys.executable, "-m", "regtui", "serve", *args, "--port", "0"], capture_output=True,
-                       text=True, timeout=30)
+    r = subprocess.run(
+        [sys.executable, "-m", "regtui", "serve", *args, "--port", "0"], capture_output=True, text=True, timeout=30
+    )
     assert r.returncode != 0
     assert message in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1

@@ -39,12 +39,27 @@ from tests.distribution import DistributionRegistry
 from tests.registry_harness import running_registry
 from tests.support import require_tool
 
-SKOPEO_ACCEPT = [mt.OCI_MANIFEST, mt.OCI_INDEX, mt.DOCKER_MANIFEST, mt.DOCKER_LIST,
-                 "application/vnd.docker.distribution.manifest.v1+prettyjws",
-                 "application/vnd.docker.distribution.manifest.v1+json"]
+SKOPEO_ACCEPT = [
+    mt.OCI_MANIFEST,
+    mt.OCI_INDEX,
+    mt.DOCKER_MANIFEST,
+    mt.DOCKER_LIST,
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    "application/vnd.docker.distribution.manifest.v1+json",
+]
 CONTAINERD_ACCEPT = ", ".join([mt.DOCKER_MANIFEST, mt.DOCKER_LIST, mt.OCI_MANIFEST, mt.OCI_INDEX, "*/*"])
-COMPARED = ["content-type", "content-length", "docker-content-digest", "etag", "accept-ranges", "cache-control",
-            "content-range", "location", "link", "docker-distribution-api-version"]
+COMPARED = [
+    "content-type",
+    "content-length",
+    "docker-content-digest",
+    "etag",
+    "accept-ranges",
+    "cache-control",
+    "content-range",
+    "location",
+    "link",
+    "docker-distribution-api-version",
+]
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +73,21 @@ def pair(seed_tar, multiarch_tar, tmp_path_factory):
     with running_registry([seed_tar, multi]) as reg:
         with DistributionRegistry(base / "rw", storage=base / "data") as dist:
             for src, extra in (("registry:2.8.1", []), ("multi:2.8.1", ["--all"])):
-                subprocess.run([skopeo, "copy", "-q", "--preserve-digests", *extra, "--src-tls-verify=false",
-                                "--dest-tls-verify=false", f"docker://{reg.host}/{src}",
-                                f"docker://{dist.host}/{src}"], check=True, timeout=120)
+                subprocess.run(
+                    [
+                        skopeo,
+                        "copy",
+                        "-q",
+                        "--preserve-digests",
+                        *extra,
+                        "--src-tls-verify=false",
+                        "--dest-tls-verify=false",
+                        f"docker://{reg.host}/{src}",
+                        f"docker://{dist.host}/{src}",
+                    ],
+                    check=True,
+                    timeout=120,
+                )
         with DistributionRegistry(base / "ro", storage=base / "data", readonly=True) as dist:
             yield reg, dist.url
 
@@ -121,36 +148,91 @@ CASES = [
     ("manifest-tag-head", "HEAD", "/v2/registry/manifests/2.8.1", D2, {}),
     ("manifest-tag-skopeo", "GET", "/v2/registry/manifests/2.8.1", [("Accept", a) for a in SKOPEO_ACCEPT], {}),
     ("manifest-tag-containerd-head", "HEAD", "/v2/registry/manifests/2.8.1", [("Accept", CONTAINERD_ACCEPT)], {}),
-    ("manifest-alias-library", "GET", "/v2/library/registry/manifests/2.8.1", D2,
-     {"status": 200, "content-type": mt.DOCKER_MANIFEST, "code": None, "docker-content-digest": "{manifest}",
-      "etag": '"{manifest}"'}),
-    ("manifest-alias-docker-io", "HEAD", "/v2/docker.io/library/registry/manifests/2.8.1", D2,
-     {"status": 200, "content-type": mt.DOCKER_MANIFEST, "docker-content-digest": "{manifest}",
-      "etag": '"{manifest}"'}),
+    (
+        "manifest-alias-library",
+        "GET",
+        "/v2/library/registry/manifests/2.8.1",
+        D2,
+        {
+            "status": 200,
+            "content-type": mt.DOCKER_MANIFEST,
+            "code": None,
+            "docker-content-digest": "{manifest}",
+            "etag": '"{manifest}"',
+        },
+    ),
+    (
+        "manifest-alias-docker-io",
+        "HEAD",
+        "/v2/docker.io/library/registry/manifests/2.8.1",
+        D2,
+        {
+            "status": 200,
+            "content-type": mt.DOCKER_MANIFEST,
+            "docker-content-digest": "{manifest}",
+            "etag": '"{manifest}"',
+        },
+    ),
     ("manifest-digest", "GET", "/v2/registry/manifests/{manifest}", D2, {}),
     ("manifest-digest-head", "HEAD", "/v2/registry/manifests/{manifest}", D2, {}),
-    ("manifest-304", "GET", "/v2/registry/manifests/2.8.1", [*D2, ("If-None-Match", '"{manifest}"')],
-     {"etag": '"{manifest}"', "docker-content-digest": "{manifest}"}),
+    (
+        "manifest-304",
+        "GET",
+        "/v2/registry/manifests/2.8.1",
+        [*D2, ("If-None-Match", '"{manifest}"')],
+        {"etag": '"{manifest}"', "docker-content-digest": "{manifest}"},
+    ),
     ("manifest-unknown-tag", "GET", "/v2/registry/manifests/nope", D2, {}),
     ("manifest-unknown-tag-head", "HEAD", "/v2/registry/manifests/nope", D2, {}),
     ("manifest-unknown-digest", "GET", "/v2/registry/manifests/{missing}", D2, {}),
     ("manifest-unknown-repo", "GET", "/v2/nothere/manifests/2.8.1", D2, {"code": "NAME_UNKNOWN"}),
-    ("manifest-bad-digest", "GET", "/v2/registry/manifests/sha256:abc", D2,
-     {"status": 400, "code": "DIGEST_INVALID"}),
-    ("manifest-bad-tag", "GET", "/v2/registry/manifests/-bad", D2,
-     {"code": "MANIFEST_UNKNOWN", "content-type": "application/json; charset=utf-8"}),
-    ("manifest-bad-name", "GET", "/v2/Registry/manifests/2.8.1", D2,
-     {"status": 400, "code": "NAME_INVALID", "content-type": "application/json; charset=utf-8"}),
+    ("manifest-bad-digest", "GET", "/v2/registry/manifests/sha256:abc", D2, {"status": 400, "code": "DIGEST_INVALID"}),
+    (
+        "manifest-bad-tag",
+        "GET",
+        "/v2/registry/manifests/-bad",
+        D2,
+        {"code": "MANIFEST_UNKNOWN", "content-type": "application/json; charset=utf-8"},
+    ),
+    (
+        "manifest-bad-name",
+        "GET",
+        "/v2/Registry/manifests/2.8.1",
+        D2,
+        {"status": 400, "code": "NAME_INVALID", "content-type": "application/json; charset=utf-8"},
+    ),
     ("index-tag-oci", "GET", "/v2/multi/manifests/2.8.1", [("Accept", mt.OCI_INDEX)], {}),
     ("index-tag-containerd", "HEAD", "/v2/multi/manifests/2.8.1", [("Accept", CONTAINERD_ACCEPT)], {}),
-    ("index-tag-only-manifest", "GET", "/v2/multi/manifests/2.8.1", [("Accept", mt.OCI_MANIFEST)],
-     {"status": 200, "code": None, "content-type": mt.OCI_MANIFEST, "docker-content-digest": "{amd64}",
-      "etag": '"{amd64}"', "content-length": "*"}),
+    (
+        "index-tag-only-manifest",
+        "GET",
+        "/v2/multi/manifests/2.8.1",
+        [("Accept", mt.OCI_MANIFEST)],
+        {
+            "status": 200,
+            "code": None,
+            "content-type": mt.OCI_MANIFEST,
+            "docker-content-digest": "{amd64}",
+            "etag": '"{amd64}"',
+            "content-length": "*",
+        },
+    ),
     ("index-tag-docker-only", "GET", "/v2/multi/manifests/2.8.1", D2, {}),
     ("index-digest-oci", "GET", "/v2/multi/manifests/{index}", [("Accept", mt.OCI_INDEX)], {}),
-    ("index-digest-no-accept", "GET", "/v2/multi/manifests/{index}", [],
-     {"status": 200, "code": None, "content-type": mt.OCI_INDEX, "docker-content-digest": "{index}",
-      "etag": '"{index}"', "content-length": "*"}),
+    (
+        "index-digest-no-accept",
+        "GET",
+        "/v2/multi/manifests/{index}",
+        [],
+        {
+            "status": 200,
+            "code": None,
+            "content-type": mt.OCI_INDEX,
+            "docker-content-digest": "{index}",
+            "etag": '"{index}"',
+            "content-length": "*",
+        },
+    ),
     ("child-digest-oci", "GET", "/v2/multi/manifests/{amd64}", [("Accept", mt.OCI_MANIFEST)], {}),
     ("blob", "GET", "/v2/registry/blobs/{layer}", [], {}),
     ("blob-head", "HEAD", "/v2/registry/blobs/{layer}", [], {}),
@@ -159,9 +241,18 @@ CASES = [
     ("blob-range-open", "GET", "/v2/registry/blobs/{layer}", [("Range", "bytes=100-")], {}),
     ("blob-range-suffix", "GET", "/v2/registry/blobs/{layer}", [("Range", "bytes=-10")], {}),
     ("blob-range-clamped", "GET", "/v2/registry/blobs/{layer}", [("Range", "bytes=5-999999999999")], {}),
-    ("blob-range-unsatisfiable", "GET", "/v2/registry/blobs/{layer}", [("Range", "bytes=999999999-")],
-     {"content-type": "application/json; charset=utf-8", "code": "RANGE_INVALID", "cut": False,
-      "accept-ranges": "bytes"}),
+    (
+        "blob-range-unsatisfiable",
+        "GET",
+        "/v2/registry/blobs/{layer}",
+        [("Range", "bytes=999999999-")],
+        {
+            "content-type": "application/json; charset=utf-8",
+            "code": "RANGE_INVALID",
+            "cut": False,
+            "accept-ranges": "bytes",
+        },
+    ),
     ("blob-304", "GET", "/v2/registry/blobs/{layer}", [("If-None-Match", '"{layer}"')], {}),
     ("blob-unknown", "GET", "/v2/registry/blobs/{missing}", [], {}),
     ("blob-unknown-head", "HEAD", "/v2/registry/blobs/{missing}", [], {}),
@@ -174,10 +265,20 @@ CASES = [
     ("catalog", "GET", "/v2/_catalog", [], {}),
     ("catalog-page", "GET", "/v2/_catalog?n=1", [], {}),
     ("catalog-page-2", "GET", "/v2/_catalog?n=1&last=multi", [], {}),
-    ("referrers", "GET", "/v2/registry/referrers/{manifest}", [],
-     {"status": 200, "content-type": mt.OCI_INDEX, "content-length": "*"}),
-    ("unknown-endpoint", "GET", "/v2/registry/nothing", [], {"content-type": "application/json; charset=utf-8",
-                                                            "content-length": "*", "code": "NOT_FOUND"}),
+    (
+        "referrers",
+        "GET",
+        "/v2/registry/referrers/{manifest}",
+        [],
+        {"status": 200, "content-type": mt.OCI_INDEX, "content-length": "*"},
+    ),
+    (
+        "unknown-endpoint",
+        "GET",
+        "/v2/registry/nothing",
+        [],
+        {"content-type": "application/json; charset=utf-8", "content-length": "*", "code": "NOT_FOUND"},
+    ),
     ("put-manifest", "PUT", "/v2/registry/manifests/2.8.1", [("Content-Type", mt.DOCKER_MANIFEST)], WRITE),
     ("delete-manifest", "DELETE", "/v2/registry/manifests/{manifest}", [], WRITE),
     ("post-upload", "POST", "/v2/registry/blobs/uploads/", [], WRITE),

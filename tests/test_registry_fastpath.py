@@ -23,10 +23,21 @@ INDEX = "application/vnd.oci.image.index.v1+json"
 
 
 async def _call(app, method: str, path: str, headers, client: str = "127.0.0.1") -> tuple:
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-             "headers": list(headers), "client": (client, 4321), "server": ("127.0.0.1", 5000),
-             "extensions": {}}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": list(headers),
+        "client": (client, 4321),
+        "server": ("127.0.0.1", 5000),
+        "extensions": {},
+    }
     pending = [{"type": "http.request", "body": b"", "more_body": False}]
 
     async def receive():
@@ -60,24 +71,39 @@ def _events(events: list) -> list:
 
 def _requests(archive) -> list[tuple[str, str, list]]:
     paths = ["/v2/", "/v2", "/v2/_catalog", "/v2/nope/manifests/1", "/v2/BAD/manifests/1"]
-    headers: list[list] = [[], [(b"accept", DOCKER.encode())], [(b"accept", OCI.encode())],
-                           [(b"accept", f"{DOCKER}, {OCI}, {INDEX}".encode())],
-                           [(b"accept", DOCKER.encode()), (b"accept", OCI.encode())],
-                           [(b"user-agent", b"containerd/1.6 os/linux arch/arm64"), (b"accept", INDEX.encode())],
-                           [(b"range", b"bytes=5-99")], [(b"range", b"bytes=-10")],
-                           [(b"range", b"bytes=999999999-")], [(b"content-length", b"0")]]
+    headers: list[list] = [
+        [],
+        [(b"accept", DOCKER.encode())],
+        [(b"accept", OCI.encode())],
+        [(b"accept", f"{DOCKER}, {OCI}, {INDEX}".encode())],
+        [(b"accept", DOCKER.encode()), (b"accept", OCI.encode())],
+        [(b"user-agent", b"containerd/1.6 os/linux arch/arm64"), (b"accept", INDEX.encode())],
+        [(b"range", b"bytes=5-99")],
+        [(b"range", b"bytes=-10")],
+        [(b"range", b"bytes=999999999-")],
+        [(b"content-length", b"0")],
+    ]
     for repo, tag in sorted(archive.tags()):
         root = dict(archive.tags())[(repo, tag)]
-        paths += [f"/v2/{repo}/manifests/{tag}", f"/v2/{repo}/manifests/nosuchtag", f"/v2/{repo}/manifests/-bad",
-                  f"/v2/{repo}/manifests/sha256:{'0' * 64}", f"/v2/{repo}/manifests/sha256:12",
-                  f"/v2/{repo}/blobs/sha256:{'0' * 64}", f"/v2/{repo}/blobs/md5:00", f"/v2/{repo}/tags/list"]
+        paths += [
+            f"/v2/{repo}/manifests/{tag}",
+            f"/v2/{repo}/manifests/nosuchtag",
+            f"/v2/{repo}/manifests/-bad",
+            f"/v2/{repo}/manifests/sha256:{'0' * 64}",
+            f"/v2/{repo}/manifests/sha256:12",
+            f"/v2/{repo}/blobs/sha256:{'0' * 64}",
+            f"/v2/{repo}/blobs/md5:00",
+            f"/v2/{repo}/tags/list",
+        ]
         for m in root.manifests if hasattr(root, "manifests") else [root.manifest]:
             paths.append(f"/v2/{repo}/manifests/{m.digest}")
             headers.append([(b"if-none-match", f'"{m.digest}"'.encode())])
         for digest in sorted(archive.blob_digests(root))[:3]:
             paths.append(f"/v2/{repo}/blobs/{digest}")
-            headers += [[(b"if-none-match", f'W/"{digest}"'.encode())],
-                        [(b"range", b"bytes=0-9"), (b"if-range", f'"{digest}"'.encode())]]
+            headers += [
+                [(b"if-none-match", f'W/"{digest}"'.encode())],
+                [(b"range", b"bytes=0-9"), (b"if-range", f'"{digest}"'.encode())],
+            ]
     return [(m, p, h) for m, p, h in itertools.product(["GET", "HEAD", "PUT"], paths, headers)]
 
 
@@ -138,11 +164,12 @@ def test_the_pump_engages_on_a_real_socket_with_the_right_bytes(seed_tar, monkey
                 assert len(pumped) > before, "the pump did not run"
                 assert got.status_code == want.status_code and got.content == want.content
                 drop = {"date"}
-                assert [(k, v) for k, v in got.headers.items() if k not in drop] == \
-                    [(k, v) for k, v in want.headers.items() if k not in drop]
+                assert [(k, v) for k, v in got.headers.items() if k not in drop] == [
+                    (k, v) for k, v in want.headers.items() if k not in drop
+                ]
                 if not headers:
                     whole = got.content
                     assert "sha256:" + hashlib.sha256(whole).hexdigest() == digest
                 else:
                     start = int(got.headers["content-range"].split()[1].split("-")[0])
-                    assert got.content == whole[start:start + len(got.content)]
+                    assert got.content == whole[start : start + len(got.content)]

@@ -18,8 +18,10 @@ def test_scopes_follow_the_path():
 
     assert scopes("http://r/v2/") == ()
     assert scopes("http://r/v2/team/app/manifests/1.0") == ("repository:team/app:pull",)
-    assert scopes("http://r/v2/a/blobs/uploads/?mount=sha256:x&from=b/c", "pull,push") == \
-        ("repository:a:pull,push", "repository:b/c:pull")
+    assert scopes("http://r/v2/a/blobs/uploads/?mount=sha256:x&from=b/c", "pull,push") == (
+        "repository:a:pull,push",
+        "repository:b/c:pull",
+    )
     assert scopes("http://r/v2/x/tags/list") == ("repository:x:pull",)
     assert scopes("http://r/elsewhere/upload", **{SCOPES: ("repository:y:push",)}) == ("repository:y:push",)
 
@@ -57,7 +59,9 @@ async def test_refused_and_plain_http_to_tls(tmp_path):
             pass
     assert e.value.where == f"127.0.0.1:{port}" and "is the registry running" in e.value.line()
     ca = make_ca(tmp_path / "pki")
-    with (DistributionRegistry(tmp_path / "reg", tls=ca) as reg,
-          pytest.raises(RemoteError, match="speaks HTTPS, not plain HTTP")):  # loopback: plain HTTP first
+    with (
+        DistributionRegistry(tmp_path / "reg", tls=ca) as reg,
+        pytest.raises(RemoteError, match="speaks HTTPS, not plain HTTP"),
+    ):  # loopback: plain HTTP first
         async with RegistryClient(reg.host):
             pass

@@ -53,7 +53,8 @@ def _rewrite_keeping_mtime(archive: Path, write) -> None:
 def _other_bytes(big: dict):
     def write(f):
         f.seek(big["offset"])
-        f.write(bytes(b ^ 0xFF for b in big["bytes"][:1 << 20]))
+        f.write(bytes(b ^ 0xFF for b in big["bytes"][: 1 << 20]))
+
     return write
 
 
@@ -62,6 +63,7 @@ def _truncate_and_extend(big: dict):
         size = os.fstat(f.fileno()).st_size
         f.truncate(big["offset"] + 4096)
         f.truncate(size)  # the same size again, zeros where the blob was
+
     return write
 
 
@@ -71,16 +73,27 @@ def test_rewrite_with_mtime_restored_is_refused_when_idle(big_archive, serve, tm
     s = serve(archive)
     url = blob_url(s, big_archive)
     assert httpx.head(url, timeout=10).status_code == 200
-    _rewrite_keeping_mtime(archive, _other_bytes(big_archive) if how == "other-bytes"
-                           else _truncate_and_extend(big_archive))
-    for method, headers in (("GET", {}), ("HEAD", {}), ("GET", {"Range": "bytes=0-99"}),
-                            ("GET", {"Range": "bytes=-100"})):
+    _rewrite_keeping_mtime(
+        archive, _other_bytes(big_archive) if how == "other-bytes" else _truncate_and_extend(big_archive)
+    )
+    for method, headers in (
+        ("GET", {}),
+        ("HEAD", {}),
+        ("GET", {"Range": "bytes=0-99"}),
+        ("GET", {"Range": "bytes=-100"}),
+    ):
         r = httpx.request(method, url, headers=headers, timeout=10)
         if r.status_code in (200, 206) and method == "GET":
-            want = big_archive["bytes"][:100] if "=0-" in headers.get("Range", "") else \
-                big_archive["bytes"][-100:] if headers else big_archive["bytes"]
-            assert sha(r.content) == sha(want), \
+            want = (
+                big_archive["bytes"][:100]
+                if "=0-" in headers.get("Range", "")
+                else big_archive["bytes"][-100:]
+                if headers
+                else big_archive["bytes"]
+            )
+            assert sha(r.content) == sha(want), (
                 f"{method} {headers}: {r.status_code} with bytes that are not the blob's"
+            )
         assert r.status_code == 503, (method, headers, r.status_code)
     err = httpx.get(url, timeout=10).json()["errors"][0]
     assert err["code"] == "UNAVAILABLE" and "modified" in err["detail"], err
@@ -106,8 +119,9 @@ def test_rewrite_ahead_of_a_reader_with_mtime_restored(big_archive, serve, tmp_p
         f.seek(big_archive["offset"] + (20 << 20))
         f.write(os.urandom(64 << 10))
 
-    got, ended = _stream_then(blob_url(s, big_archive), lambda: _rewrite_keeping_mtime(archive, overwrite),
-                              headers=headers)
+    got, ended = _stream_then(
+        blob_url(s, big_archive), lambda: _rewrite_keeping_mtime(archive, overwrite), headers=headers
+    )
     _assert_no_wrong_byte(big_archive, got, ended)
     assert ended is not None, "a blob whose bytes changed on disk was sent in full"
     assert "stopped sending" in s.out.read_text()
@@ -152,8 +166,13 @@ def test_huge_range_numbers_are_never_a_500(either_path, seed_tar):
     url = f"{s.url}/v2/registry/blobs/{layer.digest}"
     size = layer.descriptor.size
     huge = "9" * 5000
-    cases = {f"bytes=0-{huge}": 206, f"bytes={huge}-": 416, f"bytes=-{huge}": 206, f"bytes={huge}-{huge}": 416,
-             f"bytes=0{'0' * 5000}-9": 206}
+    cases = {
+        f"bytes=0-{huge}": 206,
+        f"bytes={huge}-": 416,
+        f"bytes=-{huge}": 206,
+        f"bytes={huge}-{huge}": 416,
+        f"bytes=0{'0' * 5000}-9": 206,
+    }
     for header, want in cases.items():
         for method in ("GET", "HEAD"):
             r = httpx.request(method, url, headers={**auth, "Range": header}, timeout=10)
@@ -170,9 +189,13 @@ def test_websocket_upgrade_is_a_4xx_spec_error(either_path):
     s, auth = either_path
     extra = "".join(f"{k}: {v}\r\n" for k, v in auth.items())
     for path in ("/v2/", "/v2/registry/manifests/2.8.1", "/nothing"):
-        status, body = _raw_reply(s.port, (
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n").encode())
+        status, body = _raw_reply(
+            s.port,
+            (
+                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+            ).encode(),
+        )
         assert 400 <= status < 500, (path, status, body[:200])
         _spec_error(body)
     assert "Traceback" not in s.stderr()
@@ -192,12 +215,16 @@ def test_invalid_tag_on_the_read_side_is_404_manifest_unknown(either_path):
 @pytest.mark.parametrize("fmt", ["human", "json"])
 def test_control_characters_in_requests_cannot_forge_log_lines(seed_tar, serve, fmt):  # noqa: F811
     s = serve(seed_tar, "--log-format", fmt)
-    forged = "%0a12:00:00.000 127.0.0.1:1 GET /v2/ 200 2 B 0.1 ms \"forged\"%0d%00%1b[31m%7f%c2%85%e2%80%a8"
+    forged = '%0a12:00:00.000 127.0.0.1:1 GET /v2/ 200 2 B 0.1 ms "forged"%0d%00%1b[31m%7f%c2%85%e2%80%a8'
     forged = forged.replace(" ", "%20").replace('"', "%22")
     for path in (f"/v2/{forged}/manifests/x", f"/v2/registry/blobs/{forged}", f"/{forged}"):
         for method in ("GET", "HEAD"):
-            status, _ = _raw_reply(s.port, f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                                             f"User-Agent: ua\tx\x80\r\n\r\n".encode("latin-1"))
+            status, _ = _raw_reply(
+                s.port,
+                f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nUser-Agent: ua\tx\x80\r\n\r\n".encode(
+                    "latin-1"
+                ),
+            )
             assert 400 <= status < 500, (path, status)
     assert s.terminate(15) == 0
     text = s.out.read_text(errors="replace")
@@ -235,8 +262,10 @@ def test_unknown_user_takes_as_long_as_a_wrong_password(seed_tar, serve, tmp_pat
     times: dict[str, list[float]] = {"unknown": [], "wrong": []}
     # Each from an address of its own, so that no slowdown of repeated failures is in the figures; interleaved,
     # so that both see the same load on the machine.
-    clients = {who: httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=10)
-               for who, source in (("unknown", "127.0.0.2"), ("wrong", "127.0.0.3"))}
+    clients = {
+        who: httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=10)
+        for who, source in (("unknown", "127.0.0.2"), ("wrong", "127.0.0.3"))
+    }
     for _ in range(5):
         for who, c in clients.items():
             status, secs = _timed(c, f"{s.url}/v2/", _basic("mallory" if who == "unknown" else "alice", "x"))
@@ -292,8 +321,9 @@ def test_bad_passwords_do_not_stall_authenticated_pulls(seed_tar, serve, tmp_pat
         idle = sample(c, 7)
         # In a process of their own: in this one, 40 threads would take the GIL from the client measured here.
         count = tmp_path / "attempts"
-        attackers = subprocess.Popen([sys.executable, "-c", _ATTACKERS, s.url, str(count)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        attackers = subprocess.Popen(
+            [sys.executable, "-c", _ATTACKERS, s.url, str(count)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         try:
             assert wait_until(lambda: count.exists() and int(count.read_text() or 0) >= 80, 30)
             c.timeout = httpx.Timeout(max(1.0, 30 * idle))  # a stalled pull fails here, not minutes later
@@ -302,16 +332,22 @@ def test_bad_passwords_do_not_stall_authenticated_pulls(seed_tar, serve, tmp_pat
         finally:
             attackers.terminate()
             attackers.wait(30)
-    print(f"\n{layer.descriptor.size / 2**20:.1f} MiB blob: idle {idle * 1000:.0f} ms, with 40 bad-password clients "
-          f"{busy * 1000:.0f} ms ({attempts} bad attempts)")
+    print(
+        f"\n{layer.descriptor.size / 2**20:.1f} MiB blob: idle {idle * 1000:.0f} ms, with 40 bad-password clients "
+        f"{busy * 1000:.0f} ms ({attempts} bad attempts)"
+    )
     assert busy < 3 * max(idle, 0.01), f"authenticated GET took {busy * 1000:.0f} ms, idle {idle * 1000:.0f} ms"
 
 
 # -- 4: workers die with their parent; a port another live process holds is refused ---------------------------
 def _serve_workers(archive: Path, port: int, tmp_path: Path, name: str) -> subprocess.Popen:
     out = open(tmp_path / f"{name}.out", "wb")  # noqa: SIM115 - the child process owns it
-    return subprocess.Popen([sys.executable, "-m", "regtui", "serve", str(archive), "--port", str(port),
-                             "--workers", "2"], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "regtui", "serve", str(archive), "--port", str(port), "--workers", "2"],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def _answering(url: str) -> bool:
@@ -340,8 +376,9 @@ def test_workers_die_with_their_parent_and_a_held_port_is_refused(seed_tar, tmp_
         # SIGKILL of the parent (no chance to stop them itself): the workers go too.
         first.kill()
         first.wait()
-        assert wait_until(lambda: not any(Path(f"/proc/{p}").exists() for p in workers), 15), \
+        assert wait_until(lambda: not any(Path(f"/proc/{p}").exists() for p in workers), 15), (
             "a worker outlived its parent"
+        )
         assert wait_until(lambda: not _answering(url), 10), "something still serves the port"
     finally:
         for p in procs:

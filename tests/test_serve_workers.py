@@ -15,8 +15,10 @@ import httpx
 from regtui.oci import open_archive
 from tests.support import free_port
 
-LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} (127\.0\.0\.1:\d+ (GET|HEAD) \S+ \d{3} .* ms \".*\"|pull \w+: .*|"
-                  r"server \w+.*)$")
+LINE = re.compile(
+    r"^\d\d:\d\d:\d\d\.\d{3} (127\.0\.0\.1:\d+ (GET|HEAD) \S+ \d{3} .* ms \".*\"|pull \w+: .*|"
+    r"server \w+.*)$"
+)
 
 
 def _children(pid: int) -> list[int]:
@@ -33,8 +35,12 @@ def _children(pid: int) -> list[int]:
 
 def test_workers_share_the_socket_and_stop_together(seed_tar):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "regtui", "serve", str(seed_tar), "--port", str(port),
-                             "--workers", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "regtui", "serve", str(seed_tar), "--port", str(port), "--workers", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 20
@@ -52,8 +58,9 @@ def test_workers_share_the_socket_and_stop_together(seed_tar):
         requests = 0
         for _ in range(30):  # a new connection each: the kernel hands them to whichever process accepts
             with httpx.Client(timeout=10) as c:
-                r = c.get(f"{url}/v2/{repo}/manifests/{image.manifest.digest}",
-                          headers={"Accept": image.manifest.media_type})
+                r = c.get(
+                    f"{url}/v2/{repo}/manifests/{image.manifest.digest}", headers={"Accept": image.manifest.media_type}
+                )
                 assert r.status_code == 200 and r.content == image.manifest.data
                 b = c.get(f"{url}/v2/{repo}/blobs/{layer.digest}")
                 assert "sha256:" + hashlib.sha256(b.content).hexdigest() == layer.digest

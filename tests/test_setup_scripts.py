@@ -22,8 +22,16 @@ def test_pyproject_license_is_an_spdx_expression():
 def test_scripts_run_installs_only_what_running_needs(tmp_path):
     tree = tmp_path / "clone"
     tree.mkdir()
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, check=True).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, files):
         src = ROOT / name
         if src.is_file():
@@ -36,14 +44,14 @@ def test_scripts_run_installs_only_what_running_needs(tmp_path):
     for tool in ("apt-get", "dpkg-query", "sudo"):
         (tree / "nobin" / tool).write_text(f"#!/bin/sh\necho called {tool} >&2\nexit 99\n")
         os.chmod(tree / "nobin" / tool, 0o755)
-    r = subprocess.run(["./scripts/run", "--version"], cwd=tree, env=env, capture_output=True, text=True,
-                       timeout=600)
+    r = subprocess.run(["./scripts/run", "--version"], cwd=tree, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "regtui, version 0.1.0"
     assert "called" not in r.stderr and "deprecated" not in r.stderr and "*****" not in r.stderr
     assert r.stderr.strip().splitlines() == ["setup: installing regtui (run) and its Python dependencies into .venv"]
     venv_bin = tree / ".venv" / "bin"
     assert not (venv_bin / "pytest").exists() and not (venv_bin / "ruff").exists()  # test tools: not installed
-    again = subprocess.run(["./scripts/run", "--version"], cwd=tree, env=env, capture_output=True, text=True,
-                           timeout=120)
+    again = subprocess.run(
+        ["./scripts/run", "--version"], cwd=tree, env=env, capture_output=True, text=True, timeout=120
+    )
     assert again.returncode == 0 and again.stderr == ""  # the second run installs nothing

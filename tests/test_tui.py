@@ -35,8 +35,9 @@ async def _opened(pilot, app) -> None:
     await until(pilot, lambda: app.archives and app.selection is not None, what="archives to open")
 
 
-@pytest.mark.parametrize("fmt", ["crane-tarball", "docker-save-legacy", "oci-archive", "oci-layout",
-                                 "multiarch-layout", "multiarch-archive"])
+@pytest.mark.parametrize(
+    "fmt", ["crane-tarball", "docker-save-legacy", "oci-archive", "oci-layout", "multiarch-layout", "multiarch-archive"]
+)
 async def test_each_format_opens_and_fills_every_view(all_formats, fmt):
     path = all_formats[fmt]
     expected = open_archive(str(path))
@@ -71,8 +72,11 @@ async def test_multiarch_tree_drives_the_views(multiarch_dir):
         tree.focus()
         arm = next(n for n in tree._walk() if str(n.label).startswith("linux/arm64"))
         tree.move_cursor(arm)
-        await until(pilot, lambda: app.selection.image is not None and str(app.selection.image.platform)
-                    == "linux/arm64/v8", what="arm64 selection")
+        await until(
+            pilot,
+            lambda: app.selection.image is not None and str(app.selection.image.platform) == "linux/arm64/v8",
+            what="arm64 selection",
+        )
         await pilot.press("2")
         assert "linux/arm64/v8" in text_of(app.query_one("#config-summary"))
         await pilot.press("3")
@@ -116,8 +120,9 @@ async def test_manifest_digest_and_commands_are_copied(seed_tar):
         assert app.clipboard == app.selection.image.manifests[0].digest
         app.query_one("#pull-commands").focus()
         await pilot.press("down", "enter")
-        assert app.clipboard == (f"skopeo copy --src-tls-verify=false docker://127.0.0.1:{port}/registry:2.8.1 "
-                                 "oci:registry")
+        assert app.clipboard == (
+            f"skopeo copy --src-tls-verify=false docker://127.0.0.1:{port}/registry:2.8.1 oci:registry"
+        )
 
 
 async def test_help_and_command_palette(seed_tar):
@@ -172,8 +177,7 @@ async def test_verify_shows_the_mismatch_of_a_corrupted_layer(seed_tar, tmp_path
         await _opened(pilot, app)
         await pilot.press("v")
         assert app.query_one(TabbedContent).active == "verify"
-        await until(pilot, lambda: str(bad) in app.verify_reports or app.verify_errors, timeout=60,
-                    what="verification")
+        await until(pilot, lambda: str(bad) in app.verify_reports or app.verify_errors, timeout=60, what="verification")
         assert not app.verify_errors
         await pilot.pause(0.2)
         status = text_of(app.query_one("#verify-status"))
@@ -193,8 +197,9 @@ async def test_verify_of_a_good_archive_passes(seed_tar):
     async with app.run_test(size=SIZE) as pilot:
         await _opened(pilot, app)
         await pilot.press("v")
-        await until(pilot, lambda: str(seed_tar) in app.verify_reports or app.verify_errors, timeout=60,
-                    what="verification")
+        await until(
+            pilot, lambda: str(seed_tar) in app.verify_reports or app.verify_errors, timeout=60, what="verification"
+        )
         assert not app.verify_errors
         await pilot.pause(0.2)
         assert "✓" in text_of(app.query_one("#verify-status"))
@@ -216,8 +221,15 @@ async def test_serve_and_watch_a_real_skopeo_pull(seed_tar, tmp_path):
         assert app.clipboard == f"http://127.0.0.1:{port}"
 
         proc = await asyncio.create_subprocess_exec(
-            skopeo, "copy", "-q", "--src-tls-verify=false", f"docker://127.0.0.1:{port}/registry:2.8.1",
-            f"oci:{tmp_path / 'pulled'}:registry:2.8.1", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            skopeo,
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            f"docker://127.0.0.1:{port}/registry:2.8.1",
+            f"oci:{tmp_path / 'pulled'}:registry:2.8.1",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         # The UI answers keys while the pull runs.
         await pilot.press("6")
         assert app.query_one(TabbedContent).active == "requests"
@@ -225,8 +237,11 @@ async def test_serve_and_watch_a_real_skopeo_pull(seed_tar, tmp_path):
         assert proc.returncode == 0, err.decode()
 
         table = app.query_one("#requests-table", VimTable)
-        await until(pilot, lambda: any("/blobs/" in r[5] and r[2] == "200" for r in table_rows(table)),
-                    what="blob requests in the log")
+        await until(
+            pilot,
+            lambda: any("/blobs/" in r[5] and r[2] == "200" for r in table_rows(table)),
+            what="blob requests in the log",
+        )
         rows = table_rows(table)
         assert any(r[1] == "GET" and r[5] == "/v2/registry/manifests/2.8.1" and r[2] == "200" for r in rows)
         assert all("skopeo" in r[7] for r in rows)
@@ -241,12 +256,20 @@ async def test_serve_and_watch_a_real_skopeo_pull(seed_tar, tmp_path):
 
         # A 404 is highlighted and the status filter finds it.
         proc = await asyncio.create_subprocess_exec(
-            skopeo, "inspect", "--tls-verify=false", f"docker://127.0.0.1:{port}/registry:nope",
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            skopeo,
+            "inspect",
+            "--tls-verify=false",
+            f"docker://127.0.0.1:{port}/registry:nope",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         await asyncio.wait_for(proc.communicate(), timeout=60)
         await pilot.press("6", "slash", *"4xx")
-        await until(pilot, lambda: table.row_count >= 1 and all(r[2].startswith("404") for r in table_rows(table)),
-                    what="404 filter")
+        await until(
+            pilot,
+            lambda: table.row_count >= 1 and all(r[2].startswith("404") for r in table_rows(table)),
+            what="404 filter",
+        )
 
         await pilot.press("escape", "s")
         await until(pilot, lambda: app.live.server.state == "stopped", what="server to stop")
@@ -301,13 +324,17 @@ async def test_requests_ring_is_bounded_and_follow_toggles(seed_tar):
 
         def burst(start: int, n: int) -> None:
             for i in range(start, start + n):
-                app.bus.publish(RequestStarted(i, 1000.0 + i, "127.0.0.1:1", "GET", f"/v2/r/manifests/t{i}", "r",
-                                               f"t{i}", "manifest", "test"))
+                app.bus.publish(
+                    RequestStarted(
+                        i, 1000.0 + i, "127.0.0.1:1", "GET", f"/v2/r/manifests/t{i}", "r", f"t{i}", "manifest", "test"
+                    )
+                )
                 app.bus.publish(RequestFinished(i, 1000.0 + i, 404 if i % 2 else 200, 10, 0.001))
 
         burst(0, 30)
-        await until(pilot, lambda: table.row_count == 10 and table_rows(table)[-1][5].endswith("t29"),
-                    what="last 10 requests")
+        await until(
+            pilot, lambda: table.row_count == 10 and table_rows(table)[-1][5].endswith("t29"), what="last 10 requests"
+        )
         assert [r[5].rsplit("t", 1)[1] for r in table_rows(table)] == [str(i) for i in range(20, 30)]
         assert table.cursor_row == 9  # following the newest
         assert app.live.requests_total == 30
@@ -330,8 +357,9 @@ async def test_nothing_openable_exits_with_the_reason(tmp_path):
 def test_cli_refuses_a_missing_archive_before_starting(tmp_path):
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "regtui", str(tmp_path / "nope.tar")], capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "regtui", str(tmp_path / "nope.tar")], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 2
     assert "nope.tar: no such file or directory" in r.stderr and "Traceback" not in r.stderr
 
@@ -352,15 +380,17 @@ async def test_push_into_a_real_registry(seed_tar, tmp_path, monkeypatch):
             screen.query_one("#push-target", Input).value = f"{reg.host}/team"
             await pilot.click("#push-start")
             status = screen.query_one("#push-status")
-            await until(pilot, lambda: not screen.running and "…" not in text_of(status), timeout=60,
-                        what="the push")
+            await until(pilot, lambda: not screen.running and "…" not in text_of(status), timeout=60, what="the push")
             assert text_of(status).startswith("✓ pushed 6 blobs"), text_of(status)
             log = "\n".join(str(line.text) for line in screen.query_one(RichLog).lines)
             assert "team/registry:2.8.1" in log
             assert screen.query_one("#push-start", Button).disabled is False
         digest = app.selection.image.manifests[0].digest
-        r = await asyncio.to_thread(httpx.head, f"{reg.url}/v2/team/registry/manifests/2.8.1",
-                                    headers={"Accept": app.selection.image.manifests[0].media_type})
+        r = await asyncio.to_thread(
+            httpx.head,
+            f"{reg.url}/v2/team/registry/manifests/2.8.1",
+            headers={"Accept": app.selection.image.manifests[0].media_type},
+        )
         assert r.status_code == 200 and r.headers["docker-content-digest"] == digest
 
 
@@ -484,8 +514,14 @@ async def test_several_archives_in_one_window(seed_tar, multiarch_dir):
         archives = [n for n in tree.root.children]
         assert len(archives) == 2
         tree.move_cursor(archives[1].children[0].children[1])  # multiarch: the arm64 child
-        await until(pilot, lambda: app.selection.archive.path == str(multiarch_dir)
-                    and str(app.selection.image.platform) == "linux/arm64/v8", what="second archive")
+        await until(
+            pilot,
+            lambda: (
+                app.selection.archive.path == str(multiarch_dir)
+                and str(app.selection.image.platform) == "linux/arm64/v8"
+            ),
+            what="second archive",
+        )
         await pilot.press("v")
         await until(pilot, lambda: str(multiarch_dir) in app.verify_reports, timeout=60, what="verification")
         assert str(seed_tar) not in app.verify_reports  # verify works on the selected archive
@@ -521,9 +557,20 @@ async def test_serve_and_watch_a_real_containerd_pull(seed_tar, tmp_path_factory
             await pilot.press("s")
             await until(pilot, lambda: app.live.server.state == "serving", what="server to serve")
             proc = await asyncio.create_subprocess_exec(
-                require_tool("ctr"), "--address", sock, "-n", "tui", "image", "pull", "--plain-http",
-                "--snapshotter", "native", f"127.0.0.1:{port}/registry:2.8.1",
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                require_tool("ctr"),
+                "--address",
+                sock,
+                "-n",
+                "tui",
+                "image",
+                "pull",
+                "--plain-http",
+                "--snapshotter",
+                "native",
+                f"127.0.0.1:{port}/registry:2.8.1",
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
             await pilot.press("6")  # the UI answers keys while the pull runs
             assert app.query_one(TabbedContent).active == "requests"
             _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
@@ -532,8 +579,11 @@ async def test_serve_and_watch_a_real_containerd_pull(seed_tar, tmp_path_factory
             blobs = [image.config.descriptor.digest, *(l.digest for l in image.layers)]
             wanted = {short_path(f"/v2/registry/blobs/{d}") for d in blobs}
             table = app.query_one("#requests-table", VimTable)
-            await until(pilot, lambda: wanted <= {r[5] for r in table_rows(table) if r[1] == "GET" and r[2] == "200"},
-                        what="every blob GET by digest in the log")
+            await until(
+                pilot,
+                lambda: wanted <= {r[5] for r in table_rows(table) if r[1] == "GET" and r[2] == "200"},
+                what="every blob GET by digest in the log",
+            )
             rows = table_rows(table)
             assert all(r[7].startswith("containerd") for r in rows)
             # containerd resolves the tag with HEAD, then GETs the manifest by the digest it was told.
@@ -570,15 +620,28 @@ def _random_gzip_archive(out, layers: int, size: int) -> None:
         raw = os.urandom(size)
         diff_ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
         descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **blob(igzip.compress(raw, 0))})
-    config = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids},
-              "history": [{"created_by": f"random layer {i}"} for i in range(layers)]}
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                           **blob(json.dumps(config).encode())},
-                "layers": descs}
-    index = {"schemaVersion": 2, "manifests": [{"mediaType": manifest["mediaType"],
-                                                **blob(json.dumps(manifest).encode()),
-                                                "annotations": {"org.opencontainers.image.ref.name": "big:1"}}]}
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": [{"created_by": f"random layer {i}"} for i in range(layers)],
+    }
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **blob(json.dumps(config).encode())},
+        "layers": descs,
+    }
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": manifest["mediaType"],
+                **blob(json.dumps(manifest).encode()),
+                "annotations": {"org.opencontainers.image.ref.name": "big:1"},
+            }
+        ],
+    }
     (layout / "index.json").write_text(json.dumps(index))
     (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
     tar_folder(layout, out)
@@ -598,8 +661,12 @@ async def test_verify_can_be_cancelled_and_run_again(tmp_path):
 
     def holding_progress(message) -> bool:
         delivered = post(message)
-        if (isinstance(message, VerifyProgress) and 0 < message.done < message.total and not release.is_set()
-                and threading.current_thread() is not threading.main_thread()):
+        if (
+            isinstance(message, VerifyProgress)
+            and 0 < message.done < message.total
+            and not release.is_set()
+            and threading.current_thread() is not threading.main_thread()
+        ):
             held.set()
             release.wait(30)
         return delivered
@@ -610,9 +677,14 @@ async def test_verify_can_be_cancelled_and_run_again(tmp_path):
         archive = app.archives[0]
         await pilot.press("v")
         await until(pilot, held.is_set, what="verification to report some bytes done")
-        await until(pilot, lambda: "verifying: " in text_of(app.query_one("#verify-status"))
-                    and not text_of(app.query_one("#verify-status")).startswith("verifying: 0 B"),
-                    what="progress on screen")
+        await until(
+            pilot,
+            lambda: (
+                "verifying: " in text_of(app.query_one("#verify-status"))
+                and not text_of(app.query_one("#verify-status")).startswith("verifying: 0 B")
+            ),
+            what="progress on screen",
+        )
         await pilot.click("#verify-cancel")
         release.set()
         await until(pilot, lambda: app.verify_errors, what="the cancelled verification")

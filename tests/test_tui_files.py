@@ -66,14 +66,29 @@ async def test_files_view_tree_layers_and_changes(archives):
             assert row[8] == f"+{c['added']} ~{c['modified']} -{c['removed']}"
         # step to layer 4 (the repack), then only its changes
         await pilot.press("]", "]", "]", "]")
-        await until(pilot, lambda: view.shown_layer == 3 and "as of layer 4 of 5" in text_of(
-            app.query_one("#files-head")), what="layer 4")
+        await until(
+            pilot,
+            lambda: view.shown_layer == 3 and "as of layer 4 of 5" in text_of(app.query_one("#files-head")),
+            what="layer 4",
+        )
         await pilot.press("c")
         await until(pilot, lambda: view.view is not None and view.view.changes_only, what="changes only")
         shown = sorted(expected.paths[k] for _, k in view.view.walk())
-        assert shown == ["etc", "etc/mode.sh", "etc/new.conf", "opt", "opt/app", "opt/app/only", "usr", "usr/lib",
-                         "usr/lib/libz.so.1", "usr/share", "usr/share/doc", "usr/share/doc/other.txt",
-                         "usr/share/doc/readme.md"]
+        assert shown == [
+            "etc",
+            "etc/mode.sh",
+            "etc/new.conf",
+            "opt",
+            "opt/app",
+            "opt/app/only",
+            "usr",
+            "usr/lib",
+            "usr/lib/libz.so.1",
+            "usr/share",
+            "usr/share/doc",
+            "usr/share/doc/other.txt",
+            "usr/share/doc/readme.md",
+        ]
         # / filters by path
         await pilot.press("a", "slash", *"readme", "enter")
         await until(pilot, lambda: view.view is not None and view.view.text == "readme", what="the filter")
@@ -92,8 +107,13 @@ async def test_enter_opens_the_content_viewer(archives):
         await pilot.press("enter")
         from regtui.tui.screens.content import ContentScreen
 
-        await until(pilot, lambda: isinstance(app.screen, ContentScreen) and "sha256:" in text_of(
-            app.screen.query_one("#content-head")), what="the content")
+        await until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, ContentScreen) and "sha256:" in text_of(app.screen.query_one("#content-head"))
+            ),
+            what="the content",
+        )
         assert "root:x:0:0:root:/root:/bin/sh" in text_of(app.screen.query_one("#content-body"))
         await pilot.press("escape")
         assert not isinstance(app.screen, ContentScreen)
@@ -105,8 +125,11 @@ async def test_enter_on_a_layer_shows_its_files(archives):
         view = await _files_ready(pilot, app)
         await pilot.press("1")
         await pilot.press("j", "enter")  # the whiteout layer
-        await until(pilot, lambda: view.shown_layer == 1 and "as of layer 2 of 5" in text_of(
-            app.query_one("#files-head")), what="the Files view at layer 2")
+        await until(
+            pilot,
+            lambda: view.shown_layer == 1 and "as of layer 2 of 5" in text_of(app.query_one("#files-head")),
+            what="the Files view at layer 2",
+        )
         assert "-1 removed" in text_of(app.query_one("#files-head"))
 
 

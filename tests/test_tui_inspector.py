@@ -43,8 +43,9 @@ def _typo(digest: str) -> str:
 
 def _expecting_indent3(seed_tar) -> tuple[RegtuiApp, str]:
     right = _indent3(seed_tar)
-    return RegtuiApp([str(seed_tar)], port=free_port(), measure=False,
-                     expectations=[parse_expectation(f"registry@{right}")]), right
+    return RegtuiApp(
+        [str(seed_tar)], port=free_port(), measure=False, expectations=[parse_expectation(f"registry@{right}")]
+    ), right
 
 
 async def _opened(pilot, app) -> None:
@@ -62,8 +63,12 @@ async def _serving(pilot, app) -> str:
 async def test_first_screen_shows_the_served_digest_whole_and_the_expected_one(seed_tar):
     right = _indent3(seed_tar)
     wrong = _typo(right)
-    app = RegtuiApp([str(seed_tar)], port=free_port(), measure=False,
-                    expectations=[parse_expectation(f"registry@{right}"), parse_expectation(f"registry@{wrong}")])
+    app = RegtuiApp(
+        [str(seed_tar)],
+        port=free_port(),
+        measure=False,
+        expectations=[parse_expectation(f"registry@{right}"), parse_expectation(f"registry@{wrong}")],
+    )
     async with app.run_test(size=SIZE) as pilot:
         await _opened(pilot, app)
         assert app.query_one(TabbedContent).active == "layers"  # the first screen
@@ -157,8 +162,10 @@ async def test_a_typo_digest_is_explained_in_requests_and_fails_in_pulls(seed_ta
         await _opened(pilot, app)
         url = await _serving(pilot, app)
         async with httpx.AsyncClient() as client:
-            r = await client.get(f"{url}/v2/registry/manifests/{_typo(right)}",
-                                 headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+            r = await client.get(
+                f"{url}/v2/registry/manifests/{_typo(right)}",
+                headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+            )
             assert r.status_code == 404
         await pilot.press("6")
         table = app.query_one("#requests-table", VimTable)
@@ -169,8 +176,7 @@ async def test_a_typo_digest_is_explained_in_requests_and_fails_in_pulls(seed_ta
         table.focus()
         table.move_cursor(row=len(rows) - 1)
         await pilot.press("enter")
-        await until(pilot, lambda: "did you mean" in text_of(app.query_one("#request-detail-text")),
-                    what="detail pane")
+        await until(pilot, lambda: "did you mean" in text_of(app.query_one("#request-detail-text")), what="detail pane")
         detail = text_of(app.query_one("#request-detail-text"))
         assert f"/v2/registry/manifests/{_typo(right)}" in detail
         assert "application/vnd.oci.image.manifest.v1+json" in detail  # Accept
@@ -183,8 +189,9 @@ async def test_a_typo_digest_is_explained_in_requests_and_fails_in_pulls(seed_ta
         await pilot.press("7")
         pulls = app.query_one("#pulls-table", VimTable)
         await until(pilot, lambda: any(r[6] == "failed" for r in table_rows(pulls)), what="failed pull")
-        await until(pilot, lambda: "MANIFEST_UNKNOWN" in text_of(app.query_one("#pull-graph-label")),
-                    what="the pull's error")
+        await until(
+            pilot, lambda: "MANIFEST_UNKNOWN" in text_of(app.query_one("#pull-graph-label")), what="the pull's error"
+        )
         await pilot.press("s")
         await until(pilot, lambda: app.live.server.state == "stopped", what="stop")
 
@@ -198,14 +205,21 @@ async def test_graphs_and_timeline_of_a_real_pull(seed_tar, tmp_path):
         url = await _serving(pilot, app)
         await pilot.press("6")
         proc = await asyncio.create_subprocess_exec(
-            skopeo, "copy", "--src-tls-verify=false", f"docker://{url.split('://')[1]}/registry:2.8.1",
-            f"oci:{tmp_path / 'out'}", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            skopeo,
+            "copy",
+            "--src-tls-verify=false",
+            f"docker://{url.split('://')[1]}/registry:2.8.1",
+            f"oci:{tmp_path / 'out'}",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         _, err = await asyncio.wait_for(proc.communicate(), timeout=120)
         assert proc.returncode == 0, err.decode()
         image = app.selection.image
         total = sum(l.descriptor.size for l in image.layers)
-        await until(pilot, lambda: sum(app.query_one("#graph-bytes", Sparkline).data or []) >= total,
-                    what="bytes/s graph")
+        await until(
+            pilot, lambda: sum(app.query_one("#graph-bytes", Sparkline).data or []) >= total, what="bytes/s graph"
+        )
         assert sum(app.query_one("#graph-requests", Sparkline).data) >= len(image.layers) + 2
         assert "peak" in text_of(app.query_one("#graph-bytes-label"))
         await pilot.press("7")
@@ -239,8 +253,19 @@ async def test_live_columns_grow_with_their_values_and_the_tree_resizes(seed_tar
         assert tree.outer_size.width == width - 4
 
         await pilot.press("6")
-        app.bus.publish(RequestStarted(1, 1000.0, "127.0.0.1:1", "GET", "/v2/r/blobs/sha256:" + "a" * 64, "r",
-                                       "sha256:" + "a" * 64, "blob", "t"))
+        app.bus.publish(
+            RequestStarted(
+                1,
+                1000.0,
+                "127.0.0.1:1",
+                "GET",
+                "/v2/r/blobs/sha256:" + "a" * 64,
+                "r",
+                "sha256:" + "a" * 64,
+                "blob",
+                "t",
+            )
+        )
         app.bus.publish(RequestProgress(1, 10, 90_000_000))
         await pilot.pause(0.4)
         app.bus.publish(RequestProgress(1, 31_457_280, 90_000_000))
@@ -277,8 +302,10 @@ async def test_a_tag_in_two_archives_says_which_wins_and_how_to_reach_the_other(
         await pilot.press("5")
         other = open_archive(str(docker_tar)).roots[0].manifests[0].digest
         names = text_of(app.query_one("#server-names"))
-        assert [line.split()[0] for line in names.splitlines() if line.startswith("  registry")] == \
-            ["registry:2.8.1", "registry:2.8.1"]
+        assert [line.split()[0] for line in names.splitlines() if line.startswith("  registry")] == [
+            "registry:2.8.1",
+            "registry:2.8.1",
+        ]
         assert f"the tag is served from {seed_tar.name}, given first" in names
         assert "reachable by digest only" in names
         assert f"docker pull 127.0.0.1:{app.port}/registry@{other}" in names
@@ -314,9 +341,15 @@ async def test_serving_a_corrupt_archive_warns_flags_and_refuses(seed_tar, tmp_p
         assert "⚠ 1 blob failed verification" in status
         assert ("refused to clients" if refuse else "served anyway") in status
         proc = await asyncio.create_subprocess_exec(
-            skopeo, "copy", "--retry-times=0", "--src-tls-verify=false",
-            f"docker://{url.split('://')[1]}/registry:2.8.1", f"oci:{tmp_path / 'out'}",
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            skopeo,
+            "copy",
+            "--retry-times=0",
+            "--src-tls-verify=false",
+            f"docker://{url.split('://')[1]}/registry:2.8.1",
+            f"oci:{tmp_path / 'out'}",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         _, err = await asyncio.wait_for(proc.communicate(), timeout=120)
         assert proc.returncode != 0
         if refuse:

@@ -51,8 +51,9 @@ def test_bytes_counted_once_from_progress_and_finish():
 
 def test_filters_by_status_class_code_words_and_errors():
     live = LiveState()
-    for i, (path, status) in enumerate([("/v2/", 200), ("/v2/x/manifests/latest", 404),
-                                        ("/v2/registry/blobs/sha256:aa", 500)]):
+    for i, (path, status) in enumerate(
+        [("/v2/", 200), ("/v2/x/manifests/latest", 404), ("/v2/registry/blobs/sha256:aa", 500)]
+    ):
         live.apply(_start(i, path))
         live.apply(RequestFinished(i, 0, status, 0, 0.0))
     live.apply(_start(9, "/v2/registry/blobs/sha256:bb"))
@@ -71,8 +72,9 @@ def test_filters_by_status_class_code_words_and_errors():
 def test_pulls_are_bounded_forgetting_finished_ones_first():
     live = LiveState()
     live.pull_capacity = 2
-    mk = lambda k, fin: PullProgress(k, "c", "ua", "registry", "2.8.1", "sha256:x", 5, 5 if fin else 1,
-                                     100, 100 if fin else 10, 0.0, 1.0, fin)
+    mk = lambda k, fin: PullProgress(
+        k, "c", "ua", "registry", "2.8.1", "sha256:x", 5, 5 if fin else 1, 100, 100 if fin else 10, 0.0, 1.0, fin
+    )
     live.apply(mk("a", True))
     live.apply(mk("b", False))
     live.apply(mk("c", False))
@@ -133,8 +135,11 @@ def test_config_summary_survives_mistyped_config_fields(seed_tar):
     from regtui.tui.facts import config_summary
 
     [img] = open_archive(str(seed_tar)).images()
-    img.config.json = {"os": ["linux"], "architecture": 7, "config": {"Volumes": 3, "Labels": ["a"], "Env": "X=1",
-                                                                      "ExposedPorts": None, "Cmd": {"a": 1}}}
+    img.config.json = {
+        "os": ["linux"],
+        "architecture": 7,
+        "config": {"Volumes": 3, "Labels": ["a"], "Env": "X=1", "ExposedPorts": None, "Cmd": {"a": 1}},
+    }
     rows = dict(config_summary(img))
     assert rows["platform"] == "['linux']/7"
     assert rows["volumes"] == rows["exposed ports"] == rows["env"] == rows["labels"] == "—"

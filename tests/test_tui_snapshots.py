@@ -34,8 +34,11 @@ def _app(path, **kw) -> RegtuiApp:
 
 async def _measured(pilot) -> None:
     app = pilot.app
-    await until(pilot, lambda: app.selection is not None and app.layer_facts and
-                all(v is not None for v in app.layer_facts.values()), what="layer measurement")
+    await until(
+        pilot,
+        lambda: app.selection is not None and app.layer_facts and all(v is not None for v in app.layer_facts.values()),
+        what="layer measurement",
+    )
     await until(pilot, lambda: app.layer_contents, what="the layers' files (indexed while measuring)")
     await pilot.pause(0.1)
 
@@ -59,13 +62,19 @@ def test_multiarch_index(snap_compare, multiarch_dir):
 def test_verify_view(snap_compare, seed_tar):
     async def verified(pilot):
         await pilot.press("v")
-        await until(pilot, lambda: pilot.app.verify_reports or pilot.app.verify_errors, timeout=60,
-                    what="verification")
+        await until(pilot, lambda: pilot.app.verify_reports or pilot.app.verify_errors, timeout=60, what="verification")
         view = pilot.app.query_one("#verify-view")
         table = view.query_one("#verify-table")
         # The rows, the status line and the detail of the first row drawn: a condition, not a fixed pause.
-        await until(pilot, lambda: not view.running and table.row_count == len(view.rows) > 0
-                    and str(view.query_one("#verify-detail-text").content), what="the verify view drawn")
+        await until(
+            pilot,
+            lambda: (
+                not view.running
+                and table.row_count == len(view.rows) > 0
+                and str(view.query_one("#verify-detail-text").content)
+            ),
+            what="the verify view drawn",
+        )
         await pilot.wait_for_scheduled_animations()
         await pilot.pause()
 
@@ -114,8 +123,14 @@ def test_first_screen_with_expect_and_three_archives(snap_compare, seed_tar, doc
     from tests.test_tui_inspector import _indent3
 
     archives = [open_archive(str(p)) for p in (seed_tar, docker_tar, oci_tar)]
-    app = RegtuiApp(archives, "127.0.0.1", PORT, clock=lambda: T0 + 6, measure=False,
-                    expectations=[parse_expectation(f"registry@{_indent3(seed_tar)}")])
+    app = RegtuiApp(
+        archives,
+        "127.0.0.1",
+        PORT,
+        clock=lambda: T0 + 6,
+        measure=False,
+        expectations=[parse_expectation(f"registry@{_indent3(seed_tar)}")],
+    )
     assert snap_compare(app, terminal_size=SIZE)
 
 
@@ -138,8 +153,9 @@ def test_watch_mode(snap_compare, seed_tar, tmp_path, monkeypatch, tab):
     app = RegtuiApp([], clock=lambda: T0 + 6, source=LinesSource(path="serve.log"))
 
     async def replayed(pilot):
-        await until(pilot, lambda: app.source_state is not None and app.source_state.state == "ended",
-                    what="the log replayed")
+        await until(
+            pilot, lambda: app.source_state is not None and app.source_state.state == "ended", what="the log replayed"
+        )
         await pilot.press(tab)
         await pilot.pause(0.5)
 

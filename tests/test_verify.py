@@ -30,8 +30,9 @@ def _flip(path: str, offset: int) -> None:
         f.write(bytes([b[0] ^ 0x01]))
 
 
-@pytest.mark.parametrize("fmt", ["crane-tarball", "docker-save-legacy", "oci-archive", "oci-layout",
-                                 "multiarch-layout"])
+@pytest.mark.parametrize(
+    "fmt", ["crane-tarball", "docker-save-legacy", "oci-archive", "oci-layout", "multiarch-layout"]
+)
 def test_clean_archives_verify(all_formats, fmt):
     report = verify_archive(open_archive(str(all_formats[fmt])))
     assert report.ok, [p.line() for p in report.problems]
@@ -54,8 +55,9 @@ def test_single_flipped_byte_in_any_blob_is_found(all_formats, fmt, tmp_path):
             assert e.member, e.line()
             continue
         assert not report.ok, f"flipped byte in {digest} ({loc.member}) went unnoticed"
-        assert any(digest in p.subject or digest in p.expected for p in report.errors()), \
-            [p.line() for p in report.problems]
+        assert any(digest in p.subject or digest in p.expected for p in report.errors()), [
+            p.line() for p in report.problems
+        ]
 
 
 def test_wrong_diff_id_and_layer_order_are_explained(seed_tar, tmp_path):
@@ -89,8 +91,11 @@ def test_truncated_gzip_layer_is_a_decompress_problem(tmp_path):
 
     good = gzip.compress(b"x" * 100000)
     bad = good[: len(good) // 2]
-    cfg = {"architecture": "amd64", "os": "linux",
-           "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(b"x" * 100000).hexdigest()]}}
+    cfg = {
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(b"x" * 100000).hexdigest()]},
+    }
     cfg_bytes = json.dumps(cfg).encode()
     members = {
         "sha256:" + hashlib.sha256(cfg_bytes).hexdigest(): cfg_bytes,

@@ -95,17 +95,35 @@ async def test_watch_url_shows_every_request_and_skopeo_and_containerd_pulls(see
     tmp = tmp_path_factory.mktemp("w")
     with running_containerd(tmp_path_factory.mktemp("ctrd")) as sock:
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: app.source_state is not None and app.source_state.state == "connected",
-                        what="the stream to connect")
-            await _run(skopeo, "copy", "-q", "--src-tls-verify=false", f"docker://{host}/{REF}",
-                       f"oci:{tmp / 'pulled'}:{REF}")
-            await _run(ctr, "--address", sock, "-n", "watch", "image", "pull", "--plain-http", "--snapshotter",
-                       "native", f"{host}/{REF}")
+            await until(
+                pilot,
+                lambda: app.source_state is not None and app.source_state.state == "connected",
+                what="the stream to connect",
+            )
+            await _run(
+                skopeo, "copy", "-q", "--src-tls-verify=false", f"docker://{host}/{REF}", f"oci:{tmp / 'pulled'}:{REF}"
+            )
+            await _run(
+                ctr,
+                "--address",
+                sock,
+                "-n",
+                "watch",
+                "image",
+                "pull",
+                "--plain-http",
+                "--snapshotter",
+                "native",
+                f"{host}/{REF}",
+            )
             await _check_pulls(pilot, app, seed_tar, ["skopeo", "containerd"])
 
             # The log has a line when a request ends, the TUI a row when it starts: the same, in another order.
-            await until(pilot, lambda: sorted(_shown_requests(app)) == sorted(_logged_requests(s)),
-                        what=f"every logged request, as logged: {_shown_requests(app)} {_logged_requests(s)}")
+            await until(
+                pilot,
+                lambda: sorted(_shown_requests(app)) == sorted(_logged_requests(s)),
+                what=f"every logged request, as logged: {_shown_requests(app)} {_logged_requests(s)}",
+            )
             logged = _logged_requests(s)
             assert len(logged) >= 2 * 7  # both clients: manifests and every blob
             assert app.live.requests_total == len(logged)  # the watch itself is not a request
@@ -127,19 +145,38 @@ async def test_watch_url_shows_every_request_and_skopeo_and_containerd_pulls(see
 async def test_watch_a_json_log_piped_in(seed_tar, serve_proc, tmp_path, tmp_path_factory):
     """`regtui serve --log-format json | regtui watch -`: the serve process's stdout is the watch's stdin."""
     port = free_port()
-    serve = subprocess.Popen([sys.executable, "-m", "regtui", "serve", str(seed_tar), "--port", str(port),
-                              "--log-format", "json"], stdout=subprocess.PIPE)
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "regtui", "serve", str(seed_tar), "--port", str(port), "--log-format", "json"],
+        stdout=subprocess.PIPE,
+    )
     export = tmp_path / "export.jsonl"
     try:
         with open(export, "w") as out:
             app = RegtuiApp([], source=LinesSource(stream=serve.stdout, export=out))
             async with app.run_test(size=SIZE) as pilot:
                 await until(pilot, lambda: app.live.server.state == "serving", what="the log's serving line")
-                await _run(require_tool("skopeo"), "copy", "-q", "--src-tls-verify=false",
-                           f"docker://127.0.0.1:{port}/{REF}", f"oci:{tmp_path / 'pulled'}:{REF}")
+                await _run(
+                    require_tool("skopeo"),
+                    "copy",
+                    "-q",
+                    "--src-tls-verify=false",
+                    f"docker://127.0.0.1:{port}/{REF}",
+                    f"oci:{tmp_path / 'pulled'}:{REF}",
+                )
                 with running_containerd(tmp_path_factory.mktemp("ctrd")) as sock:
-                    await _run(require_tool("ctr"), "--address", sock, "-n", "pipe", "image", "pull",
-                               "--plain-http", "--snapshotter", "native", f"127.0.0.1:{port}/{REF}")
+                    await _run(
+                        require_tool("ctr"),
+                        "--address",
+                        sock,
+                        "-n",
+                        "pipe",
+                        "image",
+                        "pull",
+                        "--plain-http",
+                        "--snapshotter",
+                        "native",
+                        f"127.0.0.1:{port}/{REF}",
+                    )
                 await _check_pulls(pilot, app, seed_tar, ["skopeo", "containerd"])
                 os.kill(serve.pid, signal.SIGTERM)
                 await until(pilot, lambda: app.source_state.state == "ended", what="the end of the piped log")
@@ -155,8 +192,9 @@ async def test_watch_a_json_log_piped_in(seed_tar, serve_proc, tmp_path, tmp_pat
             serve.kill()
             serve.wait()
     exported = [json.loads(l) for l in export.read_text().splitlines()]
-    assert sorted((e["method"], e["path"], e["status"], e["bytes"]) for e in exported
-                  if e["event"] == "request") == sorted(shown)
+    assert sorted(
+        (e["method"], e["path"], e["status"], e["bytes"]) for e in exported if e["event"] == "request"
+    ) == sorted(shown)
     # serve's start-up lines are JSON objects too (event "serving"): exported as they came, message and all.
     assert exported[0]["event"] == "serving" and f"serving {REF}" in exported[0]["message"]
 
@@ -168,6 +206,7 @@ async def test_watch_reconnects_when_the_server_restarts(seed_tar, serve_proc):
     url = s.url()
     app = RegtuiApp([], source=SseSource(url, backoff=(0.2, 0.4)))
     async with app.run_test(size=SIZE) as pilot:
+
         def state() -> str:
             return app.source_state.state if app.source_state else ""
 
@@ -177,8 +216,11 @@ async def test_watch_reconnects_when_the_server_restarts(seed_tar, serve_proc):
         t0 = time.monotonic()
         assert s.stop() == 0
         assert time.monotonic() - t0 < 5  # the open stream does not hold the graceful stop (--grace 10)
-        await until(pilot, lambda: state() == "reconnecting" and "refused" in (app.source_state.detail or ""),
-                    what="reconnecting")
+        await until(
+            pilot,
+            lambda: state() == "reconnecting" and "refused" in (app.source_state.detail or ""),
+            what="reconnecting",
+        )
         await until(pilot, lambda: "reconnecting" in text_of(app.query_one("#status")), what="the status line")
         assert app.live.server.state == "stopping"  # the last word of the stream, before it ended
         s2 = serve_proc(*args)
@@ -188,7 +230,9 @@ async def test_watch_reconnects_when_the_server_restarts(seed_tar, serve_proc):
         await until(pilot, lambda: app.live.requests_total == 2, what="the request after the restart")
         await pilot.pause(0.5)
         assert [(r.path, r.status) for r in app.live.rows.values()] == [
-            ("/v2/", 200), ("/v2/registry/tags/list", 200)]  # nothing twice from the replay
+            ("/v2/", 200),
+            ("/v2/registry/tags/list", 200),
+        ]  # nothing twice from the replay
         log = "\n".join(str(line.text) for line in app.query_one("#server-log").lines)
         assert "reconnecting" in log and "connection refused" in log
         assert s2.stop() == 0
@@ -210,12 +254,18 @@ async def test_events_need_the_registry_credentials(seed_tar, serve_proc, tmp_pa
     nobody = SseSource(url, lookup=lambda host: None)
     wrong = SseSource(url, credentials=Credentials("alice", "nope"))
     alice = SseSource(url, credentials=Credentials("alice", "s3cret"))
-    for source, state, says in ((nobody, "failed", "requires a login"),
-                                (wrong, "failed", "authentication failed as 'alice'"), (alice, "connected", "")):
+    for source, state, says in (
+        (nobody, "failed", "requires a login"),
+        (wrong, "failed", "authentication failed as 'alice'"),
+        (alice, "connected", ""),
+    ):
         app = RegtuiApp([], source=source)
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda a=app: a.source_state and a.source_state.state in ("failed", "connected"),
-                        what="an answer")
+            await until(
+                pilot,
+                lambda a=app: a.source_state and a.source_state.state in ("failed", "connected"),
+                what="an answer",
+            )
             assert app.source_state.state == state and says in (app.source_state.detail or "")
             if state == "failed":
                 await until(pilot, lambda a=app, w=says: w in text_of(a.query_one("#status")), what="the status")
@@ -226,12 +276,18 @@ async def test_watch_over_tls_as_push_and_diff(seed_tar, serve_proc):
     cert = s.wait_line(r"TLS: self-signed certificate").rsplit(": ", 1)[1]
     url = s.url()
     assert url.startswith("https://")
-    for kwargs, state, says in (({}, "failed", "TLS certificate verification failed"),
-                                ({"ca": cert}, "connected", ""), ({"insecure": True}, "connected", "")):
+    for kwargs, state, says in (
+        ({}, "failed", "TLS certificate verification failed"),
+        ({"ca": cert}, "connected", ""),
+        ({"insecure": True}, "connected", ""),
+    ):
         app = RegtuiApp([], source=make_source(url, **kwargs))
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda a=app: a.source_state and a.source_state.state in ("failed", "connected"),
-                        what="an answer")
+            await until(
+                pilot,
+                lambda a=app: a.source_state and a.source_state.state in ("failed", "connected"),
+                what="an answer",
+            )
             assert app.source_state.state == state and says in (app.source_state.detail or "")
             if state == "connected":
                 await until(pilot, lambda a=app: a.live.server.state == "serving", what="the replayed state")
@@ -265,8 +321,12 @@ def test_events_are_off_by_default_and_never_a_request(seed_tar, serve_proc):
 
 
 def test_events_refuse_several_workers(seed_tar):
-    r = subprocess.run([sys.executable, "-m", "regtui", "serve", str(seed_tar), "--events", "--workers", "2"],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "regtui", "serve", str(seed_tar), "--events", "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and r.stderr.startswith("regtui: error: --events needs --workers 1")
     assert "Traceback" not in r.stderr
 
@@ -348,14 +408,19 @@ def test_a_late_joiner_gets_a_replay_and_a_reconnect_only_what_it_missed(seed_ta
             first = _sse(events, until_path="/v2/registry/tags/list")
             # The last 4 replayable objects: two requests, each a start and an end.
             assert [(o["event"], o["path"]) for _, o in first] == [
-                ("request_start", "/v2/_catalog"), ("request", "/v2/_catalog"),
-                ("request_start", "/v2/registry/tags/list"), ("request", "/v2/registry/tags/list")]
+                ("request_start", "/v2/_catalog"),
+                ("request", "/v2/_catalog"),
+                ("request_start", "/v2/registry/tags/list"),
+                ("request", "/v2/registry/tags/list"),
+            ]
             c.get("/v2/registry/manifests/nope")
             again = _sse(events, {"Last-Event-ID": first[-1][0]}, until_path="/v2/registry/manifests/nope")
             # Fewer missed than the replay size (3 < 4): all of them, the failed pull of the 404 included.
             assert [(o["event"], o.get("path") or o.get("state")) for _, o in again] == [
-                ("request_start", "/v2/registry/manifests/nope"), ("pull", "failed"),
-                ("request", "/v2/registry/manifests/nope")]
+                ("request_start", "/v2/registry/manifests/nope"),
+                ("pull", "failed"),
+                ("request", "/v2/registry/manifests/nope"),
+            ]
             assert again[-1][1]["error"] == "MANIFEST_UNKNOWN"
             fewer = _sse(f"{events}?replay=1", until_path="/v2/registry/manifests/nope")
             assert len(fewer) == 1
@@ -383,16 +448,20 @@ async def test_the_watched_source_state_stays_off_the_registry_bus(tmp_path):
     recorder, enc, lines = EventBus(), Encoder(live=True), []
     recorder.subscribe(lambda e: lines.append(dumps(o)) if (o := enc.encode(e)) is not None else None)
     for i in (1, 2):
-        recorder.publish(RequestStarted(i, 1000.0 + i, "127.0.0.1:1", "GET", f"/v2/r/manifests/t{i}", "r", f"t{i}",
-                                        "manifest", "skopeo/1.0"))
+        recorder.publish(
+            RequestStarted(
+                i, 1000.0 + i, "127.0.0.1:1", "GET", f"/v2/r/manifests/t{i}", "r", f"t{i}", "manifest", "skopeo/1.0"
+            )
+        )
         recorder.publish(RequestFinished(i, 1000.1 + i, 404, 0, 0.1, "MANIFEST_UNKNOWN"))
     (tmp_path / "serve.log").write_text("\n".join(lines) + "\n")
     bus, carried = EventBus(), []
     bus.subscribe(carried.append)
     app = RegtuiApp([], bus=bus, source=LinesSource(path=str(tmp_path / "serve.log")))
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.source_state is not None and app.source_state.state == "ended",
-                    what="the log replayed")
+        await until(
+            pilot, lambda: app.source_state is not None and app.source_state.state == "ended", what="the log replayed"
+        )
         await until(pilot, lambda: len(app.live.rows) == 2, what="both requests shown")
     assert [type(e).__name__ for e in carried] == ["RequestStarted", "RequestFinished"] * 2
     assert not any(isinstance(e, SourceState) for e in carried)

@@ -30,12 +30,23 @@ from regtui.watch.sources import LinesSource, events_url, make_source
 from tests.support import require_tool
 
 T = 1_767_225_600.25
-START = RequestStarted(7, T, "10.0.0.2:5555", "GET", "/v2/registry/blobs/sha256:ab", "registry", "sha256:ab", "blob",
-                       "containerd/1.6.20", ("application/octet-stream", "*/*"))
+START = RequestStarted(
+    7,
+    T,
+    "10.0.0.2:5555",
+    "GET",
+    "/v2/registry/blobs/sha256:ab",
+    "registry",
+    "sha256:ab",
+    "blob",
+    "containerd/1.6.20",
+    ("application/octet-stream", "*/*"),
+)
 PROGRESS = RequestProgress(7, 1000, 4000)
 FINISH = RequestFinished(7, T + 0.5, 200, 4000, 0.5, None, None)
-PULL = PullProgress("pull-3", "10.0.0.2", "containerd/1.6.20", "registry", "2.8.1", "sha256:cd", 6, 2, 9000, 1000,
-                    T - 1, T, False)
+PULL = PullProgress(
+    "pull-3", "10.0.0.2", "containerd/1.6.20", "registry", "2.8.1", "sha256:cd", 6, 2, 9000, 1000, T - 1, T, False
+)
 
 
 def _decode_all(lines: list[str]) -> list:
@@ -51,9 +62,14 @@ def test_live_objects_decode_to_the_same_events():
     got = _decode_all(lines)
     assert got[0] == state
     started, progress, finished, pull, logged = got[1:]
-    assert started == RequestStarted(started.id, T, *[getattr(START, f) for f in
-                                     ("client", "method", "path", "repository", "reference", "kind", "user_agent",
-                                      "accept")])
+    assert started == RequestStarted(
+        started.id,
+        T,
+        *[
+            getattr(START, f)
+            for f in ("client", "method", "path", "repository", "reference", "kind", "user_agent", "accept")
+        ],
+    )
     assert progress == RequestProgress(started.id, 1000, 4000)
     assert finished == RequestFinished(started.id, pytest.approx(T + 0.5), 200, 4000, pytest.approx(0.5), None, None)
     assert (pull.client, pull.blobs_done, pull.bytes_total, pull.finished) == ("10.0.0.2", 2, 9000, False)
@@ -75,20 +91,35 @@ def test_the_json_log_decodes_to_whole_requests_and_finished_pulls():
 def test_a_restarted_server_in_one_log_keeps_pulls_apart():
     enc = Encoder()
     done = PullProgress(**{**PULL.__dict__, "finished": True})
-    lines = [dumps(enc.encode(ServerState("starting"))), dumps(enc.encode(done)),
-             dumps(enc.encode(ServerState("starting"))), dumps(enc.encode(done))]
+    lines = [
+        dumps(enc.encode(ServerState("starting"))),
+        dumps(enc.encode(done)),
+        dumps(enc.encode(ServerState("starting"))),
+        dumps(enc.encode(done)),
+    ]
     pulls = [e for e in _decode_all(lines) if isinstance(e, PullProgress)]
     assert len({p.key for p in pulls}) == 2
 
 
-@pytest.mark.parametrize("line", [
-    "serving registry:2.8.1 from seed-image.tar", "{", "[1, 2]", '"just a string"', '{"no": "event"}',
-    '{"event": "request"}', '{"event": "request", "time": "yesterday"}', '{"event": "weird", "time": 1}',
-    '{"event": "pull", "time": "2026-01-01T00:00:00Z", "blobs_done": "3"}', '{"event": "log", "message": 5}',
-    '{"event": "request", "time": 1, "duration_ms": 1e400, "status": 200, "bytes": 1}',
-    '{"event": "request", "time": 1, "duration_ms": 1, "status": NaN, "bytes": 1}',
-    '{"event": "request_start", "time": 1, "accept": [1]}', '{"event": "server", "state": ["x"]}',
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "serving registry:2.8.1 from seed-image.tar",
+        "{",
+        "[1, 2]",
+        '"just a string"',
+        '{"no": "event"}',
+        '{"event": "request"}',
+        '{"event": "request", "time": "yesterday"}',
+        '{"event": "weird", "time": 1}',
+        '{"event": "pull", "time": "2026-01-01T00:00:00Z", "blobs_done": "3"}',
+        '{"event": "log", "message": 5}',
+        '{"event": "request", "time": 1, "duration_ms": 1e400, "status": 200, "bytes": 1}',
+        '{"event": "request", "time": 1, "duration_ms": 1, "status": NaN, "bytes": 1}',
+        '{"event": "request_start", "time": 1, "accept": [1]}',
+        '{"event": "server", "state": ["x"]}',
+    ],
+)
 def test_lines_that_are_not_events_become_log_lines(line):
     [event] = Decoder().line(line)
     assert event == ServerLog(TEXT, line, 0.0)
@@ -96,17 +127,30 @@ def test_lines_that_are_not_events_become_log_lines(line):
 
 def test_prefixed_json_lines_are_read_and_blank_lines_ignored():
     obj = dumps(Encoder().encode(ServerState("serving", "http://x:1")))
-    assert _decode_all([f"2026-01-01T00:00:00.000000000Z {obj}", f"seed-1  | {obj}", "", "  \n"]) == [
-        ServerState("serving", "http://x:1")] * 2
+    assert (
+        _decode_all([f"2026-01-01T00:00:00.000000000Z {obj}", f"seed-1  | {obj}", "", "  \n"])
+        == [ServerState("serving", "http://x:1")] * 2
+    )
 
 
 def test_terminal_escapes_from_elsewhere_are_escaped():
     """A log line or a JSON field can carry ESC sequences; the TUI must show them, not send them to the terminal."""
     [text] = Decoder().line("\x1b[2J\x1b]0;pwned\x07 cleared")
     assert "\x1b" not in text.message and text.message.startswith("\\x1b[2J")
-    obj = {"event": "request", "time": 1, "client": "c", "method": "GET", "path": "/v2/\x1b[31m",
-           "user_agent": "ua\x1b]0;x\x07", "status": 404, "bytes": 0, "duration_ms": 1, "error": "NAME_UNKNOWN",
-           "detail": "repository '\x1b[1m' unknown", "accept": ["\x1b"]}
+    obj = {
+        "event": "request",
+        "time": 1,
+        "client": "c",
+        "method": "GET",
+        "path": "/v2/\x1b[31m",
+        "user_agent": "ua\x1b]0;x\x07",
+        "status": 404,
+        "bytes": 0,
+        "duration_ms": 1,
+        "error": "NAME_UNKNOWN",
+        "detail": "repository '\x1b[1m' unknown",
+        "accept": ["\x1b"],
+    }
     started, finished = Decoder().line(json.dumps(obj))
     fields = [started.path, started.user_agent, finished.detail, *started.accept]
     assert all("\x1b" not in f and "\x07" not in f for f in fields), fields
@@ -125,17 +169,52 @@ def test_progress_of_a_request_started_before_we_joined_is_skipped():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(st.text(), st.dictionaries(st.sampled_from(
-    ["event", "time", "id", "status", "bytes", "duration_ms", "accept", "client", "blobs_done", "finished", "count",
-     "started", "state", "level", "message"]),
-    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=5),
-              st.sampled_from(["request", "request_start", "request_progress", "pull", "server", "log", "dropped"]),
-              st.lists(st.text(max_size=3), max_size=2)))))
+@given(
+    st.one_of(
+        st.text(),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "event",
+                    "time",
+                    "id",
+                    "status",
+                    "bytes",
+                    "duration_ms",
+                    "accept",
+                    "client",
+                    "blobs_done",
+                    "finished",
+                    "count",
+                    "started",
+                    "state",
+                    "level",
+                    "message",
+                ]
+            ),
+            st.one_of(
+                st.none(),
+                st.booleans(),
+                st.integers(),
+                st.floats(),
+                st.text(max_size=5),
+                st.sampled_from(["request", "request_start", "request_progress", "pull", "server", "log", "dropped"]),
+                st.lists(st.text(max_size=3), max_size=2),
+            ),
+        ),
+    )
+)
 def test_the_decoder_never_raises(value):
     line = value if isinstance(value, str) else json.dumps(value)
     for e in Decoder().line(line):
-        assert type(e).__name__ in ("RequestStarted", "RequestFinished", "RequestProgress", "PullProgress",
-                                    "ServerState", "ServerLog")
+        assert type(e).__name__ in (
+            "RequestStarted",
+            "RequestFinished",
+            "RequestProgress",
+            "PullProgress",
+            "ServerState",
+            "ServerLog",
+        )
 
 
 def test_feed_window_and_export():
@@ -204,12 +283,17 @@ def test_a_file_is_replayed_and_followed(tmp_path):
     path.write_text(dumps(enc.encode(FINISH)) + "\n" + "not json\n")
     got, done = _collect(LinesSource(path=str(path)))
     assert done.wait(10)
-    assert [type(e).__name__ for e in got] == ["SourceState", "RequestStarted", "RequestFinished", "ServerLog",
-                                               "SourceState"]
+    assert [type(e).__name__ for e in got] == [
+        "SourceState",
+        "RequestStarted",
+        "RequestFinished",
+        "ServerLog",
+        "SourceState",
+    ]
     assert got[-1].state == "ended" and got[-1].detail == "2 lines"
 
     human = tmp_path / "human.log"
-    human.write_text("".join(f"12:00:0{i % 10}.000 127.0.0.1:1 GET /v2/ 200 2 B 1.0 ms \"curl\"\n" for i in range(25)))
+    human.write_text("".join(f'12:00:0{i % 10}.000 127.0.0.1:1 GET /v2/ 200 2 B 1.0 ms "curl"\n' for i in range(25)))
     got, done = _collect(LinesSource(path=str(human)))
     assert done.wait(10)
     hints = [e.detail for e in got if isinstance(e, SourceState) and e.state == "reading" and e.detail]
@@ -244,18 +328,26 @@ def test_make_source_errors(tmp_path):
         make_source("ftp://x")
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["nosuchfile"], "nosuchfile: no such file, and not a registry URL"),
-    (["http://127.0.0.1:1", "--since", "soon"], "--since: 'soon' is neither a duration"),
-    (["http://127.0.0.1:1", "--ca", "x.pem", "--insecure"], "--insecure and --ca exclude each other"),
-    (["-", "--username", "u", "--password-stdin"], "--password-stdin and `watch -` both want"),
-    (["http://127.0.0.1:1", "--username", "u"], "--username needs --password-stdin"),
-    (["http://127.0.0.1:1", "--ca", "/nonexistent.pem"], "--ca /nonexistent.pem: no such file"),
-    (["http://127.0.0.1:1", "--ca", "/etc/hostname"], "cannot load CA certificates from /etc/hostname"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nosuchfile"], "nosuchfile: no such file, and not a registry URL"),
+        (["http://127.0.0.1:1", "--since", "soon"], "--since: 'soon' is neither a duration"),
+        (["http://127.0.0.1:1", "--ca", "x.pem", "--insecure"], "--insecure and --ca exclude each other"),
+        (["-", "--username", "u", "--password-stdin"], "--password-stdin and `watch -` both want"),
+        (["http://127.0.0.1:1", "--username", "u"], "--username needs --password-stdin"),
+        (["http://127.0.0.1:1", "--ca", "/nonexistent.pem"], "--ca /nonexistent.pem: no such file"),
+        (["http://127.0.0.1:1", "--ca", "/etc/hostname"], "cannot load CA certificates from /etc/hostname"),
+    ],
+)
 def test_watch_usage_errors_are_one_line(args, message):
-    r = subprocess.run([sys.executable, "-m", "regtui", "watch", *args], capture_output=True, text=True,
-                       timeout=60, stdin=subprocess.DEVNULL)
+    r = subprocess.run(
+        [sys.executable, "-m", "regtui", "watch", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert r.returncode == 2, r.stderr
     assert r.stderr.startswith(f"regtui: error: {message}") and r.stderr.count("\n") == 1, r.stderr
 
@@ -266,12 +358,22 @@ def test_watch_dash_reads_the_log_from_a_pipe_and_keys_from_the_terminal(tmp_pat
     enc = Encoder()
     enc.encode(START)
     log = tmp_path / "serve.log"
-    log.write_text("serving registry:2.8.1 from seed-image.tar\n" + dumps(enc.encode(ServerState("serving"))) + "\n"
-                   + dumps(enc.encode(FINISH)) + "\n")
+    log.write_text(
+        "serving registry:2.8.1 from seed-image.tar\n"
+        + dumps(enc.encode(ServerState("serving")))
+        + "\n"
+        + dumps(enc.encode(FINISH))
+        + "\n"
+    )
     out = tmp_path / "export.jsonl"
     command = f"cat {shlex.quote(str(log))} | {shlex.quote(sys.executable)} -m regtui watch - --export {out}"
-    proc = subprocess.Popen([script, "-qfec", command, "/dev/null"], stdin=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "TERM": "xterm"})
+    proc = subprocess.Popen(
+        [script, "-qfec", command, "/dev/null"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "TERM": "xterm"},
+    )
     try:
         _wait(lambda: out.exists() and len(out.read_text().splitlines()) == 3, timeout=30)
         proc.stdin.write(b"q")

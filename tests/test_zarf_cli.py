@@ -22,8 +22,9 @@ FIXTURE = str(ZARF_FIXTURE)
 def run(*args: str, cache: Path, tmp: Path | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "FORCE_COLOR", "REGTUI_DEBUG")}
     env.update(XDG_CACHE_HOME=str(cache), NO_COLOR="1", TERM="dumb", DOCKER_CONFIG=str(cache / "docker"))
-    return subprocess.run([sys.executable, "-m", "regtui", *args], capture_output=True, text=True, env=env,
-                          timeout=300, cwd=tmp)
+    return subprocess.run(
+        [sys.executable, "-m", "regtui", *args], capture_output=True, text=True, env=env, timeout=300, cwd=tmp
+    )
 
 
 def one_line_error(r: subprocess.CompletedProcess, *needles: str) -> str:
@@ -96,11 +97,14 @@ def test_push_compressed_package_with_zarf_tags(zarf_forms, tmp_path):
         assert r.returncode == 0, r.stderr
         crc = zlib.crc32(b"docker.io/library/alpine")
         for ref in ("3.20", f"3.20-zarf-{crc}"):  # pushed under its familiar name, with Zarf's tag too
-            h = httpx.head(f"{reg.url}/v2/alpine/manifests/{ref}",
-                           headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+            h = httpx.head(
+                f"{reg.url}/v2/alpine/manifests/{ref}", headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}
+            )
             assert h.status_code == 200, ref
-            assert h.headers["docker-content-digest"] == \
-                "sha256:a180ec8e5c7247c920c91508fa4ce86088946cc9e65f4aeb39091038bba88b0b"
+            assert (
+                h.headers["docker-content-digest"]
+                == "sha256:a180ec8e5c7247c920c91508fa4ce86088946cc9e65f4aeb39091038bba88b0b"
+            )
 
 
 def test_expect_matches_original_and_zarf_names(tmp_path):
@@ -148,8 +152,9 @@ def _hostile_zst(kind: str, tmp: Path, zarf_forms) -> Path:
     return out
 
 
-@pytest.mark.parametrize("kind, needle", [("split-short", "the parts hold"), ("dotdot", ".."),
-                                          ("bomb", "decompression bomb")])
+@pytest.mark.parametrize(
+    "kind, needle", [("split-short", "the parts hold"), ("dotdot", ".."), ("bomb", "decompression bomb")]
+)
 def test_hostile_compressed_package_writes_nothing_outside_the_cache(zarf_forms, tmp_path, kind, needle):
     corpus, cwd, home = tmp_path / "corpus", tmp_path / "cwd", tmp_path / "home"
     for d in (corpus, cwd, home):

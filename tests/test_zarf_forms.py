@@ -80,11 +80,21 @@ def test_first_open_reports_progress_second_is_instant(zarf_forms, cache):
 
 
 def test_two_processes_opening_at_once_share_one_unpack(zarf_forms, cache, tmp_path):
-    code = ("import sys; from regtui.oci import open_archive; from regtui.oci.verify import verify_archive;"
-            "a = open_archive(sys.argv[1]); r = verify_archive(a); print(r.ok, a.package.cache_path)")
+    code = (
+        "import sys; from regtui.oci import open_archive; from regtui.oci.verify import verify_archive;"
+        "a = open_archive(sys.argv[1]); r = verify_archive(a); print(r.ok, a.package.cache_path)"
+    )
     env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(zarf_forms["split"])], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(zarf_forms["split"])],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     lines = {o[0].strip() for o in outs}
@@ -184,8 +194,7 @@ def test_blob_not_matching_its_name_is_refused(tmp_path, cache):
 
 @pytest.mark.parametrize("name", ["../evil", "/tmp/evil", "a/../../evil"])
 def test_names_leaving_the_package_are_refused(tmp_path, cache, name):
-    _refused(_zst_of_members(tmp_path / "p.tar.zst", [_file("zarf.yaml", b"kind: x"), _file(name, b"x")]),
-             "refus")
+    _refused(_zst_of_members(tmp_path / "p.tar.zst", [_file("zarf.yaml", b"kind: x"), _file(name, b"x")]), "refus")
     _cache_is_empty(cache)
     assert not (tmp_path / "evil").exists()
 
@@ -283,9 +292,17 @@ def test_waits_for_another_regtui_holding_the_lock(zarf_forms, cache):
 
     zst = str(zarf_forms["tar.zst"])
     lock = Path(zarf_cache_root()) / f"{identity(zst, [zst])}.lock"
-    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a');"
-                               "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(1.5)", str(lock)],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time; f = open(sys.argv[1], 'a');"
+            "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(1.5)",
+            str(lock),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         seen = []

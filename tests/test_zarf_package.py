@@ -26,11 +26,9 @@ def test_zarf_names_match_zarfs_own_vectors():
         "nginx": "library/nginx:latest-zarf-3793515731",
         "nginx:1.23.3": "library/nginx:1.23.3-zarf-3793515731",
         "defenseunicorns/zarf-agent:v0.22.1": "defenseunicorns/zarf-agent:v0.22.1-zarf-4283503412",
-        "busybox:latest@sha256:3fbc632167424a6d997e74f52b878d7cc478225cffac6bc977eedfe51c7f4e79":
-            "library/busybox@sha256:3fbc632167424a6d997e74f52b878d7cc478225cffac6bc977eedfe51c7f4e79",
+        "busybox:latest@sha256:3fbc632167424a6d997e74f52b878d7cc478225cffac6bc977eedfe51c7f4e79": "library/busybox@sha256:3fbc632167424a6d997e74f52b878d7cc478225cffac6bc977eedfe51c7f4e79",  # noqa: E501 - Zarf's test vectors, whole
         "ghcr.io/stefanprodan/podinfo:6.3.3": "stefanprodan/podinfo:6.3.3-zarf-2985051089",
-        "registry1.dso.mil/ironbank/opensource/defenseunicorns/zarf/zarf-agent:v0.25.0":
-            "ironbank/opensource/defenseunicorns/zarf/zarf-agent:v0.25.0-zarf-2003217571",
+        "registry1.dso.mil/ironbank/opensource/defenseunicorns/zarf/zarf-agent:v0.25.0": "ironbank/opensource/defenseunicorns/zarf/zarf-agent:v0.25.0-zarf-2003217571",  # noqa: E501 - Zarf's test vectors, whole
     }
     for ref, want in vectors.items():
         assert zarf_name(ref).rewritten == want, ref
@@ -48,8 +46,10 @@ def test_real_package_model():
     assert [c.name for c in pkg.config.components] == ["test"]
     assert pkg.config.components[0].images == ("docker.io/library/alpine:3.20",)
     assert len(pkg.checksums) == 7 and pkg.signatures == []
-    assert pkg.config.aggregate_checksum == (sha((ZARF_FIXTURE_MEMBERS := fixture_members())["checksums.txt"]),
-                                             "metadata.aggregateChecksum")
+    assert pkg.config.aggregate_checksum == (
+        sha((ZARF_FIXTURE_MEMBERS := fixture_members())["checksums.txt"]),
+        "metadata.aggregateChecksum",
+    )
     assert ZARF_FIXTURE_MEMBERS
     # The image, named by base.name, tagged with its Zarf-rewritten tag too; read in place from the tar.
     [root] = a.roots
@@ -101,26 +101,34 @@ def test_missing_and_added_files_and_aggregate(tmp_path):
 
 
 def test_component_image_missing_from_images(tmp_path):
-    y = fixture_members()["zarf.yaml"].replace(b"  - docker.io/library/alpine:3.20",
-                                               b"  - docker.io/library/alpine:3.20\n  - ghcr.io/org/app:1")
+    y = fixture_members()["zarf.yaml"].replace(
+        b"  - docker.io/library/alpine:3.20", b"  - docker.io/library/alpine:3.20\n  - ghcr.io/org/app:1"
+    )
     errs = _errors(variant(tmp_path / "c.tar", {"zarf.yaml": y}))
     assert errs == [e for e in errs if "ghcr.io/org/app:1" in e] and len(errs) == 1
 
 
-@pytest.mark.parametrize("yaml_text, message", [
-    (b"kind: [unclosed", "is not valid YAML"),
-    (b"- a list\n", "zarf.yaml must be a mapping, found a list"),
-    (b"kind: Deployment\nmetadata: {name: x}\n", "kind must be ZarfPackageConfig or ZarfInitConfig"),
-    (b"kind: ZarfPackageConfig\nmetadata: {name: 7}\n", "metadata.name must be a non-empty string, found a number"),
-    (b"kind: ZarfPackageConfig\nmetadata: {name: x}\ncomponents: {a: 1}\n", "components must be a list"),
-    (b"kind: ZarfPackageConfig\nmetadata: {name: x}\ncomponents:\n- name: a\n  images: nginx\n",
-     "components[0].images must be a list of strings"),
-    (b"kind: ZarfPackageConfig\nmetadata: {name: x}\ncomponents:\n- name: a\n  required: 'yes'\n",
-     "components[0].required must be true or false"),
-    (b"kind: ZarfPackageConfig\nmetadata: {name: x, aggregateChecksum: abc}\n", "64 lowercase hex digits"),
-    (b"a: &x [1]\nb: *x\n", "YAML aliases"),
-    (b"\xff\xfe", "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "yaml_text, message",
+    [
+        (b"kind: [unclosed", "is not valid YAML"),
+        (b"- a list\n", "zarf.yaml must be a mapping, found a list"),
+        (b"kind: Deployment\nmetadata: {name: x}\n", "kind must be ZarfPackageConfig or ZarfInitConfig"),
+        (b"kind: ZarfPackageConfig\nmetadata: {name: 7}\n", "metadata.name must be a non-empty string, found a number"),
+        (b"kind: ZarfPackageConfig\nmetadata: {name: x}\ncomponents: {a: 1}\n", "components must be a list"),
+        (
+            b"kind: ZarfPackageConfig\nmetadata: {name: x}\ncomponents:\n- name: a\n  images: nginx\n",
+            "components[0].images must be a list of strings",
+        ),
+        (
+            b"kind: ZarfPackageConfig\nmetadata: {name: x}\ncomponents:\n- name: a\n  required: 'yes'\n",
+            "components[0].required must be true or false",
+        ),
+        (b"kind: ZarfPackageConfig\nmetadata: {name: x, aggregateChecksum: abc}\n", "64 lowercase hex digits"),
+        (b"a: &x [1]\nb: *x\n", "YAML aliases"),
+        (b"\xff\xfe", "not UTF-8"),
+    ],
+)
 def test_bad_zarf_yaml_is_one_line(tmp_path, yaml_text, message):
     with pytest.raises(ArchiveError) as e:
         open_archive(str(variant(tmp_path / "y.tar", {"zarf.yaml": yaml_text})))
@@ -128,11 +136,14 @@ def test_bad_zarf_yaml_is_one_line(tmp_path, yaml_text, message):
     assert message in line and "\n" not in line and "zarf.yaml" in line
 
 
-@pytest.mark.parametrize("line, message", [
-    (b"0" * 64 + b" ../../etc/passwd\n", "a path outside the package"),
-    (b"0" * 64 + b" /etc/passwd\n", "a path outside the package"),
-    (b"nothex images/index.json\n", "is not '<sha256> <path>'"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        (b"0" * 64 + b" ../../etc/passwd\n", "a path outside the package"),
+        (b"0" * 64 + b" /etc/passwd\n", "a path outside the package"),
+        (b"nothex images/index.json\n", "is not '<sha256> <path>'"),
+    ],
+)
 def test_hostile_checksums_refused(tmp_path, line, message):
     sums = fixture_members()["checksums.txt"] + line
     with pytest.raises(ArchiveError) as e:

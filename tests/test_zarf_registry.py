@@ -69,8 +69,10 @@ def test_rewritten_tags_listed_and_resolved(served):
         assert f"3.20-zarf-{_crc('docker.io/library/alpine:3.20')}" in tags
         # Zarf's own test vector, applied to the path it would push to: the tag must carry this exact crc.
         assert _crc("docker.io/library/nginx:1.23.3") == 3793515731
-        r = c.head(f"/v2/example/multi/manifests/1.0-zarf-{_crc('ghcr.io/example/multi:1.0')}",
-                   headers={"Accept": "application/vnd.oci.image.index.v1+json"})
+        r = c.head(
+            f"/v2/example/multi/manifests/1.0-zarf-{_crc('ghcr.io/example/multi:1.0')}",
+            headers={"Accept": "application/vnd.oci.image.index.v1+json"},
+        )
         assert r.status_code == 200
         assert r.headers["Docker-Content-Digest"] == _root(served, "ghcr.io/example/multi:1.0").manifests[0].digest
         # The pinned (by-digest) image answers by digest under the rewritten path, and a wrong crc is unknown.
@@ -85,8 +87,17 @@ def test_skopeo_copies_every_image(served, original, by, tmp_path):
     root = _root(served, original)
     multi = isinstance(root, ImageIndex)
     out = tmp_path / "out"
-    run([skopeo, "copy", "-q", *(["--all"] if multi else []), "--src-tls-verify=false",
-         f"docker://{_ref(served, original, by)}", f"oci:{out}:copied"])
+    run(
+        [
+            skopeo,
+            "copy",
+            "-q",
+            *(["--all"] if multi else []),
+            "--src-tls-verify=false",
+            f"docker://{_ref(served, original, by)}",
+            f"oci:{out}:copied",
+        ]
+    )
     got = _check_oci_layout(out)  # every blob re-hashed
     images = root.images() if multi else [root]
     assert {layer.digest for i in images for layer in i.layers} <= got
@@ -106,8 +117,11 @@ def test_ctr_pulls_every_image(served, containerd, original, by):
     run(["ctr", "--address", containerd, "-n", ns, "image", "pull", "--plain-http", "--snapshotter", "native", ref])
     assert ref in run(["ctr", "--address", containerd, "-n", ns, "image", "ls", "-q"]).stdout.split()
     root = _root(served, original)
-    image = next(i for i in root.images() if i.platform and i.platform.architecture == "amd64") \
-        if isinstance(root, ImageIndex) else root
+    image = (
+        next(i for i in root.images() if i.platform and i.platform.architecture == "amd64")
+        if isinstance(root, ImageIndex)
+        else root
+    )
     _check_ctr_content(containerd, ns, _image_blobs(image) | {root.manifests[0].digest})
 
 

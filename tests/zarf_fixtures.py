@@ -41,8 +41,9 @@ def _merge(dest: Path, sources: list[tuple[Path, dict[str, str]]], extra: list[d
             manifests.append(m)
     manifests.extend(extra)
     (dest / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-    (dest / "index.json").write_text(json.dumps({"schemaVersion": 2, "mediaType":
-                                                 "application/vnd.oci.image.index.v1+json", "manifests": manifests}))
+    (dest / "index.json").write_text(
+        json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests})
+    )
 
 
 @pytest.fixture(scope="session")
@@ -56,11 +57,21 @@ def zarf_forms(oci_dir, multiarch_dir, tmp_path_factory) -> dict[str, Path]:
         tf.extractall(base / "fixture", members=members, filter="data")
     shutil.copytree(base / "fixture" / "images", alpine)
     layout = base / "layout"
-    pinned = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": ALPINE_DIGEST, "size": 1022,
-              "annotations": {BASE: f"docker.io/library/alpine@{ALPINE_DIGEST}"}}
-    _merge(layout, [(oci_dir, {"registry:2.8.1": "docker.io/library/registry:2.8.1"}),
-                    (multiarch_dir, {"registry:2.8.1": "ghcr.io/example/multi:1.0"}),
-                    (alpine, {})], [pinned])
+    pinned = {
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": ALPINE_DIGEST,
+        "size": 1022,
+        "annotations": {BASE: f"docker.io/library/alpine@{ALPINE_DIGEST}"},
+    }
+    _merge(
+        layout,
+        [
+            (oci_dir, {"registry:2.8.1": "docker.io/library/registry:2.8.1"}),
+            (multiarch_dir, {"registry:2.8.1": "ghcr.io/example/multi:1.0"}),
+            (alpine, {}),
+        ],
+        [pinned],
+    )
     folder = package_from_layout(base / "zarf-package-multi-amd64-1.0.0", layout, COMPONENTS)
     tar = tar_folder(folder, base / "zarf-package-multi-amd64-1.0.0.tar")
     zst = zstd(tar, base / "zarf-package-multi-amd64-1.0.0.tar.zst")

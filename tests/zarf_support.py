@@ -58,8 +58,14 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def package_from_layout(dest: Path, layout: Path, images: dict[str, list[str]], name: str = "multi",
-                        extra: dict[str, bytes] | None = None, aggregate_in: str = "build") -> Path:
+def package_from_layout(
+    dest: Path,
+    layout: Path,
+    images: dict[str, list[str]],
+    name: str = "multi",
+    extra: dict[str, bytes] | None = None,
+    aggregate_in: str = "build",
+) -> Path:
     """A Zarf package folder in the documented layout: zarf.yaml with components needing `images`
     (component -> image refs), checksums.txt, images/ (the OCI layout, index annotated with base.name)."""
     dest.mkdir(parents=True)
@@ -77,15 +83,18 @@ def package_from_layout(dest: Path, layout: Path, images: dict[str, list[str]], 
             lines.append(f"{sha(p.read_bytes())} {rel}")
     checksums = ("\n".join(lines) + "\n").encode()
     (dest / "checksums.txt").write_bytes(checksums)
-    comps = "".join(f"- name: {c}\n  required: true\n  images:\n" + "".join(f"  - {i}\n" for i in refs)
-                    for c, refs in images.items())
+    comps = "".join(
+        f"- name: {c}\n  required: true\n  images:\n" + "".join(f"  - {i}\n" for i in refs)
+        for c, refs in images.items()
+    )
     agg = sha(checksums)
     meta_agg = f"  aggregateChecksum: {agg}\n" if aggregate_in == "metadata" else ""
     build_agg = f"  aggregateChecksum: {agg}\n" if aggregate_in == "build" else ""
     (dest / "zarf.yaml").write_text(
         f"kind: ZarfPackageConfig\nmetadata:\n  name: {name}\n  version: 1.0.0\n  architecture: amd64\n{meta_agg}"
         f"build:\n  terminal: test\n  user: test\n  architecture: amd64\n  timestamp: Mon, 01 Jan 2024 00:00:00 +0000\n"
-        f"  version: v0.60.0\n{build_agg}components:\n{comps}")
+        f"  version: v0.60.0\n{build_agg}components:\n{comps}"
+    )
     return dest
 
 
@@ -124,7 +133,7 @@ def zstd(src: Path, out: Path) -> Path:
 def split(src: Path, size: int, capital_keys: bool = True) -> Path:
     """Zarf's split form: `src.part000` JSON, `.part001`… the bytes."""
     data = src.read_bytes()
-    chunks = [data[i:i + size] for i in range(0, len(data), size)]
+    chunks = [data[i : i + size] for i in range(0, len(data), size)]
     keys = ("Sha256Sum", "Bytes", "Count") if capital_keys else ("sha256Sum", "bytes", "count")
     head = dict(zip(keys, (sha(data), len(data), len(chunks)), strict=True))
     Path(f"{src}.part000").write_text(json.dumps(head))

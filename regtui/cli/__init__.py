@@ -47,8 +47,11 @@ class DefaultGroup(click.Group):
         return command
 
 
-@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]},
-             subcommand_metavar="ARCHIVE... | COMMAND [ARGS]...")
+@click.group(
+    cls=DefaultGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    subcommand_metavar="ARCHIVE... | COMMAND [ARGS]...",
+)
 @click.version_option(package_name="regtui")
 def main() -> None:
     """Open, inspect, verify and serve container image archives (seed-image.tar, docker save, OCI).
@@ -62,4 +65,3 @@ def main() -> None:
          or the work itself failed (a push refused, a port in use)
       2  bad arguments or input that cannot be read: options, archives, references
     """
-

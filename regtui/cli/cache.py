@@ -33,8 +33,9 @@ def command(older_than: str | None, everything: bool, as_json: bool) -> None:
     if older_than is not None or everything:
         removed, busy = prune(parse_age(older_than) if older_than is not None else None, everything)
         if as_json:
-            click.echo(json.dumps({"removed": [e.__dict__ for e in removed], "in_use": [e.__dict__ for e in busy]},
-                                  indent=2))
+            click.echo(
+                json.dumps({"removed": [e.__dict__ for e in removed], "in_use": [e.__dict__ for e in busy]}, indent=2)
+            )
             return
         freed = sum(e.bytes for e in removed)
         click.echo(f"removed {len(removed)} unpacked package{'s' * (len(removed) != 1)}, {human_size(freed)} freed")
@@ -53,5 +54,7 @@ def command(older_than: str | None, everything: bool, as_json: bool) -> None:
         age = (now - e.last_used) / 86400
         gone = "" if e.source_exists else "  (source gone)"
         click.echo(f"{human_size(e.bytes):>10}  used {age:5.1f} d ago  {e.form:<7}  {e.source}{gone}")
-    click.echo(f"{human_size(sum(e.bytes for e in entries)):>10}  in {len(entries)} package(s) under "
-               f"{entries[0].path.rsplit('/', 1)[0]}")
+    click.echo(
+        f"{human_size(sum(e.bytes for e in entries)):>10}  in {len(entries)} package(s) under "
+        f"{entries[0].path.rsplit('/', 1)[0]}"
+    )

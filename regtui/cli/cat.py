@@ -23,10 +23,14 @@ HEX_HEAD = 512
 @click.command("cat")
 @click.argument("target", metavar="ARCHIVE[:IMAGE]")
 @click.argument("path")
-@click.option("--layer", type=int, metavar="N",
-              help="The version layer N wrote (1 = base; default: the final image's).")
-@click.option("--pretty/--raw", default=None, help="Highlight text or hex-dump binaries (default on a terminal); "
-              "--raw writes the bytes.")
+@click.option(
+    "--layer", type=int, metavar="N", help="The version layer N wrote (1 = base; default: the final image's)."
+)
+@click.option(
+    "--pretty/--raw",
+    default=None,
+    help="Highlight text or hex-dump binaries (default on a terminal); --raw writes the bytes.",
+)
 def command(target: str, path: str, layer: int | None, pretty: bool | None) -> None:
     """Print PATH from the image in ARCHIVE (or from one layer), streamed from the archive."""
     archive, ref = split_archive_ref(target)
@@ -75,10 +79,8 @@ def command(target: str, path: str, layer: int | None, pretty: bool | None) -> N
 def hexdump(data: bytes) -> str:
     lines = []
     for off in range(0, len(data), 16):
-        row = data[off:off + 16]
+        row = data[off : off + 16]
         hexes = " ".join(f"{b:02x}" for b in row)
         text = "".join(chr(b) if 32 <= b < 127 else "." for b in row)
         lines.append(f"{off:08x}  {hexes:<47}  {text}")
     return "\n".join(lines)
-
-

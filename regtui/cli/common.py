@@ -37,8 +37,13 @@ def open_one(path: str) -> Archive:
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-    columns = (TextColumn("[bold]unpack[/] {task.description}"), BarColumn(), DownloadColumn(),
-               TransferSpeedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("[bold]unpack[/] {task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(path, total=None)
 
@@ -72,17 +77,35 @@ def demo_paths(paths: Sequence[str]) -> list[str]:
 
 def expect_options(f: F) -> F:
     """The three options, for any command that opens archives."""
-    f = click.option("--expect-manifest", "expect_manifest", multiple=True, type=click.Path(dir_okay=False),
-                     metavar="FILE", help="The upstream manifest (or index) bytes, to diff when nothing matches.")(f)
-    f = click.option("--expect-file", "expect_file", multiple=True, type=click.Path(dir_okay=False),
-                     metavar="FILE", help="A list of image references, one per line (# comments allowed).")(f)
-    f = click.option("--expect", "expect", multiple=True, metavar="IMAGE@DIGEST",
-                     help="A manifest digest clients will ask for; served if a serialization reproduces it.")(f)
+    f = click.option(
+        "--expect-manifest",
+        "expect_manifest",
+        multiple=True,
+        type=click.Path(dir_okay=False),
+        metavar="FILE",
+        help="The upstream manifest (or index) bytes, to diff when nothing matches.",
+    )(f)
+    f = click.option(
+        "--expect-file",
+        "expect_file",
+        multiple=True,
+        type=click.Path(dir_okay=False),
+        metavar="FILE",
+        help="A list of image references, one per line (# comments allowed).",
+    )(f)
+    f = click.option(
+        "--expect",
+        "expect",
+        multiple=True,
+        metavar="IMAGE@DIGEST",
+        help="A manifest digest clients will ask for; served if a serialization reproduces it.",
+    )(f)
     return f
 
 
-def load_expectations(expect: Sequence[str] = (), expect_file: Sequence[str] = (),
-                      expect_manifest: Sequence[str] = ()) -> tuple[list[Expectation], list[str]]:
+def load_expectations(
+    expect: Sequence[str] = (), expect_file: Sequence[str] = (), expect_manifest: Sequence[str] = ()
+) -> tuple[list[Expectation], list[str]]:
     """Expectations from the options; bad input exits 2 with one precise line."""
     from regtui.oci.forensics import ExpectError, parse_expectation, read_expect_file, read_manifest_file
 
@@ -102,8 +125,12 @@ def load_expectations(expect: Sequence[str] = (), expect_file: Sequence[str] = (
     return out, notes
 
 
-def apply_cli_expectations(archives: Iterable[Archive], expect: Sequence[str] = (), expect_file: Sequence[str] = (),
-                           expect_manifest: Sequence[str] = ()) -> list[ExpectResult]:
+def apply_cli_expectations(
+    archives: Iterable[Archive],
+    expect: Sequence[str] = (),
+    expect_file: Sequence[str] = (),
+    expect_manifest: Sequence[str] = (),
+) -> list[ExpectResult]:
     """Parse the options and apply them to the opened archives (before anything serves or shows them)."""
     from regtui.oci.forensics import apply_to_archives
 

@@ -48,8 +48,8 @@ def split_archive_ref(text: str) -> tuple[str, str | None]:
     if os.path.exists(text):
         return text, None
     for m in reversed(list(re.finditer(":", text))):
-        if os.path.exists(text[:m.start()]):
-            return text[:m.start()], text[m.start() + 1:] or None
+        if os.path.exists(text[: m.start()]):
+            return text[: m.start()], text[m.start() + 1 :] or None
     return text, None
 
 
@@ -86,8 +86,12 @@ def load_files(image: Image, err: Console) -> ImageFiles:
     try:
         if not err.is_terminal or total < PROGRESS_FROM:
             return load_image_files(image, cancel=cancel)
-        columns = (TextColumn("[bold]index[/] {task.description}"), BarColumn(), DownloadColumn(),
-                   TransferSpeedColumn())
+        columns = (
+            TextColumn("[bold]index[/] {task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+        )
         with Progress(*columns, console=err, transient=True) as bar:
             task = bar.add_task("layers", total=total)
 
@@ -106,8 +110,12 @@ def mode_string(kind: str, mode: int) -> str:
 
 
 def summary_lines(files: ImageFiles, waste: Waste) -> list[str]:
-    out = [(f"efficiency: {waste.efficiency * 100:.4f} %   wasted: {waste.wasted_bytes} bytes "
-            f"({human_size(waste.wasted_bytes)})   user wasted: {waste.user_wasted_percent * 100:.4f} %")]
+    out = [
+        (
+            f"efficiency: {waste.efficiency * 100:.4f} %   wasted: {waste.wasted_bytes} bytes "
+            f"({human_size(waste.wasted_bytes)})   user wasted: {waste.user_wasted_percent * 100:.4f} %"
+        )
+    ]
     for idx in files.layers:
         if not idx.complete or idx.problem_count:
             state = "incomplete" if not idx.complete else "note"
@@ -119,9 +127,18 @@ def summary_lines(files: ImageFiles, waste: Waste) -> list[str]:
 
 
 def row_dict(row: Row) -> dict[str, Any]:
-    return {"path": "/" + row.path, "kind": row.kind, "mode": oct(row.mode), "uid": row.uid, "gid": row.gid,
-            "size": row.size, "mtime": row.mtime, "link": row.link, "mark": row.mark,
-            "layer": row.layer + 1 if row.layer >= 0 else None}
+    return {
+        "path": "/" + row.path,
+        "kind": row.kind,
+        "mode": oct(row.mode),
+        "uid": row.uid,
+        "gid": row.gid,
+        "size": row.size,
+        "mtime": row.mtime,
+        "link": row.link,
+        "mark": row.mark,
+        "layer": row.layer + 1 if row.layer >= 0 else None,
+    }
 
 
 def row_text(row: Row, depth: int | None) -> Text:
@@ -129,8 +146,10 @@ def row_text(row: Row, depth: int | None) -> Text:
     name = row.name if depth is not None else "/" + row.path
     if row.link:
         name += f" → {row.link}"
-    meta = f"{MARK_LETTER.get(row.mark, ' ')} {mode_string(row.kind, row.mode)} {row.uid:>5}:{row.gid:<5} " \
-           f"{human_size(row.size):>10}  "
+    meta = (
+        f"{MARK_LETTER.get(row.mark, ' ')} {mode_string(row.kind, row.mode)} {row.uid:>5}:{row.gid:<5} "
+        f"{human_size(row.size):>10}  "
+    )
     indent = "    " * depth if depth else ""
     return Text.assemble((meta, style), indent, (name + ("/" if row.kind == "dir" else ""), style))
 
@@ -163,20 +182,38 @@ def _fraction(text: str) -> float:
 
 
 def ci_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option("--highest-user-wasted-percent", "highest_user_wasted_percent", metavar="FRACTION",
-                     callback=lambda c, p, v: None if v is None else _fraction(v),
-                     help="Fail when wasted bytes exceed this share of the non-base layers (dive's CI rule).")(f)
-    f = click.option("--highest-wasted-bytes", "highest_wasted_bytes", metavar="SIZE",
-                     callback=lambda c, p, v: None if v is None else parse_size(v),
-                     help="Fail when an image wastes more than SIZE (20M, 20MiB; dive's CI rule).")(f)
-    f = click.option("--lowest-efficiency", "lowest_efficiency", metavar="FRACTION",
-                     callback=lambda c, p, v: None if v is None else _fraction(v),
-                     help="Fail when an image's efficiency is below this (0.9 = 90 %; dive's CI rule).")(f)
+    f = click.option(
+        "--highest-user-wasted-percent",
+        "highest_user_wasted_percent",
+        metavar="FRACTION",
+        callback=lambda c, p, v: None if v is None else _fraction(v),
+        help="Fail when wasted bytes exceed this share of the non-base layers (dive's CI rule).",
+    )(f)
+    f = click.option(
+        "--highest-wasted-bytes",
+        "highest_wasted_bytes",
+        metavar="SIZE",
+        callback=lambda c, p, v: None if v is None else parse_size(v),
+        help="Fail when an image wastes more than SIZE (20M, 20MiB; dive's CI rule).",
+    )(f)
+    f = click.option(
+        "--lowest-efficiency",
+        "lowest_efficiency",
+        metavar="FRACTION",
+        callback=lambda c, p, v: None if v is None else _fraction(v),
+        help="Fail when an image's efficiency is below this (0.9 = 90 %; dive's CI rule).",
+    )(f)
     return f
 
 
-def check_thresholds(archives: list[Archive], *, lowest_efficiency: float | None, highest_wasted_bytes: int | None,
-                     highest_user_wasted_percent: float | None, console: Console) -> bool:
+def check_thresholds(
+    archives: list[Archive],
+    *,
+    lowest_efficiency: float | None,
+    highest_wasted_bytes: int | None,
+    highest_user_wasted_percent: float | None,
+    console: Console,
+) -> bool:
     """Evaluate dive's three CI rules on every image; print each verdict and the offenders. True when all pass."""
     if lowest_efficiency is None and highest_wasted_bytes is None and highest_user_wasted_percent is None:
         return True
@@ -189,14 +226,19 @@ def check_thresholds(archives: list[Archive], *, lowest_efficiency: float | None
             if lowest_efficiency is not None and w.efficiency < lowest_efficiency:
                 failures.append(f"efficiency {w.efficiency:.4f} is below {lowest_efficiency}")
             if highest_wasted_bytes is not None and w.wasted_bytes > highest_wasted_bytes:
-                failures.append(f"wasted {w.wasted_bytes} bytes ({human_size(w.wasted_bytes)}), more than "
-                                f"{highest_wasted_bytes}")
+                failures.append(
+                    f"wasted {w.wasted_bytes} bytes ({human_size(w.wasted_bytes)}), more than {highest_wasted_bytes}"
+                )
             if highest_user_wasted_percent is not None and w.user_wasted_percent > highest_user_wasted_percent:
-                failures.append(f"user wasted {w.user_wasted_percent:.4f} of the non-base layers, more than "
-                                f"{highest_user_wasted_percent}")
+                failures.append(
+                    f"user wasted {w.user_wasted_percent:.4f} of the non-base layers, more than "
+                    f"{highest_user_wasted_percent}"
+                )
             name = f"{arc.path} {image_name(image)}"
-            head = (f"efficiency {w.efficiency * 100:.2f} %, wasted {human_size(w.wasted_bytes)}, "
-                    f"user wasted {w.user_wasted_percent * 100:.2f} %")
+            head = (
+                f"efficiency {w.efficiency * 100:.2f} %, wasted {human_size(w.wasted_bytes)}, "
+                f"user wasted {w.user_wasted_percent * 100:.2f} %"
+            )
             if not contents.complete:
                 failures.append("some layers could not be indexed whole (see `regtui files`)")
             if not failures:
@@ -209,4 +251,3 @@ def check_thresholds(archives: list[Archive], *, lowest_efficiency: float | None
             for o in w.top(10):
                 console.print(Text(f"    {human_size(o.bytes):>10}  {o.count} copies  /{o.path}"))
     return ok
-

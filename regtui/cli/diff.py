@@ -78,8 +78,12 @@ def command(archive, reference, insecure, ca, as_json) -> None:
     code = 0 if result.matched else 1
     if as_json:
         out = result.to_dict()
-        out["upstream"] = {"reference": str(ref), "digest": up.digest, "mediaType": up.media_type,
-                           "index": up.index_digest}
+        out["upstream"] = {
+            "reference": str(ref),
+            "digest": up.digest,
+            "mediaType": up.media_type,
+            "index": up.index_digest,
+        }
         out["diff"] = shown.to_dict() if shown else None
         click.echo(json.dumps(out, indent=2))
         sys.exit(code)
@@ -92,12 +96,16 @@ def command(archive, reference, insecure, ca, as_json) -> None:
         click.echo("")
     if result.status == "matched-by-variant":
         name = result.image.repository if result.image else familiar(ref.path)
-        click.echo(f"match: reproduced as {result.variant_description or result.variant} (variant {result.variant}); "
-                   "serve it for the tag "
-                   f"and by digest with:\n  regtui serve {archive} --expect {name}@{up.digest}")
+        click.echo(
+            f"match: reproduced as {result.variant_description or result.variant} (variant {result.variant}); "
+            "serve it for the tag "
+            f"and by digest with:\n  regtui serve {archive} --expect {name}@{up.digest}"
+        )
         if up.index_digest:
-            click.echo(f"  to serve index {up.index_digest} too, save its bytes and add "
-                       f"--expect {name}@{up.index_digest} --expect-manifest INDEX.json")
+            click.echo(
+                f"  to serve index {up.index_digest} too, save its bytes and add "
+                f"--expect {name}@{up.index_digest} --expect-manifest INDEX.json"
+            )
     elif result.matched or shown is None:
         click.echo(("match: " if result.matched else "no match: ") + result.explanation)
     sys.exit(code)

@@ -37,14 +37,26 @@ from regtui.oci.units import human_size
 @click.argument("archive", type=click.Path())
 @click.argument("pattern", required=False)
 @click.option("--image", "image_ref", metavar="REF", help="Which image: repo:tag, tag, digest, os/arch or #index.")
-@click.option("--layer", type=int, metavar="N",
-              help="The image as of layer N (1 = base, as Layers numbers them), its changes marked.")
+@click.option(
+    "--layer",
+    type=int,
+    metavar="N",
+    help="The image as of layer N (1 = base, as Layers numbers them), its changes marked.",
+)
 @click.option("--changes", is_flag=True, help="Only what changed: in layer N, or in every layer as a list.")
 @click.option("--find", "find_path", metavar="PATH", help="Which layers touch PATH (or a glob like '*.pyc').")
 @click.option("--by-size", is_flag=True, help="Largest first.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def command(archive: str, pattern: str | None, image_ref: str | None, layer: int | None, changes: bool,
-          find_path: str | None, by_size: bool, as_json: bool) -> None:
+def command(
+    archive: str,
+    pattern: str | None,
+    image_ref: str | None,
+    layer: int | None,
+    changes: bool,
+    find_path: str | None,
+    by_size: bool,
+    as_json: bool,
+) -> None:
     """What the image's layers put into it, without extracting: a tree of the final image (or of layer N), a
     PATH subtree or a glob's matches, per-layer changes, and dive's waste numbers."""
     out = Console(soft_wrap=True, highlight=False)
@@ -72,13 +84,21 @@ def command(archive: str, pattern: str | None, image_ref: str | None, layer: int
         if pattern:
             top = path_id(contents, pattern)
             if top < 0 or not view.mask[top]:
-                fail(f"{pattern} is not in the image" + (f" as of layer {layer}" if layer is not None else "")
-                     + "; try --find to see which layers touch it")
+                fail(
+                    f"{pattern} is not in the image"
+                    + (f" as of layer {layer}" if layer is not None else "")
+                    + "; try --find to see which layers touch it"
+                )
         walk = [(0, top)] if top != NO_PARENT else []
         walk += [(d + (top != NO_PARENT), k) for d, k in view.walk(top, by_size=by_size)]
     if as_json:
-        data = {"image": image_name(image), "layer": layer, "complete": contents.complete,
-                **_waste_dict(waste), "entries": [row_dict(view.row(k)) for _, k in walk]}
+        data = {
+            "image": image_name(image),
+            "layer": layer,
+            "complete": contents.complete,
+            **_waste_dict(waste),
+            "entries": [row_dict(view.row(k)) for _, k in walk],
+        }
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
     for line in summary_lines(contents, waste):
@@ -88,19 +108,40 @@ def command(archive: str, pattern: str | None, image_ref: str | None, layer: int
 
 
 def _waste_dict(w: Waste) -> dict[str, Any]:
-    return {"efficiency": w.efficiency, "wasted_bytes": w.wasted_bytes, "user_wasted_percent": w.user_wasted_percent,
-            "size_bytes": w.size_bytes, "user_size_bytes": w.user_size_bytes,
-            "offenders": [{"path": "/" + o.path, "count": o.count, "bytes": o.bytes} for o in w.top(20)]}
+    return {
+        "efficiency": w.efficiency,
+        "wasted_bytes": w.wasted_bytes,
+        "user_wasted_percent": w.user_wasted_percent,
+        "size_bytes": w.size_bytes,
+        "user_size_bytes": w.user_size_bytes,
+        "offenders": [{"path": "/" + o.path, "count": o.count, "bytes": o.bytes} for o in w.top(20)],
+    }
 
 
 def _find(contents: ImageFiles, pattern: str, out: Console, as_json: bool) -> None:
     matches, truncated = find(contents, pattern)
     if as_json:
-        data = [{"path": "/" + f.path, "in_image": f.in_image,
-                 "versions": [{"layer": v.layer + 1, "mark": v.mark, "kind": v.kind, "size": v.size,
-                               "mode": oct(v.mode), "uid": v.uid, "gid": v.gid, "mtime": v.mtime, "link": v.link}
-                              for v in f.versions]}
-                for f in matches]
+        data = [
+            {
+                "path": "/" + f.path,
+                "in_image": f.in_image,
+                "versions": [
+                    {
+                        "layer": v.layer + 1,
+                        "mark": v.mark,
+                        "kind": v.kind,
+                        "size": v.size,
+                        "mode": oct(v.mode),
+                        "uid": v.uid,
+                        "gid": v.gid,
+                        "mtime": v.mtime,
+                        "link": v.link,
+                    }
+                    for v in f.versions
+                ],
+            }
+            for f in matches
+        ]
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
     if not matches:
@@ -108,9 +149,14 @@ def _find(contents: ImageFiles, pattern: str, out: Console, as_json: bool) -> No
     for f in matches:
         out.print(Text.assemble(("/" + f.path, "bold"), "" if f.in_image else (" (not in the final image)", "red")))
         for v in f.versions:
-            out.print(Text.assemble(f"  layer {v.layer + 1:>2}  ", (f"{v.mark:<9}", MARK_STYLE.get(v.mark, "")),
-                                    f" {mode_string(v.kind, v.mode)} {v.uid}:{v.gid} {human_size(v.size):>10} "
-                                    f"{_time(v.mtime)}" + (f" → {v.link}" if v.link else "")))
+            out.print(
+                Text.assemble(
+                    f"  layer {v.layer + 1:>2}  ",
+                    (f"{v.mark:<9}", MARK_STYLE.get(v.mark, "")),
+                    f" {mode_string(v.kind, v.mode)} {v.uid}:{v.gid} {human_size(v.size):>10} "
+                    f"{_time(v.mtime)}" + (f" → {v.link}" if v.link else ""),
+                )
+            )
     if truncated:
         out.print(f"(only the first {len(matches)} matches)")
 
@@ -131,17 +177,25 @@ def _changes(contents: ImageFiles, out: Console, as_json: bool) -> None:
         for j, k in enumerate(contents.ids[i]):
             mark = MARK_NAMES[contents.marks[i][j]]
             if mark in ("added", "modified", "removed"):
-                items.append({"path": "/" + (contents.paths[k] if k < len(contents.paths) else ""), "mark": mark,
-                              "size": idx.size[j]})
+                items.append(
+                    {
+                        "path": "/" + (contents.paths[k] if k < len(contents.paths) else ""),
+                        "mark": mark,
+                        "size": idx.size[j],
+                    }
+                )
         data.append({"layer": i + 1, "digest": idx.digest, "counts": contents.counts(i), "changes": items})
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
     for layer in data:
         c = layer["counts"]
-        out.print(Text(f"layer {layer['layer']} {layer['digest'][:19]}: {c['added']} added, {c['modified']} "
-                       f"modified, {c['removed']} removed", style="bold"))
+        out.print(
+            Text(
+                f"layer {layer['layer']} {layer['digest'][:19]}: {c['added']} added, {c['modified']} "
+                f"modified, {c['removed']} removed",
+                style="bold",
+            )
+        )
         for item in layer["changes"]:
             out.print(Text(f"  {MARK_LETTER[item['mark']]} {item['path']}", style=MARK_STYLE[item["mark"]]))
-
-

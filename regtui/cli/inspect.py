@@ -30,8 +30,13 @@ from regtui.oci.units import human_size
 @click.argument("archives", nargs=-1, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @expect_options
-def command(archives: tuple[str, ...], as_json: bool, expect: tuple[str, ...], expect_file: tuple[str, ...],
-            expect_manifest: tuple[str, ...]) -> None:
+def command(
+    archives: tuple[str, ...],
+    as_json: bool,
+    expect: tuple[str, ...],
+    expect_file: tuple[str, ...],
+    expect_manifest: tuple[str, ...],
+) -> None:
     """Show format, images, tags, platforms, config, layers and manifests of ARCHIVES.
 
     Exit 1 when an --expect digest cannot be served, 2 when an archive cannot be opened.
@@ -54,8 +59,9 @@ def _image_block(console: Console, img: Image, title: str) -> None:
     """One image, printed as one Text: a print per line, and a rich Table per image, were most of a
     1000-image inspect's time."""
     cfg = config_summary(img)
-    out = Text.assemble((title, "bold cyan"), "  ", (str(img.platform or "?"), "magenta"),
-                        f"  created {cfg['created'] or '—'}")
+    out = Text.assemble(
+        (title, "bold cyan"), "  ", (str(img.platform or "?"), "magenta"), f"  created {cfg['created'] or '—'}"
+    )
     lines = [f"  {key}: {cfg[key]}" for key in ("entrypoint", "cmd", "working_dir", "user") if cfg[key]]
     if cfg["env"]:
         lines.append("  env: " + ", ".join(cfg["env"]))
@@ -80,9 +86,17 @@ LAYER_COLUMNS = ("#", "digest", "media type", "size", "diff_id", "created_by")
 def _layers_text(img: Image, width: int) -> Text:
     """The layers aligned in columns, created_by folded under its own column to fit `width`."""
     cut = short if width < 1 << 30 else str  # piped: whole digests, the thing one greps for
-    rows = [(str(i), cut(ly.digest), short_name(ly.descriptor.media_type), human_size(ly.descriptor.size),
-             cut(ly.diff_id) if ly.diff_id else "—", (ly.history.created_by if ly.history else "") or "")
-            for i, ly in enumerate(img.layers, 1)]  # from 1, as the TUI's Layers view numbers them
+    rows = [
+        (
+            str(i),
+            cut(ly.digest),
+            short_name(ly.descriptor.media_type),
+            human_size(ly.descriptor.size),
+            cut(ly.diff_id) if ly.diff_id else "—",
+            (ly.history.created_by if ly.history else "") or "",
+        )
+        for i, ly in enumerate(img.layers, 1)
+    ]  # from 1, as the TUI's Layers view numbers them
     widths = [max([len(h), *(len(r[c]) for r in rows)]) for c, h in enumerate(LAYER_COLUMNS[:5])]  # no layers: header
     indent = sum(widths) + 2 * len(widths)
     room = max(12, width - indent)
@@ -93,7 +107,7 @@ def _layers_text(img: Image, width: int) -> Text:
         created = r[5].replace("\n", " ")
         t.append(created[:room])
         for pos in range(room, len(created), room):
-            t.append("\n" + " " * indent + created[pos: pos + room])
+            t.append("\n" + " " * indent + created[pos : pos + room])
     return t
 
 
@@ -109,8 +123,11 @@ def render_inspect(archive: Archive, console: Console | None = None) -> None:
     for root in archive.roots:
         name = root.repository + (":" + ",".join(root.tags) if root.tags else "")
         if isinstance(root, ImageIndex):
-            console.print(Text.assemble(("index ", "bold"), (name, "bold cyan"),
-                                        f"  {root.manifest.digest}  {root.manifest.media_type}"))
+            console.print(
+                Text.assemble(
+                    ("index ", "bold"), (name, "bold cyan"), f"  {root.manifest.digest}  {root.manifest.media_type}"
+                )
+            )
             for child in root.images():
                 _image_block(console, child, f"  └ {child.manifest.digest}")
         else:

@@ -31,24 +31,56 @@ def _parse_size(text: str) -> int:
 @click.command("push")
 @click.argument("archive", type=click.Path())
 @click.argument("registry")
-@click.option("--tag-map", "tag_map", multiple=True, metavar="OLD=NEW",
-              help="Push OLD (repo:tag, or repo for all its tags) as NEW; repeatable.")
+@click.option(
+    "--tag-map",
+    "tag_map",
+    multiple=True,
+    metavar="OLD=NEW",
+    help="Push OLD (repo:tag, or repo for all its tags) as NEW; repeatable.",
+)
 @click.option("--insecure", is_flag=True, help="Skip TLS verification (and fall back to plain HTTP).")
-@click.option("--ca", type=click.Path(dir_okay=False),
-              help="PEM file of the CA that signed the registry's certificate.")
+@click.option(
+    "--ca", type=click.Path(dir_okay=False), help="PEM file of the CA that signed the registry's certificate."
+)
 @click.option("--username", "-u", help="User name (the password comes from --password-stdin).")
 @click.option("--password-stdin", is_flag=True, help="Read the password (or token) from standard input.")
 @click.option("--dry-run", is_flag=True, help="List what would be uploaded and what the registry already has.")
-@click.option("--jobs", "-j", type=click.IntRange(1, 32), default=4, show_default=True,
-              help="Blobs uploaded in parallel.")
-@click.option("--chunk-size", default="16M", show_default=True, metavar="SIZE",
-              help="Blobs larger than this are uploaded in chunks of this size.")
-@click.option("--retries", type=click.IntRange(1, 20), default=5, show_default=True,
-              help="Attempts per request on broken connections, 429 and 5xx (with backoff).")
+@click.option(
+    "--jobs", "-j", type=click.IntRange(1, 32), default=4, show_default=True, help="Blobs uploaded in parallel."
+)
+@click.option(
+    "--chunk-size",
+    default="16M",
+    show_default=True,
+    metavar="SIZE",
+    help="Blobs larger than this are uploaded in chunks of this size.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(1, 20),
+    default=5,
+    show_default=True,
+    help="Attempts per request on broken connections, 429 and 5xx (with backoff).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress display; only errors and the summary line.")
 @expect_options
-def command(archive, registry, tag_map, insecure, ca, username, password_stdin, dry_run, jobs, chunk_size,
-         retries, quiet, expect, expect_file, expect_manifest) -> None:
+def command(
+    archive,
+    registry,
+    tag_map,
+    insecure,
+    ca,
+    username,
+    password_stdin,
+    dry_run,
+    jobs,
+    chunk_size,
+    retries,
+    quiet,
+    expect,
+    expect_file,
+    expect_manifest,
+) -> None:
     """Copy every image of ARCHIVE into REGISTRY[/PREFIX] through the OCI distribution push API.
 
     Images keep their names (without docker.io/ and library/) under PREFIX and their manifest digests.
@@ -116,8 +148,9 @@ async def _main(plan, target, insecure, ca, credentials, dry_run, jobs, chunk_si
         view = LineView(out, err, dry_run=dry_run, quiet=quiet)
     else:
         view = ProgressView(out, err, plan.total_bytes())
-    async with PushClient(target, ca=ca, insecure=insecure, credentials=credentials, chunk_size=chunk_size,
-                              retries=retries, on_event=view) as client:
+    async with PushClient(
+        target, ca=ca, insecure=insecure, credentials=credentials, chunk_size=chunk_size, retries=retries, on_event=view
+    ) as client:
         with view:
             return await run_push(plan, client, jobs=jobs, dry_run=dry_run, on_event=view)
 
@@ -130,6 +163,7 @@ def _apply_expectations(archive, expect, expect_file, expect_manifest) -> None:
     render_results(results, err=True)
     if not all_matched(results):
         missed = next(r.expectation for r in results if not r.matched)
-        raise PushError(f"expected digest {missed.digest} ({missed.source}) is not reproduced by the archive; "
-                        "nothing was pushed",
-                        hint="see the explanation above; drop that --expect to push what the archive holds")
+        raise PushError(
+            f"expected digest {missed.digest} ({missed.source}) is not reproduced by the archive; nothing was pushed",
+            hint="see the explanation above; drop that --expect to push what the archive holds",
+        )

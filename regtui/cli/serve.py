@@ -26,35 +26,90 @@ from regtui.cli.common import (
 @click.command("serve")
 @click.argument("archives", nargs=-1, type=click.Path())
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535),
-              help="TCP port (0: any free port).")
-@click.option("--name", "names", multiple=True, metavar="NAME",
-              help="Also answer under this repository name (repeatable), e.g. as a cluster's seed registry.")
+@click.option(
+    "--port", default=5000, show_default=True, type=click.IntRange(0, 65535), help="TCP port (0: any free port)."
+)
+@click.option(
+    "--name",
+    "names",
+    multiple=True,
+    metavar="NAME",
+    help="Also answer under this repository name (repeatable), e.g. as a cluster's seed registry.",
+)
 @click.option("--any-name", is_flag=True, help="Answer under any valid repository name.")
 @click.option("--tls-cert", type=click.Path(dir_okay=False), help="PEM certificate for HTTPS.")
 @click.option("--tls-key", type=click.Path(dir_okay=False), help="PEM private key for --tls-cert.")
-@click.option("--tls-self-signed", is_flag=True,
-              help="HTTPS with a certificate generated for --host; prints its SHA-256 fingerprint.")
-@click.option("--htpasswd", type=click.Path(dir_okay=False),
-              help="Require HTTP Basic auth against this htpasswd file (bcrypt entries, htpasswd -B).")
-@click.option("--log-format", type=click.Choice(["human", "json"]), default="human", show_default=True,
-              help="One line per finished request: text or JSON.")
-@click.option("--grace", default=10.0, show_default=True, type=click.FloatRange(0),
-              help="Seconds requests in flight may take to finish after SIGTERM/SIGINT.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Processes accepting on the same socket: more requests/s on several cores. Each groups "
-                   "only the pulls whose requests it answers (see README).")
-@click.option("--max-connections", type=click.IntRange(1), metavar="N",
-              help="Open connections at most, per process; past it the oldest idle ones are closed. "
-                   "[default: from the open-files limit, raised to its hard limit]")
-@click.option("--refuse-corrupt", is_flag=True,
-              help="Verify the archives first (or reuse a cached result) and answer blobs that failed with "
-                   "BLOB_UNKNOWN instead of bytes that cannot match their digest.")
-@click.option("--events", is_flag=True,
-              help="Also serve the event stream at GET /_regtui/events (Server-Sent Events), for `regtui watch URL`.")
+@click.option(
+    "--tls-self-signed",
+    is_flag=True,
+    help="HTTPS with a certificate generated for --host; prints its SHA-256 fingerprint.",
+)
+@click.option(
+    "--htpasswd",
+    type=click.Path(dir_okay=False),
+    help="Require HTTP Basic auth against this htpasswd file (bcrypt entries, htpasswd -B).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["human", "json"]),
+    default="human",
+    show_default=True,
+    help="One line per finished request: text or JSON.",
+)
+@click.option(
+    "--grace",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds requests in flight may take to finish after SIGTERM/SIGINT.",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Processes accepting on the same socket: more requests/s on several cores. Each groups "
+    "only the pulls whose requests it answers (see README).",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Open connections at most, per process; past it the oldest idle ones are closed. "
+    "[default: from the open-files limit, raised to its hard limit]",
+)
+@click.option(
+    "--refuse-corrupt",
+    is_flag=True,
+    help="Verify the archives first (or reuse a cached result) and answer blobs that failed with "
+    "BLOB_UNKNOWN instead of bytes that cannot match their digest.",
+)
+@click.option(
+    "--events",
+    is_flag=True,
+    help="Also serve the event stream at GET /_regtui/events (Server-Sent Events), for `regtui watch URL`.",
+)
 @expect_options
-def command(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_signed, htpasswd, log_format,
-            grace, workers, max_connections, refuse_corrupt, events, expect, expect_file, expect_manifest) -> None:
+def command(
+    archives,
+    host,
+    port,
+    names,
+    any_name,
+    tls_cert,
+    tls_key,
+    tls_self_signed,
+    htpasswd,
+    log_format,
+    grace,
+    workers,
+    max_connections,
+    refuse_corrupt,
+    events,
+    expect,
+    expect_file,
+    expect_manifest,
+) -> None:
     """Serve ARCHIVES read-only over the OCI distribution API (the demo image when none is given).
 
     Clients pull e.g. `127.0.0.1:5000/registry:2.8.1`; see the README for name mapping, TLS and auth.
@@ -101,8 +156,7 @@ def command(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_s
 
     bus = EventBus()
     try:
-        app = create_app(archives_, bus=bus, names=list(names), any_name=any_name, htpasswd=htpasswd,
-                         refuse=refuse)
+        app = create_app(archives_, bus=bus, names=list(names), any_name=any_name, htpasswd=htpasswd, refuse=refuse)
     except HtpasswdError as e:
         fail(str(e))
     try:
@@ -117,8 +171,12 @@ def command(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_s
             tmpdir = tempfile.mkdtemp(prefix="regtui-tls-")
             certfile, keyfile, fp = self_signed(host, tmpdir)
             tls = TLS(certfile, keyfile)
-            say(f"TLS: self-signed certificate for {host} (valid 30 days, removed on exit): {certfile}", "tls",
-                certificate=certfile, sha256=fp)
+            say(
+                f"TLS: self-signed certificate for {host} (valid 30 days, removed on exit): {certfile}",
+                "tls",
+                certificate=certfile,
+                sha256=fp,
+            )
             say(f"TLS: SHA-256 fingerprint {fp}", "tls", sha256=fp)
         elif tls_cert:
             try:
@@ -129,9 +187,15 @@ def command(archives, host, port, names, any_name, tls_cert, tls_key, tls_self_s
             say(f"TLS: {tls_cert} SHA-256 fingerprint {fp}", "tls", certificate=tls_cert, sha256=fp)
 
         for a in archives_:
-            for (repo, tag) in a.tags():
-                say(f"serving {repo}:{tag} from {a.path} (also as {', '.join(aliases(repo)[1:]) or '-'})",
-                    "serving", repository=repo, tag=tag, archive=a.path, aliases=aliases(repo)[1:])
+            for repo, tag in a.tags():
+                say(
+                    f"serving {repo}:{tag} from {a.path} (also as {', '.join(aliases(repo)[1:]) or '-'})",
+                    "serving",
+                    repository=repo,
+                    tag=tag,
+                    archive=a.path,
+                    aliases=aliases(repo)[1:],
+                )
         for n in names:
             say(f"serving every image also as {n}", "serving", name=n)
         if any_name:
@@ -249,8 +313,16 @@ async def _run(run_server, app, sock, host, tls, bus, grace, children=(), max_co
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping, sig)
     try:
-        await run_server(app, host=host, sock=sock, shutdown_trigger=stop.wait, tls=tls, bus=bus, grace=grace,
-                         max_connections=max_connections)
+        await run_server(
+            app,
+            host=host,
+            sock=sock,
+            shutdown_trigger=stop.wait,
+            tls=tls,
+            bus=bus,
+            grace=grace,
+            max_connections=max_connections,
+        )
     except Exception:  # reported on the bus as a failed state
         stopping(signal.SIGTERM)
         return 1

@@ -12,8 +12,14 @@ from regtui.cli.common import demo_paths, expect_options, load_expectations
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the registry listens on (s starts it).")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535), help="Port it listens on.")
 @expect_options
-def command(archives: tuple[str, ...], host: str, port: int, expect: tuple[str, ...], expect_file: tuple[str, ...],
-            expect_manifest: tuple[str, ...]) -> None:
+def command(
+    archives: tuple[str, ...],
+    host: str,
+    port: int,
+    expect: tuple[str, ...],
+    expect_file: tuple[str, ...],
+    expect_manifest: tuple[str, ...],
+) -> None:
     """Open the interactive inspector on ARCHIVES (the bundled demo image when none is given)."""
     paths = demo_paths(archives)
     expectations, _ = load_expectations(expect, expect_file, expect_manifest)

@@ -30,8 +30,15 @@ PROGRESS_FROM = 32 << 20  # smaller archives verify faster than a bar can draw
 @click.option("--no-cache", is_flag=True, help="Verify again even if a cached result exists.")
 @expect_options
 @ci_options
-def command(archives: tuple[str, ...], as_json: bool, no_cache: bool, expect: tuple[str, ...],
-            expect_file: tuple[str, ...], expect_manifest: tuple[str, ...], **thresholds: Any) -> None:
+def command(
+    archives: tuple[str, ...],
+    as_json: bool,
+    no_cache: bool,
+    expect: tuple[str, ...],
+    expect_file: tuple[str, ...],
+    expect_manifest: tuple[str, ...],
+    **thresholds: Any,
+) -> None:
     """Check every digest, size and diff_id of ARCHIVES; exit 0 only when everything holds.
 
     With dive's CI thresholds, also check each image's efficiency and wasted bytes, listing the offenders."""
@@ -47,8 +54,13 @@ def verify_with_progress(archive: Archive, console: Console) -> VerifyReport:
     if not console.is_terminal or archive.total_size() < PROGRESS_FROM:
         return verify_archive(archive)
     cancel = threading.Event()
-    columns = (TextColumn("[bold]verify[/] {task.description}"), BarColumn(), DownloadColumn(),
-               TransferSpeedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("[bold]verify[/] {task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(archive.path, total=archive.total_size())
 
@@ -81,11 +93,19 @@ def print_report(report: VerifyReport, console: Console) -> None:
     if not errors:
         mib_s = report.bytes_hashed / report.seconds / (1 << 20) if report.seconds else 0
         speed = "cached result" if report.cached else f"{report.seconds:.2f} s, {mib_s:.0f} MiB/s"
-        console.print(Text.assemble(("✔ ", "green"), head, f"{len(report.checks)} checks passed, "
-                                    f"{human_size(report.bytes_hashed)} hashed ({speed})"))
+        console.print(
+            Text.assemble(
+                ("✔ ", "green"),
+                head,
+                f"{len(report.checks)} checks passed, {human_size(report.bytes_hashed)} hashed ({speed})",
+            )
+        )
     else:
-        console.print(Text.assemble(("✘ ", "bold red"), head, (f"{len(errors)} problem(s)", "red"),
-                                    f", {len(report.checks)} checks"))
+        console.print(
+            Text.assemble(
+                ("✘ ", "bold red"), head, (f"{len(errors)} problem(s)", "red"), f", {len(report.checks)} checks"
+            )
+        )
     package = _package_line(report)
     if package:
         console.print(Text(package))
@@ -104,8 +124,11 @@ def _package_line(report: VerifyReport) -> str:
         return ""
     agg = next((c for c in report.checks if c.check == "aggregate"), None)
     sig = "; ".join(c.detail for c in report.checks if c.check == "signature")
-    aggregate = ("aggregate ok" if agg.ok else "no aggregate recorded" if agg.detail == "none"
-                 else "aggregate FAILED") if agg is not None else "no aggregate"
+    aggregate = (
+        ("aggregate ok" if agg.ok else "no aggregate recorded" if agg.detail == "none" else "aggregate FAILED")
+        if agg is not None
+        else "no aggregate"
+    )
     return f"  Zarf package: checksums.txt {sum(c.ok for c in sums)}/{len(sums)} files ok, {aggregate}, {sig}"
 
 

@@ -32,8 +32,13 @@ def _keyboard_on_tty() -> None:
 @click.option("--follow", "-f", is_flag=True, help="FILE: keep reading lines appended to it (like tail -f).")
 @click.option("--since", metavar="WHEN", help="Only events from then on: 10m, 2h, 1d ago or an ISO 8601 time.")
 @click.option("--until", metavar="WHEN", help="Only events up to then: 10m, 2h, 1d ago or an ISO 8601 time.")
-@click.option("--export", "export_path", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
-              help="Also write what is watched to FILE as JSON lines (the --log-format json schema).")
+@click.option(
+    "--export",
+    "export_path",
+    type=click.Path(dir_okay=False, writable=True),
+    metavar="FILE",
+    help="Also write what is watched to FILE as JSON lines (the --log-format json schema).",
+)
 @click.option("--ca", type=click.Path(dir_okay=False), help="URL: PEM file of the CA that signed its certificate.")
 @click.option("--insecure", is_flag=True, help="URL: skip TLS certificate verification.")
 @click.option("--username", "-u", help="URL: user name (the password comes from --password-stdin).")
@@ -57,8 +62,10 @@ def command(source, follow, since, until, export_path, ca, insecure, username, p
     if password_stdin and source == "-":
         fail("--password-stdin and `watch -` both want standard input; use docker login for the password")
     if source == "-" and os.isatty(0):
-        fail("regtui watch -: standard input is a terminal; pipe a JSON log into it, e.g. "
-              "kubectl logs -f deploy/seed | regtui watch -")
+        fail(
+            "regtui watch -: standard input is a terminal; pipe a JSON log into it, e.g. "
+            "kubectl logs -f deploy/seed | regtui watch -"
+        )
     when: dict[str, float | None] = {"since": None, "until": None}
     for name, value in (("since", since), ("until", until)):
         if value is not None:
@@ -86,8 +93,17 @@ def command(source, follow, since, until, export_path, ca, insecure, username, p
         except OSError as e:
             fail(f"--export {export_path}: cannot write: {e.strerror or e}")
     try:
-        src = make_source(source, stdin=stdin, follow=follow, export=export, ca=ca, insecure=insecure,
-                          credentials=credentials, since=when["since"], until=when["until"])
+        src = make_source(
+            source,
+            stdin=stdin,
+            follow=follow,
+            export=export,
+            ca=ca,
+            insecure=insecure,
+            credentials=credentials,
+            since=when["since"],
+            until=when["until"],
+        )
     except ValueError as e:
         fail(str(e))
     _keyboard_on_tty()

@@ -72,8 +72,13 @@ class ExpectResult:
             "variant_description": self.variant_description or None,
             "image": self.image_label() or None,
             "archive": self.archive.path if self.archive else None,
-            "served": {"digest": self.manifest.digest, "mediaType": self.manifest.media_type,
-                       "origin": self.manifest.origin} if self.manifest else None,
+            "served": {
+                "digest": self.manifest.digest,
+                "mediaType": self.manifest.media_type,
+                "origin": self.manifest.origin,
+            }
+            if self.manifest
+            else None,
             "explanation": self.explanation,
             "searched": self.searched,
             "diff": self.diff.to_dict() if self.diff else None,
@@ -149,38 +154,56 @@ def _what_is(archive: Archive, image: Image, digest: str) -> str | None:
     """When the digest names something other than a manifest of this image, what it names."""
     label = image_label(image)
     if image.config.descriptor.digest == digest:
-        return (f"{digest} is the config digest of {label} (the image ID `docker images` shows), not a "
-                f"manifest digest; use the repo digest (`docker inspect -f '{{{{.RepoDigests}}}}'`)")
+        return (
+            f"{digest} is the config digest of {label} (the image ID `docker images` shows), not a "
+            f"manifest digest; use the repo digest (`docker inspect -f '{{{{.RepoDigests}}}}'`)"
+        )
     for n, layer in enumerate(image.layers):
         if layer.digest == digest:
             return f"{digest} is the blob digest of layer {n} of {label}, not a manifest digest"
         if layer.diff_id == digest:
-            return (f"{digest} is the diff_id (uncompressed digest) of layer {n} of {label}, "
-                    f"not a manifest digest")
+            return f"{digest} is the diff_id (uncompressed digest) of layer {n} of {label}, not a manifest digest"
     return None
 
 
-def _match_one(archive: Archive, image: Image, exp: Expectation, search: _Search,
-               front: dict[int, int]) -> ExpectResult | None:
+def _match_one(
+    archive: Archive, image: Image, exp: Expectation, search: _Search, front: dict[int, int]
+) -> ExpectResult | None:
     digest = exp.digest
     # 1. already served (by this image or anything else in the archive)
-    if digest in archive.manifests and (archive.roots_by_manifest.get(digest) is image
-                                        or any(m.digest == digest for m in image.manifests)):
+    if digest in archive.manifests and (
+        archive.roots_by_manifest.get(digest) is image or any(m.digest == digest for m in image.manifests)
+    ):
         m = archive.manifests[digest]
         was_default = image.manifests and image.manifests[0].digest == digest
         _serve(archive, image, m, front)
         how = "the default form" if was_default else "now the default form for its tag"
-        return ExpectResult(exp, MATCHED_SERVED, f"{image_label(image)} serves {digest} "
-                            f"({m.media_type}, {m.origin}); {how}", archive, image, m, m.origin)
+        return ExpectResult(
+            exp,
+            MATCHED_SERVED,
+            f"{image_label(image)} serves {digest} ({m.media_type}, {m.origin}); {how}",
+            archive,
+            image,
+            m,
+            m.origin,
+        )
     # 2. one of the serializations of the same content
     table = search.of(image)
     v = table.get(digest)
     if v is not None:
         m = recovered_manifest(image, v)
         _serve(archive, image, m, front)
-        return ExpectResult(exp, MATCHED_VARIANT,
-                            f"{image_label(image)} now serves {digest} for its tag and by digest: "
-                            f"{v.describe()}", archive, image, m, v.slug, v.describe(), searched=len(table))
+        return ExpectResult(
+            exp,
+            MATCHED_VARIANT,
+            f"{image_label(image)} now serves {digest} for its tag and by digest: {v.describe()}",
+            archive,
+            image,
+            m,
+            v.slug,
+            v.describe(),
+            searched=len(table),
+        )
     return None
 
 
@@ -188,8 +211,9 @@ def image_label(image: Image) -> str:
     return f"{image.repository}:{image.tags[0]}" if image.tags else image.repository
 
 
-def _with_upstream(archive: Archive, image: Image, exp: Expectation, search: _Search,
-                   front: dict[int, int]) -> ExpectResult:
+def _with_upstream(
+    archive: Archive, image: Image, exp: Expectation, search: _Search, front: dict[int, int]
+) -> ExpectResult:
     """No serialization matched; the user gave the upstream manifest: serve it if it is ours, else diff."""
     data = exp.upstream
     assert data is not None
@@ -200,56 +224,103 @@ def _with_upstream(archive: Archive, image: Image, exp: Expectation, search: _Se
     diff = diff_manifests(image, data, archive.blobs)
     exact = exp.upstream_exact
     if diff.verdict == SERIALIZATION and exact and not diff.missing:
-        mtype = str(obj.get("mediaType") or (mt.DOCKER_MANIFEST if mt.is_docker(diff.upstream_media_type)
-                                             else mt.OCI_MANIFEST))
+        mtype = str(
+            obj.get("mediaType") or (mt.DOCKER_MANIFEST if mt.is_docker(diff.upstream_media_type) else mt.OCI_MANIFEST)
+        )
         m = Manifest(mtype, data, exp.digest, "recovered:upstream-manifest")
         _serve(archive, image, m, front)
-        return ExpectResult(exp, MATCHED_VARIANT,
-                            f"{image_label(image)} now serves the supplied upstream manifest ({exp.upstream_source}): "
-                            f"it references exactly this archive's blobs", archive, image, m, "upstream-manifest",
-                            "the supplied upstream manifest bytes", diff, searched)
+        return ExpectResult(
+            exp,
+            MATCHED_VARIANT,
+            f"{image_label(image)} now serves the supplied upstream manifest ({exp.upstream_source}): "
+            f"it references exactly this archive's blobs",
+            archive,
+            image,
+            m,
+            "upstream-manifest",
+            "the supplied upstream manifest bytes",
+            diff,
+            searched,
+        )
     text = diff.summary
     if not exact:
-        text = (f"{exp.upstream_source} hashes to {diff.upstream_digest}, not {exp.digest} "
-                f"(re-formatted after download?); compared its fields: " + text)
+        text = (
+            f"{exp.upstream_source} hashes to {diff.upstream_digest}, not {exp.digest} "
+            f"(re-formatted after download?); compared its fields: " + text
+        )
     return ExpectResult(exp, NO_MATCH, f"{diff.verdict}: {text}", archive, image, None, "", "", diff, searched)
 
 
-def _with_upstream_index(archive: Archive, image: Image, exp: Expectation, index: dict[str, Any], search: _Search,
-                         front: dict[int, int]) -> ExpectResult:
+def _with_upstream_index(
+    archive: Archive, image: Image, exp: Expectation, index: dict[str, Any], search: _Search, front: dict[int, int]
+) -> ExpectResult:
     child = index_child(index, image.platform)
     searched = len(search.of(image))
     if child is None:
         children = map(descriptor_or_none, index.get("manifests") or [])
         plats = ", ".join(str(d.platform) for d in children if d and d.platform)
-        return ExpectResult(exp, NO_MATCH, f"{exp.digest} is a multi-platform index with no "
-                            f"{image.platform or DEFAULT_PLATFORM} child (it has {plats or 'none'})",
-                            archive, image, searched=searched)
+        return ExpectResult(
+            exp,
+            NO_MATCH,
+            f"{exp.digest} is a multi-platform index with no "
+            f"{image.platform or DEFAULT_PLATFORM} child (it has {plats or 'none'})",
+            archive,
+            image,
+            searched=searched,
+        )
     sub = _match_one(archive, image, Expectation(child.digest, exp.ref, exp.source), search, front)
     if sub is None:
-        return ExpectResult(exp, NO_MATCH,
-                            f"{exp.digest} is a multi-platform index; its {child.platform} child "
-                            f"{child.digest} matches none of {searched} serializations of this image. "
-                            f"Fetch that child manifest (regtui diff ARCHIVE REGISTRY/REPO@{child.digest}) to see "
-                            f"why", archive, image, searched=searched)
+        return ExpectResult(
+            exp,
+            NO_MATCH,
+            f"{exp.digest} is a multi-platform index; its {child.platform} child "
+            f"{child.digest} matches none of {searched} serializations of this image. "
+            f"Fetch that child manifest (regtui diff ARCHIVE REGISTRY/REPO@{child.digest}) to see "
+            f"why",
+            archive,
+            image,
+            searched=searched,
+        )
     if not exp.upstream_exact:
-        return ExpectResult(exp, NO_MATCH, f"{exp.upstream_source} does not hash to {exp.digest}; its "
-                            f"{child.platform} child {child.digest} is served ({sub.variant}), but the index "
-                            f"bytes are unknown", archive, image, sub.manifest, sub.variant, searched=searched)
+        return ExpectResult(
+            exp,
+            NO_MATCH,
+            f"{exp.upstream_source} does not hash to {exp.digest}; its "
+            f"{child.platform} child {child.digest} is served ({sub.variant}), but the index "
+            f"bytes are unknown",
+            archive,
+            image,
+            sub.manifest,
+            sub.variant,
+            searched=searched,
+        )
     # A sparse index: clients pick their platform's child by digest; only ours is here. It becomes an untagged
     # root without children (the child already is a root), so whatever serves the roots serves it by digest.
     assert exp.upstream is not None
     m = Manifest(str(index.get("mediaType") or mt.OCI_INDEX), exp.upstream, exp.digest, "recovered:upstream-index")
-    node = ImageIndex(image.repository, [], m, [d for d in map(descriptor_or_none, index["manifests"]) if d], [],
-                      source=f"{exp.upstream_source} (sparse: its {child.platform} child is served by digest)")
+    node = ImageIndex(
+        image.repository,
+        [],
+        m,
+        [d for d in map(descriptor_or_none, index["manifests"]) if d],
+        [],
+        source=f"{exp.upstream_source} (sparse: its {child.platform} child is served by digest)",
+    )
     if exp.digest not in archive.manifests:
         archive.add_root(node)
-    return ExpectResult(exp, MATCHED_VARIANT,
-                        f"{exp.digest} is a multi-platform index; serving it by digest, and its "
-                        f"{child.platform} child {child.digest} as {sub.variant} "
-                        f"(the other platforms' children are not in the archive)", archive, image, m,
-                        "upstream-index", f"supplied index; child: {sub.variant_description or sub.variant}",
-                        searched=searched)
+    return ExpectResult(
+        exp,
+        MATCHED_VARIANT,
+        f"{exp.digest} is a multi-platform index; serving it by digest, and its "
+        f"{child.platform} child {child.digest} as {sub.variant} "
+        f"(the other platforms' children are not in the archive)",
+        archive,
+        image,
+        m,
+        "upstream-index",
+        f"supplied index; child: {sub.variant_description or sub.variant}",
+        searched=searched,
+    )
 
 
 def _explain(archive: Archive, image: Image, exp: Expectation, searched: int) -> str:
@@ -257,24 +328,33 @@ def _explain(archive: Archive, image: Image, exp: Expectation, searched: int) ->
     if known:
         return known
     if exp.digest in archive.manifests:
-        return (f"{exp.digest} is served by this archive, but for "
-                f"{getattr(archive.roots_by_manifest.get(exp.digest), 'repository', '?')}, not this image")
+        return (
+            f"{exp.digest} is served by this archive, but for "
+            f"{getattr(archive.roots_by_manifest.get(exp.digest), 'repository', '?')}, not this image"
+        )
     label = image_label(image)
     stored = [m for m in image.manifests if m.origin == "archive"]
-    uncompressed = [n for n, l in enumerate(image.layers) if (l.compression or
-                    mt.layer_compression(l.descriptor.media_type)) is None]
+    uncompressed = [
+        n
+        for n, l in enumerate(image.layers)
+        if (l.compression or mt.layer_compression(l.descriptor.media_type)) is None
+    ]
     if uncompressed and len(uncompressed) == len(image.layers):
-        return (f"{label}'s layers are stored uncompressed (as `docker save` writes them), but a registry "
-                f"manifest lists compressed blobs whose digests this archive cannot know; none of {searched} "
-                f"serializations match. Export the image with its compressed layers (crane pull, skopeo copy to "
-                f"oci-archive) or give the upstream manifest to see the difference")
-    where = ("the archive stores its own manifest bytes, and " if stored else "")
-    return (f"{where}none of {searched} serializations of {label} (Docker v2 / OCI types, with or without "
-            f"mediaType, compact / 2- / 3- / 4-space / tab indent, both key orders, trailing newline or not, "
-            f"foreign layer types) hash to {exp.digest}: the upstream manifest references other blobs "
-            f"(re-compressed layers, another build or platform) or the digest names a multi-platform index. "
-            f"Give the upstream manifest (--expect-manifest FILE, or `regtui diff ARCHIVE REGISTRY/REPO:TAG`) "
-            f"to see which")
+        return (
+            f"{label}'s layers are stored uncompressed (as `docker save` writes them), but a registry "
+            f"manifest lists compressed blobs whose digests this archive cannot know; none of {searched} "
+            f"serializations match. Export the image with its compressed layers (crane pull, skopeo copy to "
+            f"oci-archive) or give the upstream manifest to see the difference"
+        )
+    where = "the archive stores its own manifest bytes, and " if stored else ""
+    return (
+        f"{where}none of {searched} serializations of {label} (Docker v2 / OCI types, with or without "
+        f"mediaType, compact / 2- / 3- / 4-space / tab indent, both key orders, trailing newline or not, "
+        f"foreign layer types) hash to {exp.digest}: the upstream manifest references other blobs "
+        f"(re-compressed layers, another build or platform) or the digest names a multi-platform index. "
+        f"Give the upstream manifest (--expect-manifest FILE, or `regtui diff ARCHIVE REGISTRY/REPO:TAG`) "
+        f"to see which"
+    )
 
 
 def apply_to_archives(archives: list[Archive], expectations: list[Expectation]) -> list[ExpectResult]:
@@ -291,8 +371,9 @@ def apply_to_archives(archives: list[Archive], expectations: list[Expectation]) 
     return results
 
 
-def _apply_one(pairs: list[tuple[Archive, Image]], exp: Expectation, search: _Search,
-               front: dict[int, int]) -> ExpectResult:
+def _apply_one(
+    pairs: list[tuple[Archive, Image]], exp: Expectation, search: _Search, front: dict[int, int]
+) -> ExpectResult:
     if not pairs:
         return ExpectResult(exp, NO_MATCH, "the archive holds no image")
     chosen, note = _pick_images(pairs, exp)
@@ -301,8 +382,15 @@ def _apply_one(pairs: list[tuple[Archive, Image]], exp: Expectation, search: _Se
         root = a.roots_by_manifest.get(exp.digest)
         if isinstance(root, ImageIndex):
             m = a.manifests[exp.digest]
-            return ExpectResult(exp, MATCHED_SERVED, f"the archive stores index {exp.digest} "
-                                f"({root.repository}); served as is", a, None, m, m.origin)
+            return ExpectResult(
+                exp,
+                MATCHED_SERVED,
+                f"the archive stores index {exp.digest} ({root.repository}); served as is",
+                a,
+                None,
+                m,
+                m.origin,
+            )
     for a, img in chosen:
         result = _match_one(a, img, exp, search, front)
         if result is not None:

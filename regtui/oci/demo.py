@@ -88,7 +88,7 @@ def build_demo() -> bytes:
         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(t).hexdigest() for (t, _g), _c in layers]},
         "history": [
             {"created": CREATED, "created_by": layers[0][1]},
-            {"created": CREATED, "created_by": '/bin/sh -c #(nop)  ENV DEMO_MODE=1', "empty_layer": True},
+            {"created": CREATED, "created_by": "/bin/sh -c #(nop)  ENV DEMO_MODE=1", "empty_layer": True},
             {"created": CREATED, "created_by": layers[1][1], "comment": "buildkit.dockerfile.v0"},
             {"created": CREATED, "created_by": layers[2][1], "comment": "buildkit.dockerfile.v0"},
             {"created": CREATED, "created_by": 'CMD ["--serve" "/srv/www"]', "empty_layer": True},

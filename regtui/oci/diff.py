@@ -14,8 +14,13 @@ from regtui.oci.expect import ExpectError, parse_manifest_bytes
 from regtui.oci.model import Descriptor, Image, Manifest, Platform
 from regtui.oci.negotiate import DEFAULT_PLATFORM
 
-Verdict = Literal["identical", "same content, different serialization", "re-compressed layers",
-                  "same image content, uncompressed layers (docker save)", "different image"]
+Verdict = Literal[
+    "identical",
+    "same content, different serialization",
+    "re-compressed layers",
+    "same image content, uncompressed layers (docker save)",
+    "different image",
+]
 IDENTICAL: Verdict = "identical"
 SERIALIZATION: Verdict = "same content, different serialization"
 RECOMPRESSED: Verdict = "re-compressed layers"
@@ -54,8 +59,10 @@ class ManifestDiff:
 
     def render_text(self, all_rows: bool = False) -> str:
         """Both digests, the differing fields (or all with `all_rows`), and the verdict."""
-        lines = [f"ours      {self.ours.digest}  {self.ours.media_type}  ({self.ours.origin})",
-                 f"upstream  {self.upstream_digest}  {self.upstream_media_type}"]
+        lines = [
+            f"ours      {self.ours.digest}  {self.ours.media_type}  ({self.ours.origin})",
+            f"upstream  {self.upstream_digest}  {self.upstream_media_type}",
+        ]
         rows = self.rows if all_rows else self.differences
         if rows:
             width = max(len(r.field) for r in rows)
@@ -79,8 +86,9 @@ class ManifestDiff:
             "summary": self.summary,
             "recompressed_layers": self.recompressed,
             "missing_blobs": self.missing,
-            "differences": [{"field": r.field, "ours": r.ours, "upstream": r.upstream, "note": r.note}
-                            for r in self.differences],
+            "differences": [
+                {"field": r.field, "ours": r.ours, "upstream": r.upstream, "note": r.note} for r in self.differences
+            ],
         }
 
 
@@ -118,8 +126,13 @@ def _key_order(obj: dict[str, Any]) -> str:
     return ", ".join(keys)
 
 
-def diff_manifests(image: Image, upstream: bytes, blobs: Mapping[str, object] | None = None,
-                   upstream_config: bytes | None = None, ours: Manifest | None = None) -> ManifestDiff:
+def diff_manifests(
+    image: Image,
+    upstream: bytes,
+    blobs: Mapping[str, object] | None = None,
+    upstream_config: bytes | None = None,
+    ours: Manifest | None = None,
+) -> ManifestDiff:
     """Field-by-field diff of the manifest we serve for `image` and an upstream image manifest, with a verdict.
 
     `blobs` (archive.blobs) tells which upstream blobs the archive holds; `upstream_config`, when fetched, lets
@@ -139,16 +152,25 @@ def diff_manifests(image: Image, upstream: bytes, blobs: Mapping[str, object] | 
         rows.append(DiffRow(name, "" if a is None else str(a), "" if b is None else str(b), note))
 
     add("mediaType", o.get("mediaType"), u.get("mediaType"))
-    add("serialization", f"{_whitespace(ours.data)}; keys {_key_order(o)}",
-        f"{_whitespace(upstream)}; keys {_key_order(u)}")
+    add(
+        "serialization",
+        f"{_whitespace(ours.data)}; keys {_key_order(o)}",
+        f"{_whitespace(upstream)}; keys {_key_order(u)}",
+    )
     oc, uc = descriptor_or_none(o.get("config")), descriptor_or_none(u.get("config"))
     if uc is None:
         raise ExpectError("upstream manifest has no config descriptor")
     assert oc is not None
     add("config.mediaType", oc.media_type, uc.media_type)
     add("config.size", oc.size, uc.size)
-    add("config.digest", oc.digest, uc.digest, "" if uc.digest == oc.digest else
-        ("upstream config is in the archive" if uc.digest in blobs else "upstream config is not in the archive"))
+    add(
+        "config.digest",
+        oc.digest,
+        uc.digest,
+        ""
+        if uc.digest == oc.digest
+        else ("upstream config is in the archive" if uc.digest in blobs else "upstream config is not in the archive"),
+    )
     ol = [d for d in map(descriptor_or_none, o.get("layers") or []) if d]
     ul = [d for d in map(descriptor_or_none, u.get("layers") or []) if d]
     add("layers", f"{len(ol)} layers", f"{len(ul)} layers")
@@ -182,38 +204,60 @@ def diff_manifests(image: Image, upstream: bytes, blobs: Mapping[str, object] | 
     elif uc.digest == oc.digest and same_layers:
         verdict = SERIALIZATION
         what = [r.field for r in rows if not r.same]
-        how = {"synthesized-docker": ", as crane writes it", "synthesized-oci": ", as regtui builds OCI",
-               "archive": ", as stored in the archive"}.get(ours.origin, "")
-        summary = (f"regtui's default is {ours.digest} ({_whitespace(ours.data)}{how}); upstream is {udigest} "
-                   f"({_whitespace(upstream)}). Both reference exactly the same config and layers; only the "
-                   f"bytes differ ({', '.join(what) or 'whitespace'}), so the upstream bytes can be served as "
-                   "they are")
+        how = {
+            "synthesized-docker": ", as crane writes it",
+            "synthesized-oci": ", as regtui builds OCI",
+            "archive": ", as stored in the archive",
+        }.get(ours.origin, "")
+        summary = (
+            f"regtui's default is {ours.digest} ({_whitespace(ours.data)}{how}); upstream is {udigest} "
+            f"({_whitespace(upstream)}). Both reference exactly the same config and layers; only the "
+            f"bytes differ ({', '.join(what) or 'whitespace'}), so the upstream bytes can be served as "
+            "they are"
+        )
     elif _uncompressed_here(ol, ul) and (shared_ids := _shared_diff_ids(image, uc, upstream_config)):
         verdict = UNCOMPRESSED
         recompressed = [i for i in range(min(len(ol), len(ul))) if ol[i].digest != ul[i].digest]
-        same = (f"all {len(ul)} layers" if shared_ids == len(ul) == len(ol)
-                else f"{shared_ids} of {len(ul)} upstream layers")
-        summary = (f"{same} have the same content (diff_ids) as this archive's, but it stores them uncompressed "
-                   f"(as docker save writes them), so no registry manifest can be rebuilt from it: the registry's "
-                   f"blobs are compressed bytes this archive does not have, and {udigest} lists them. Export the "
-                   f"image from the registry with its compressed layers (crane pull, skopeo copy to oci-archive), "
-                   f"or have the nodes ask for {ours.digest}, which this archive serves")
+        same = (
+            f"all {len(ul)} layers"
+            if shared_ids == len(ul) == len(ol)
+            else f"{shared_ids} of {len(ul)} upstream layers"
+        )
+        summary = (
+            f"{same} have the same content (diff_ids) as this archive's, but it stores them uncompressed "
+            f"(as docker save writes them), so no registry manifest can be rebuilt from it: the registry's "
+            f"blobs are compressed bytes this archive does not have, and {udigest} lists them. Export the "
+            f"image from the registry with its compressed layers (crane pull, skopeo copy to oci-archive), "
+            f"or have the nodes ask for {ours.digest}, which this archive serves"
+        )
     elif _same_diff_ids(image, uc, upstream_config) and len(ol) == len(ul):
         verdict = RECOMPRESSED
         recompressed = [i for i, (a, b) in enumerate(zip(ol, ul, strict=True)) if a.digest != b.digest]
-        names = "; ".join(f"layers[{i}]: upstream {_fmt_layer(ul[i])}, archive {_fmt_layer(ol[i])}"
-                          for i in recompressed)
-        how = ("the same config" if uc.digest == oc.digest else
-               "a config with the same diff_ids (uncompressed layer digests)")
-        raw = [i for i in recompressed if mt.layer_compression(ol[i].media_type) is None
-               and mt.layer_compression(ul[i].media_type) is not None]
-        was = ("are stored uncompressed here (as docker save writes them) but compressed upstream"
-               if raw and len(raw) == len(recompressed) else "were compressed differently")
-        summary = (f"upstream has {how} but {len(recompressed)} of {len(ul)} layers {was}, "
-                   f"so their blob digests differ and no manifest built from this archive can hash to "
-                   f"{udigest}: {names}. Either export the image again from the registry the nodes pull "
-                   f"from with a tool that keeps compressed blobs (crane pull, skopeo copy to oci-archive "
-                   f"--preserve-digests), or have the nodes ask for {ours.digest}, which this archive serves")
+        names = "; ".join(
+            f"layers[{i}]: upstream {_fmt_layer(ul[i])}, archive {_fmt_layer(ol[i])}" for i in recompressed
+        )
+        how = (
+            "the same config"
+            if uc.digest == oc.digest
+            else "a config with the same diff_ids (uncompressed layer digests)"
+        )
+        raw = [
+            i
+            for i in recompressed
+            if mt.layer_compression(ol[i].media_type) is None and mt.layer_compression(ul[i].media_type) is not None
+        ]
+        was = (
+            "are stored uncompressed here (as docker save writes them) but compressed upstream"
+            if raw and len(raw) == len(recompressed)
+            else "were compressed differently"
+        )
+        summary = (
+            f"upstream has {how} but {len(recompressed)} of {len(ul)} layers {was}, "
+            f"so their blob digests differ and no manifest built from this archive can hash to "
+            f"{udigest}: {names}. Either export the image again from the registry the nodes pull "
+            f"from with a tool that keeps compressed blobs (crane pull, skopeo copy to oci-archive "
+            f"--preserve-digests), or have the nodes ask for {ours.digest}, which this archive serves"
+        )
     else:
         shared = sum(1 for b in ul if b.digest in {a.digest for a in ol})
         bits = [f"config {uc.digest} upstream vs {oc.digest} here"]
@@ -223,11 +267,16 @@ def diff_manifests(image: Image, upstream: bytes, blobs: Mapping[str, object] | 
         platform = _config_platform(upstream_config)
         if platform and image.platform and str(platform) != str(image.platform):
             bits.append(f"upstream is {platform}, the archive's image is {image.platform}")
-        summary = "; ".join(bits) + (". It is another build or tag of the image; the archive cannot serve it"
-                                     if shared else ". Nothing in common: a different image")
+        summary = "; ".join(bits) + (
+            ". It is another build or tag of the image; the archive cannot serve it"
+            if shared
+            else ". Nothing in common: a different image"
+        )
         if upstream_config is None and len(ol) == len(ul):
-            summary += (" (if the upstream config has the same diff_ids, the layers were only re-compressed: "
-                        "`regtui diff` fetches it to tell)")
+            summary += (
+                " (if the upstream config has the same diff_ids, the layers were only re-compressed: "
+                "`regtui diff` fetches it to tell)"
+            )
         verdict = DIFFERENT
     return ManifestDiff(ours, udigest, umt, rows, verdict, summary, recompressed, missing)
 
@@ -244,8 +293,11 @@ def _config_platform(data: bytes | None) -> Platform | None:
 
 def _uncompressed_here(ours: list[Descriptor], upstream: list[Descriptor]) -> bool:
     """Every layer here is a plain tar (docker save) while upstream's are compressed."""
-    return bool(ours) and all(mt.layer_compression(d.media_type) is None for d in ours) and \
-        any(mt.layer_compression(d.media_type) is not None for d in upstream)
+    return (
+        bool(ours)
+        and all(mt.layer_compression(d.media_type) is None for d in ours)
+        and any(mt.layer_compression(d.media_type) is not None for d in upstream)
+    )
 
 
 def _shared_diff_ids(image: Image, upstream_config: Descriptor, upstream_config_bytes: bytes | None) -> int:

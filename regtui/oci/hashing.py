@@ -76,8 +76,13 @@ class _QueueReader:
 class _Inflater:
     """Inflates what the reader queues and hashes the output, refusing to go past `limit` bytes."""
 
-    def __init__(self, compression: str | None, limit: int, cancel: threading.Event | None = None,
-                 sink: Callable[[bytes], None] | None = None):
+    def __init__(
+        self,
+        compression: str | None,
+        limit: int,
+        cancel: threading.Event | None = None,
+        sink: Callable[[bytes], None] | None = None,
+    ):
         self.compression = compression
         self.sink = sink
         self.limit = limit
@@ -128,11 +133,15 @@ class _Inflater:
             if self.total > self.limit:
                 ratio = _ratio(self.compression)
                 if self.compression == "gzip":  # deflate's ceiling is ~1030:1: zeros, not necessarily an attack
-                    raise InflateError(f"inflates past {self.limit} bytes (over {ratio}:1); a decompression bomb, "
-                                       f"or a layer of almost nothing but zeros; not unpacked (set {RATIO_ENV}=1100 "
-                                       "to check such a layer anyway)")
-                raise InflateError(f"inflates past {self.limit} bytes (over {ratio}:1); a decompression bomb "
-                                   f"(set {RATIO_ENV} higher to check it anyway)")
+                    raise InflateError(
+                        f"inflates past {self.limit} bytes (over {ratio}:1); a decompression bomb, "
+                        f"or a layer of almost nothing but zeros; not unpacked (set {RATIO_ENV}=1100 "
+                        "to check such a layer anyway)"
+                    )
+                raise InflateError(
+                    f"inflates past {self.limit} bytes (over {ratio}:1); a decompression bomb "
+                    f"(set {RATIO_ENV} higher to check it anyway)"
+                )
             self.hasher.update(out)
             if self.sink is not None:
                 self.sink(out)
@@ -169,8 +178,11 @@ def hash_blob(
             while not inflater.ended and inflater.take(q) is not None:  # drain: the reader must never block
                 pass
 
-    worker = (threading.Thread(target=inflate_worker, args=(inflater,), name="regtui-inflate", daemon=True)
-              if inflater else None)
+    worker = (
+        threading.Thread(target=inflate_worker, args=(inflater,), name="regtui-inflate", daemon=True)
+        if inflater
+        else None
+    )
     if worker:
         worker.start()
     read = 0
@@ -203,8 +215,9 @@ def hash_blob(
             raise Cancelled()
         if failure:
             e = failure[0]
-            result.inflate_error = (str(e) if isinstance(e, InflateError)
-                                    else f"does not decompress as {compression}: {e}")
+            result.inflate_error = (
+                str(e) if isinstance(e, InflateError) else f"does not decompress as {compression}: {e}"
+            )
         else:
             result.diff_id = "sha256:" + inflater.hasher.hexdigest()
             result.uncompressed_size = inflater.total

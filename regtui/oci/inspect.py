@@ -74,8 +74,12 @@ def root_dict(root: Root) -> dict[str, Any]:
             "kind": "index",
             "repository": root.repository,
             "tags": list(root.tags),
-            "manifest": {"media_type": root.manifest.media_type, "digest": root.manifest.digest,
-                         "size": root.manifest.size, "origin": root.manifest.origin},
+            "manifest": {
+                "media_type": root.manifest.media_type,
+                "digest": root.manifest.digest,
+                "size": root.manifest.size,
+                "origin": root.manifest.origin,
+            },
             "children": [root_dict(c) for c in root.children],
         }
     return {"kind": "image", **image_dict(root)}

@@ -53,8 +53,11 @@ def choose(root: Root, accept: list[str], platform: Platform | None = None) -> C
             return Choice(root.manifest, "index accepted")
         child = select_platform(root, platform or DEFAULT_PLATFORM)
         if child is None:
-            return Choice(None, f"the client does not accept {root.manifest.media_type} and no child matches "
-                                f"platform {platform or DEFAULT_PLATFORM}")
+            return Choice(
+                None,
+                f"the client does not accept {root.manifest.media_type} and no child matches "
+                f"platform {platform or DEFAULT_PLATFORM}",
+            )
         sub = choose(child, accept, platform)
         return Choice(sub.manifest, f"index not accepted; {child.platform} child: {sub.reason}")
     explicit = [m for m in root.manifests if _explicit(accept, m.media_type)]
@@ -63,8 +66,10 @@ def choose(root: Root, accept: list[str], platform: Platform | None = None) -> C
     if not accept or any(a in ("*/*", "application/*") for a in accept):
         return Choice(root.manifests[0], "default form (client accepts any type)")
     wanted = ", ".join(accept) or "nothing"
-    return Choice(None, f"the client accepts {wanted}; this image is served as "
-                        f"{' or '.join(m.media_type for m in root.manifests)}")
+    return Choice(
+        None,
+        f"the client accepts {wanted}; this image is served as {' or '.join(m.media_type for m in root.manifests)}",
+    )
 
 
 def select_platform(index: ImageIndex, platform: Platform) -> Image | None:

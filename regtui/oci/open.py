@@ -32,8 +32,16 @@ def open_archive(path: str | os.PathLike[str], progress: Callable[[UnpackProgres
         store = open_store(path)
     problems: list[Problem] = []
     for dup in getattr(store, "duplicates", []):
-        problems.append(Problem("member", dup, "one member of that name", "several",
-                                "the archive holds duplicate names; the last one is used, as tar does", "warning"))
+        problems.append(
+            Problem(
+                "member",
+                dup,
+                "one member of that name",
+                "several",
+                "the archive holds duplicate names; the last one is used, as tar does",
+                "warning",
+            )
+        )
     if store.has("zarf.yaml"):
         kind = form or ("folder" if isinstance(store, DirStore) else "tar")
         return archive_for_package(store, path, kind, problems, cache_path)
@@ -56,14 +64,19 @@ def open_archive(path: str | os.PathLike[str], progress: Callable[[UnpackProgres
         hint = "give a docker save / crane / OCI archive, or an OCI layout folder"
         if getattr(store, "terminated", True) is False:
             hint = "the tar lacks its end marker, so it was probably cut short; copy it again"
-        raise ArchiveError(f"is a {what} but not an image archive: it has neither manifest.json nor index.json",
-                           path=path, hint=hint)
+        raise ArchiveError(
+            f"is a {what} but not an image archive: it has neither manifest.json nor index.json", path=path, hint=hint
+        )
     if not roots:
-        raise ArchiveError("holds no image that can be served", path=path,
-                           hint=problems[0].line() if problems else "the archive lists no images")
+        raise ArchiveError(
+            "holds no image that can be served",
+            path=path,
+            hint=problems[0].line() if problems else "the archive lists no images",
+        )
     _dedupe_tags(roots, problems)
-    return Archive(path=path, format=fmt, roots=roots, blobs=blobs, warnings=problems,
-                   fingerprints=store.fingerprints())
+    return Archive(
+        path=path, format=fmt, roots=roots, blobs=blobs, warnings=problems, fingerprints=store.fingerprints()
+    )
 
 
 def _tarball_blobs(images: list[Image]) -> dict[str, Location]:
@@ -94,9 +107,17 @@ def _cross_check_docker(store: Store, roots: list[Root], blobs: dict[str, Locati
         match = next((img for img in images if img.config.descriptor.digest == config_digest), None)
         if match is None:
             img = image_from_entry(store, entry, i, problems)
-            problems.append(Problem("cross-check", where, "an OCI manifest in index.json for this config",
-                                    "none", "index.json misses this image (Docker 25.0 save bug); serving a manifest "
-                                    "synthesized from manifest.json", "warning"))
+            problems.append(
+                Problem(
+                    "cross-check",
+                    where,
+                    "an OCI manifest in index.json for this config",
+                    "none",
+                    "index.json misses this image (Docker 25.0 save bug); serving a manifest "
+                    "synthesized from manifest.json",
+                    "warning",
+                )
+            )
             roots.append(img)
             for layer in img.layers:
                 if layer.location:
@@ -113,9 +134,16 @@ def _cross_check_docker(store: Store, roots: list[Root], blobs: dict[str, Locati
                 cause = "same layers in another order"
             else:
                 cause = "different layers"
-            problems.append(Problem("cross-check", where, "the same layers as the OCI manifest",
-                                    cause, "Docker 25.0.x wrote inconsistent descriptions; the OCI manifest is served",
-                                    "warning"))
+            problems.append(
+                Problem(
+                    "cross-check",
+                    where,
+                    "the same layers as the OCI manifest",
+                    cause,
+                    "Docker 25.0.x wrote inconsistent descriptions; the OCI manifest is served",
+                    "warning",
+                )
+            )
         for text in as_list(entry.get("RepoTags")):
             ref = parse_tag_ref(str(text), problems, where)
             if ref is None or not ref.tag:
@@ -133,7 +161,15 @@ def _dedupe_tags(roots: list[Root], problems: list[Problem]) -> None:
             key = (r.repository, t)
             if key in seen and seen[key] is not r:
                 r.tags.remove(t)
-                problems.append(Problem("tag", f"{r.repository}:{t}", "one image per tag", "several",
-                                        "the archive tags two images alike; the first one is served", "warning"))
+                problems.append(
+                    Problem(
+                        "tag",
+                        f"{r.repository}:{t}",
+                        "one image per tag",
+                        "several",
+                        "the archive tags two images alike; the first one is served",
+                        "warning",
+                    )
+                )
             else:
                 seen[key] = r

@@ -31,8 +31,7 @@ def is_tag(value: str) -> bool:
 
 def is_domain(first: str) -> bool:
     """Whether the first path component of a reference names a registry host (docker's rule, plus IPv6)."""
-    return ("." in first or ":" in first or first == "localhost" or first != first.lower()
-            or first.startswith("["))
+    return "." in first or ":" in first or first == "localhost" or first != first.lower() or first.startswith("[")
 
 
 def registry_host(host: str) -> str:
@@ -151,7 +150,7 @@ def split_scheme(text: str) -> tuple[str | None, str]:
     """(`http`/`https` or None, the rest) of `[docker://|http://|https://]rest`."""
     for prefix, scheme in (("docker://", None), ("https://", "https"), ("http://", "http")):
         if text[: len(prefix)].lower() == prefix:
-            return scheme, text[len(prefix):]
+            return scheme, text[len(prefix) :]
     return None, text
 
 
@@ -176,7 +175,7 @@ def parse_remote(text: str, *, default_tag: str = "latest") -> RemoteRef:
     tag = None
     colon = path.rfind(":")
     if colon > path.rfind("/"):
-        path, tag = path[:colon], path[colon + 1:]
+        path, tag = path[:colon], path[colon + 1 :]
         if not is_tag(tag):
             raise ValueError(f"invalid tag {tag!r}")
     if not is_name(path):

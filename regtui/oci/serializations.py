@@ -87,8 +87,13 @@ class Variant:
         if self.foreign:
             which = "all layers" if self.foreign < 0 else f"first {self.foreign} layer(s)"
             bits.append(f"{which} foreign/non-distributable")
-        ws = {None: "compact JSON", "   ": "3-space indent", "  ": "2-space indent", "\t": "tab indent",
-              "    ": "4-space indent"}[self.indent]
+        ws = {
+            None: "compact JSON",
+            "   ": "3-space indent",
+            "  ": "2-space indent",
+            "\t": "tab indent",
+            "    ": "4-space indent",
+        }[self.indent]
         bits.append(ws)
         bits.append(f"keys {self.key_order.replace('-', ' before ')}")
         if self.newline:
@@ -162,8 +167,9 @@ def manifest_object(image: Image, v: Variant) -> dict[str, Any]:
     layers = []
     for i, layer in enumerate(image.layers):
         foreign = v.foreign < 0 or i < v.foreign
-        layers.append(_descriptor(layer.descriptor, _layer_type(_compression(layer), v.layer_family, foreign),
-                                  v.key_order))
+        layers.append(
+            _descriptor(layer.descriptor, _layer_type(_compression(layer), v.layer_family, foreign), v.key_order)
+        )
     body["layers"] = layers
     return body
 

@@ -30,12 +30,20 @@ def _clean(name: str, *, path: str) -> str:
     """A member name normalised to a relative POSIX path; refuses names that leave the archive."""
     raw = name
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        raise ArchiveError("absolute member name; refusing the archive", member=raw, path=path,
-                           hint="archives must only hold relative names")
+        raise ArchiveError(
+            "absolute member name; refusing the archive",
+            member=raw,
+            path=path,
+            hint="archives must only hold relative names",
+        )
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
-        raise ArchiveError("member name climbs out of the archive with '..'; refusing the archive", member=raw,
-                           path=path, hint="the archive is malformed or hostile")
+        raise ArchiveError(
+            "member name climbs out of the archive with '..'; refusing the archive",
+            member=raw,
+            path=path,
+            hint="the archive is malformed or hostile",
+        )
     return "/".join(parts)
 
 
@@ -58,8 +66,12 @@ class Store:
     def read(self, name: str, limit: int = MAX_JSON) -> bytes:
         loc = self.locate(name)
         if loc.size > limit:
-            raise ArchiveError(f"is {loc.size} bytes, more than the {limit} bytes allowed for metadata",
-                               member=name, path=self.path, hint="the archive is malformed or hostile")
+            raise ArchiveError(
+                f"is {loc.size} bytes, more than the {limit} bytes allowed for metadata",
+                member=name,
+                path=self.path,
+                hint="the archive is malformed or hostile",
+            )
         return read_exact(loc)
 
     def read_json(self, name: str, limit: int = MAX_JSON) -> Any:
@@ -72,13 +84,18 @@ def parse_json(data: bytes, *, member: str, path: str) -> Any:
     except UnicodeDecodeError as e:
         raise ArchiveError(f"is not UTF-8 JSON (byte {e.start})", member=member, path=path) from None
     if depth_exceeds(data, MAX_JSON_DEPTH):
-        raise ArchiveError(f"JSON nests deeper than {MAX_JSON_DEPTH} levels", member=member, path=path,
-                           hint="the archive is malformed or hostile")
+        raise ArchiveError(
+            f"JSON nests deeper than {MAX_JSON_DEPTH} levels",
+            member=member,
+            path=path,
+            hint="the archive is malformed or hostile",
+        )
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise ArchiveError(f"is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}", member=member,
-                           path=path) from None
+        raise ArchiveError(
+            f"is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}", member=member, path=path
+        ) from None
     except RecursionError:
         raise ArchiveError("JSON nests too deeply", member=member, path=path) from None
 
@@ -136,8 +153,11 @@ def read_exact(loc: Location) -> bytes:
     finally:
         os.close(fd)
     if len(data) != loc.size:
-        raise ArchiveError(f"ends after {len(data)} of {loc.size} bytes; the file is truncated or changed",
-                           member=loc.member or None, path=loc.path)
+        raise ArchiveError(
+            f"ends after {len(data)} of {loc.size} bytes; the file is truncated or changed",
+            member=loc.member or None,
+            path=loc.path,
+        )
     return data
 
 
@@ -156,23 +176,32 @@ class TarStore(Store):
         with open(self.path, "rb") as f:
             head = f.read(512)
         if head[:2] == b"\x1f\x8b" or head[:4] == b"\x28\xb5\x2f\xfd":
-            raise ArchiveError("the archive itself is compressed; regtui reads blobs in place from a plain tar",
-                               path=self.path, hint="decompress it first, e.g. gunzip or zstd -d")
+            raise ArchiveError(
+                "the archive itself is compressed; regtui reads blobs in place from a plain tar",
+                path=self.path,
+                hint="decompress it first, e.g. gunzip or zstd -d",
+            )
         if len(head) < 512:
             raise ArchiveError("is not a tar archive (shorter than one tar header)", path=self.path)
         try:
             with tarfile.open(self.path, mode="r:") as tf:
                 for count, info in enumerate(tf, 1):
                     if count > MAX_MEMBERS:
-                        raise ArchiveError(f"holds more than {MAX_MEMBERS} members; refused", path=self.path,
-                                           hint="no image archive needs that many; it is malformed or hostile")
+                        raise ArchiveError(
+                            f"holds more than {MAX_MEMBERS} members; refused",
+                            path=self.path,
+                            hint="no image archive needs that many; it is malformed or hostile",
+                        )
                     name = _clean(info.name, path=self.path)
                     if not name:
                         continue
                     if info.isreg() and info.offset_data + info.size > size:
                         raise ArchiveError(
                             f"is cut off: needs bytes up to {info.offset_data + info.size} but the file has {size}",
-                            member=info.name, path=self.path, hint="the archive is truncated; copy it again")
+                            member=info.name,
+                            path=self.path,
+                            hint="the archive is truncated; copy it again",
+                        )
                     if name in self._members and not self._members[name].isdir():
                         self.duplicates.append(name)
                     self._members[name] = info
@@ -181,10 +210,16 @@ class TarStore(Store):
             raise
         except tarfile.ReadError as e:
             if not self._members:
-                raise ArchiveError(f"is not a tar archive ({e})", path=self.path,
-                                   hint="give a docker save / crane / OCI archive, or an OCI layout folder") from None
-            raise ArchiveError(f"is damaged after member {list(self._members)[-1]!r}: {e}", path=self.path,
-                               hint="the archive is truncated or corrupt") from None
+                raise ArchiveError(
+                    f"is not a tar archive ({e})",
+                    path=self.path,
+                    hint="give a docker save / crane / OCI archive, or an OCI layout folder",
+                ) from None
+            raise ArchiveError(
+                f"is damaged after member {list(self._members)[-1]!r}: {e}",
+                path=self.path,
+                hint="the archive is truncated or corrupt",
+            ) from None
         except (tarfile.TarError, EOFError, OSError, ValueError, UnicodeError) as e:
             raise ArchiveError(f"cannot be read as tar: {e}", path=self.path) from None
         # tarfile silently stops at a damaged or cut header after the first member; only zeros (tar's end
@@ -196,8 +231,11 @@ class TarStore(Store):
         if block.strip(b"\0"):
             last = list(self._members)[-1] if self._members else None
             after = f" after member {last!r}" if last else ""
-            raise ArchiveError(f"has a damaged or cut tar header at byte {end}{after}", path=self.path,
-                               hint="the archive is truncated or corrupt; copy it again")
+            raise ArchiveError(
+                f"has a damaged or cut tar header at byte {end}{after}",
+                path=self.path,
+                hint="the archive is truncated or corrupt; copy it again",
+            )
 
     def _resolve(self, name: str) -> tarfile.TarInfo:
         seen = 0
@@ -205,8 +243,12 @@ class TarStore(Store):
         while True:
             info = self._members.get(current)
             if info is None:
-                raise ArchiveError("is missing from the archive", member=current, path=self.path,
-                                   hint="the archive is incomplete" if current == name else f"link target of {name!r}")
+                raise ArchiveError(
+                    "is missing from the archive",
+                    member=current,
+                    path=self.path,
+                    hint="the archive is incomplete" if current == name else f"link target of {name!r}",
+                )
             if info.issym() or info.islnk():
                 seen += 1
                 if seen > MAX_LINK_HOPS:
@@ -216,8 +258,12 @@ class TarStore(Store):
                     target = posixpath.join(posixpath.dirname(current), target)
                 target = posixpath.normpath(target)
                 if target.startswith("/") or target == ".." or target.startswith("../"):
-                    raise ArchiveError(f"link points outside the archive ({info.linkname!r}); refused",
-                                       member=current, path=self.path, hint="the archive is malformed or hostile")
+                    raise ArchiveError(
+                        f"link points outside the archive ({info.linkname!r}); refused",
+                        member=current,
+                        path=self.path,
+                        hint="the archive is malformed or hostile",
+                    )
                 current = target
                 continue
             if not info.isreg():
@@ -259,8 +305,12 @@ class DirStore(Store):
         if os.path.islink(full):
             full = os.path.realpath(full)
         if full != self._root and not full.startswith(self._root + os.sep):
-            raise ArchiveError("resolves outside the layout folder; refused", member=name, path=self.path,
-                               hint="a symlink in the layout points elsewhere")
+            raise ArchiveError(
+                "resolves outside the layout folder; refused",
+                member=name,
+                path=self.path,
+                hint="a symlink in the layout points elsewhere",
+            )
         return full
 
     def names(self) -> list[str]:
@@ -283,8 +333,9 @@ class DirStore(Store):
         try:
             st = os.stat(full)
         except FileNotFoundError:
-            raise ArchiveError("is missing from the layout", member=name, path=self.path,
-                               hint="the layout is incomplete") from None
+            raise ArchiveError(
+                "is missing from the layout", member=name, path=self.path, hint="the layout is incomplete"
+            ) from None
         if not stat.S_ISREG(st.st_mode):
             raise ArchiveError("is not a regular file", member=name, path=self.path)
         self._prints[full] = Fingerprint.of_stat(st)

@@ -63,8 +63,15 @@ def synthesize(config_digest: str, config_size: int, layers: list[tuple[Descript
         oci_layers.append(Descriptor(otype, desc.digest, desc.size, desc.annotations, urls=desc.urls))
     forms = []
     if docker_layers is not None:
-        forms.append(_manifest(mt.DOCKER_MANIFEST, Descriptor(mt.DOCKER_CONFIG, config_digest, config_size),
-                               docker_layers, "synthesized-docker"))
-    forms.append(_manifest(mt.OCI_MANIFEST, Descriptor(mt.OCI_CONFIG, config_digest, config_size), oci_layers,
-                           "synthesized-oci"))
+        forms.append(
+            _manifest(
+                mt.DOCKER_MANIFEST,
+                Descriptor(mt.DOCKER_CONFIG, config_digest, config_size),
+                docker_layers,
+                "synthesized-docker",
+            )
+        )
+    forms.append(
+        _manifest(mt.OCI_MANIFEST, Descriptor(mt.OCI_CONFIG, config_digest, config_size), oci_layers, "synthesized-oci")
+    )
     return forms

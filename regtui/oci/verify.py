@@ -99,8 +99,9 @@ def _jobs(archive: Archive) -> list[_Job]:
     return list(jobs.values())
 
 
-def verify_archive(archive: Archive, progress: Progress | None = None, cancel: threading.Event | None = None,
-                   workers: int = 2) -> VerifyReport:
+def verify_archive(
+    archive: Archive, progress: Progress | None = None, cancel: threading.Event | None = None, workers: int = 2
+) -> VerifyReport:
     """Check everything; raises hashing.Cancelled when `cancel` is set."""
     started = time.monotonic()
     report = VerifyReport(archive.path)
@@ -123,8 +124,13 @@ def verify_archive(archive: Archive, progress: Progress | None = None, cancel: t
 
     def run(job: _Job) -> tuple[_Job, HashResult]:
         label = short(job.digest)
-        res = hash_blob(job.loc, compression=job.compression, want_diff_id=job.want_diff_id,
-                        progress=lambda n: tick(n, label), cancel=cancel)
+        res = hash_blob(
+            job.loc,
+            compression=job.compression,
+            want_diff_id=job.want_diff_id,
+            progress=lambda n: tick(n, label),
+            cancel=cancel,
+        )
         return job, res
 
     if progress:
@@ -154,21 +160,46 @@ def _where(loc: Location) -> str:
 def _check_blob(report: VerifyReport, job: _Job, res: HashResult) -> None:
     where = _where(job.loc)
     if res.size < job.loc.size:
-        report.add("blob", job.digest, Problem("blob", job.digest, f"{job.loc.size} bytes", f"{res.size} bytes",
-                                              f"the file ended early{where}; it was truncated or changed on disk"))
+        report.add(
+            "blob",
+            job.digest,
+            Problem(
+                "blob",
+                job.digest,
+                f"{job.loc.size} bytes",
+                f"{res.size} bytes",
+                f"the file ended early{where}; it was truncated or changed on disk",
+            ),
+        )
         return
     if res.digest != job.digest:
-        report.add("blob", job.digest, Problem(
-            "digest", job.digest, job.digest, res.digest,
-            f"the bytes{where} do not match their digest: the blob was corrupted or altered after it was written"))
+        report.add(
+            "blob",
+            job.digest,
+            Problem(
+                "digest",
+                job.digest,
+                job.digest,
+                res.digest,
+                f"the bytes{where} do not match their digest: the blob was corrupted or altered after it was written",
+            ),
+        )
     else:
         report.add("blob", job.digest, None, f"sha256 ok, {res.size} bytes")
     for claimed in sorted(job.sizes):
         if claimed >= 0 and claimed != job.loc.size:
-            report.add("size", job.digest, Problem(
-                "size", job.digest, f"{claimed} bytes (descriptor)", f"{job.loc.size} bytes{where}",
-                "the descriptor's size is wrong: clients will reject the blob (a known Docker 25.0 save bug, or the "
-                "blob was replaced)"))
+            report.add(
+                "size",
+                job.digest,
+                Problem(
+                    "size",
+                    job.digest,
+                    f"{claimed} bytes (descriptor)",
+                    f"{job.loc.size} bytes{where}",
+                    "the descriptor's size is wrong: clients will reject the blob "
+                    "(a known Docker 25.0 save bug, or the blob was replaced)",
+                ),
+            )
 
 
 def _check_image(report: VerifyReport, img: Image, results: dict[str, HashResult]) -> None:
@@ -177,38 +208,77 @@ def _check_image(report: VerifyReport, img: Image, results: dict[str, HashResult
     member = cfg.location.member if cfg.location else ""
     claimed = digest_from_name(member) if member else None
     if claimed and claimed != cfg.descriptor.digest:
-        report.add("config", name, Problem(
-            "config digest", f"{name} config {member}", claimed, cfg.descriptor.digest,
-            "the config's name promises another digest: the config was edited after the archive was written"))
+        report.add(
+            "config",
+            name,
+            Problem(
+                "config digest",
+                f"{name} config {member}",
+                claimed,
+                cfg.descriptor.digest,
+                "the config's name promises another digest: the config was edited after the archive was written",
+            ),
+        )
     else:
         report.add("config", name, None, f"config {short(cfg.descriptor.digest)} ok")
     ids = diff_ids(cfg)
     if len(ids) != len(img.layers):
-        report.add("layers", name, Problem(
-            "layer count", name, f"{len(ids)} layers (config rootfs.diff_ids)", f"{len(img.layers)} in the manifest",
-            "manifest and config disagree: a layer is missing or extra (partial save or hand-edited manifest)"))
+        report.add(
+            "layers",
+            name,
+            Problem(
+                "layer count",
+                name,
+                f"{len(ids)} layers (config rootfs.diff_ids)",
+                f"{len(img.layers)} in the manifest",
+                "manifest and config disagree: a layer is missing or extra (partial save or hand-edited manifest)",
+            ),
+        )
     hist = [h for h in img.history if not h.empty_layer]
     if img.history and len(hist) != len(img.layers):
-        report.problems.append(Problem(
-            "history", name, f"{len(img.layers)} non-empty history entries", str(len(hist)),
-            "history does not line up with the layers; created_by lines may be shifted", "warning"))
+        report.problems.append(
+            Problem(
+                "history",
+                name,
+                f"{len(img.layers)} non-empty history entries",
+                str(len(hist)),
+                "history does not line up with the layers; created_by lines may be shifted",
+                "warning",
+            )
+        )
     for i, layer in enumerate(img.layers):
         res = results.get(layer.digest)
         subject = f"{name} layer {i}"
         if res is None:
             if not layer.descriptor.urls:
-                report.add("blob", layer.digest, Problem(
-                    "blob", f"{subject} {layer.digest}", "the layer in the archive", "not present",
-                    "the archive is incomplete; pulls of this image will fail"))
+                report.add(
+                    "blob",
+                    layer.digest,
+                    Problem(
+                        "blob",
+                        f"{subject} {layer.digest}",
+                        "the layer in the archive",
+                        "not present",
+                        "the archive is incomplete; pulls of this image will fail",
+                    ),
+                )
             continue
         if res.uncompressed_size is not None:
             report.uncompressed_sizes[layer.digest] = res.uncompressed_size
         if res.diff_id:
             report.computed_diff_ids[layer.digest] = res.diff_id
         if res.inflate_error:
-            report.add("diff_id", layer.digest, Problem(
-                "decompress", f"{subject} {layer.digest}", f"a valid {layer.compression or 'tar'} stream",
-                res.inflate_error, "the layer is corrupt or hostile; it cannot be unpacked"))
+            report.add(
+                "diff_id",
+                layer.digest,
+                Problem(
+                    "decompress",
+                    f"{subject} {layer.digest}",
+                    f"a valid {layer.compression or 'tar'} stream",
+                    res.inflate_error,
+                    "the layer is corrupt or hostile; it cannot be unpacked",
+                ),
+            )
             continue
         if not layer.diff_id or res.diff_id is None:
             continue
@@ -217,10 +287,15 @@ def _check_image(report: VerifyReport, img: Image, results: dict[str, HashResult
             if in_order >= 0:
                 cause = f"the layer matches diff_id {in_order} instead: layers are out of order"
             else:
-                cause = ("the uncompressed content differs from what the config promises: a wrong layer, or "
-                         "the layer was re-built")
-            report.add("diff_id", layer.digest, Problem("diff_id", f"{subject} {layer.digest}", layer.diff_id,
-                                                        res.diff_id, cause))
+                cause = (
+                    "the uncompressed content differs from what the config promises: a wrong layer, or "
+                    "the layer was re-built"
+                )
+            report.add(
+                "diff_id",
+                layer.digest,
+                Problem("diff_id", f"{subject} {layer.digest}", layer.diff_id, res.diff_id, cause),
+            )
         else:
             report.add("diff_id", layer.digest, None, f"diff_id ok, {res.uncompressed_size} bytes uncompressed")
 
@@ -237,15 +312,24 @@ def _check_indexes(report: VerifyReport, root: Root) -> None:
         m = child.manifests[0]
         problem = None
         if d.size != m.size:
-            problem = Problem("index", subject, f"{d.size} bytes", f"{m.size} bytes",
-                              "the index descriptor's size does not match the manifest it points to")
+            problem = Problem(
+                "index",
+                subject,
+                f"{d.size} bytes",
+                f"{m.size} bytes",
+                "the index descriptor's size does not match the manifest it points to",
+            )
         elif d.platform and isinstance(child, Image):
             cfg = child.config.json
             found = f"{cfg.get('os', '')}/{cfg.get('architecture', '')}"
             want = f"{d.platform.os}/{d.platform.architecture}"
             if found != want:
-                problem = Problem("platform", subject, want, found + " (config)",
-                                  "the index advertises another platform than the image's config: clients will "
-                                  "run the wrong binary")
+                problem = Problem(
+                    "platform",
+                    subject,
+                    want,
+                    found + " (config)",
+                    "the index advertises another platform than the image's config: clients will run the wrong binary",
+                )
         report.add("index", subject, problem, f"{short(d.digest)} ok")
         _check_indexes(report, child)

@@ -55,17 +55,30 @@ class PushClient(RegistryClient):
         self.target = target
         self.chunk_size = chunk_size
         self.on_event = on_event or (lambda e: None)
-        super().__init__(target.host, scheme=target.scheme, ca=ca, insecure=insecure, credentials=credentials,
-                         lookup=lookup, actions="pull,push", retries=retries, backoff=backoff, timeout=timeout,
-                         on_retry=self._retried, transport=transport, user_agent="regtui-push")
+        super().__init__(
+            target.host,
+            scheme=target.scheme,
+            ca=ca,
+            insecure=insecure,
+            credentials=credentials,
+            lookup=lookup,
+            actions="pull,push",
+            retries=retries,
+            backoff=backoff,
+            timeout=timeout,
+            on_retry=self._retried,
+            transport=transport,
+            user_agent="regtui-push",
+        )
 
     def _retried(self, what: str, attempt: int, delay: float, reason: str) -> None:
         self.on_event(Retry(what, attempt, delay, reason))
 
     # -- blobs ------------------------------------------------------------------------------------------
     async def blob_exists(self, repo: str, digest: str) -> bool:
-        resp = await self.request("HEAD", self.url(f"/v2/{repo}/blobs/{digest}"), repo,
-                                  f"checking blob {digest}", scopes=(scope(repo),))
+        resp = await self.request(
+            "HEAD", self.url(f"/v2/{repo}/blobs/{digest}"), repo, f"checking blob {digest}", scopes=(scope(repo),)
+        )
         if resp.status_code == 200 or resp.is_redirect:  # registries on object storage redirect to it
             return True
         if resp.status_code == 404:
@@ -75,8 +88,14 @@ class PushClient(RegistryClient):
     async def mount(self, repo: str, digest: str, source: str) -> UploadSession | None:
         """Cross-repository mount; None when mounted, else the upload session the registry opened instead."""
         url = self.url(f"/v2/{repo}/blobs/uploads/").copy_merge_params({"mount": digest, "from": source})
-        resp = await self.request("POST", url, repo, f"mounting blob {digest} from {source}",
-                                  headers={"Content-Length": "0"}, scopes=(scope(repo), scope(source, "pull")))
+        resp = await self.request(
+            "POST",
+            url,
+            repo,
+            f"mounting blob {digest} from {source}",
+            headers={"Content-Length": "0"},
+            scopes=(scope(repo), scope(source, "pull")),
+        )
         if resp.status_code == 201:
             return None
         if resp.status_code == 202:
@@ -86,9 +105,11 @@ class PushClient(RegistryClient):
     def _session(self, resp: httpx.Response, repo: str) -> UploadSession:
         loc = resp.headers.get("location")
         if not loc:
-            raise RemoteError("the registry opened an upload without a Location header",
-                              where=f"{self.target.host}/{repo}",
-                              hint="this registry does not follow the distribution spec")
+            raise RemoteError(
+                "the registry opened an upload without a Location header",
+                where=f"{self.target.host}/{repo}",
+                hint="this registry does not follow the distribution spec",
+            )
         try:
             min_chunk = int(resp.headers.get("oci-chunk-min-length", "0"))
         except ValueError:
@@ -96,14 +117,21 @@ class PushClient(RegistryClient):
         return UploadSession(resp.url.join(loc), min_chunk)
 
     async def start_upload(self, repo: str) -> UploadSession:
-        resp = await self.request("POST", self.url(f"/v2/{repo}/blobs/uploads/"), repo, "starting an upload",
-                                  headers={"Content-Length": "0"}, scopes=(scope(repo),))
+        resp = await self.request(
+            "POST",
+            self.url(f"/v2/{repo}/blobs/uploads/"),
+            repo,
+            "starting an upload",
+            headers={"Content-Length": "0"},
+            scopes=(scope(repo),),
+        )
         if resp.status_code != 202:
             raise self.fail(resp, "starting an upload", repo)
         return self._session(resp, repo)
 
-    async def upload_blob(self, repo: str, digest: str, loc: Location, progress: Progress,
-                          session: UploadSession | None = None) -> int:
+    async def upload_blob(
+        self, repo: str, digest: str, loc: Location, progress: Progress, session: UploadSession | None = None
+    ) -> int:
         """Upload one blob from the archive; returns bytes sent (retries included). `progress(done)` reports
         the bytes of this blob the registry has so far."""
         sent = 0
@@ -130,16 +158,20 @@ class PushClient(RegistryClient):
         finally:
             os.close(fd)
 
-    def _body(self, fd: int, loc: Location, start: int, length: int, counter: list[int], progress: Progress,
-              base: int) -> Callable[[], AsyncIterator[bytes]]:
+    def _body(
+        self, fd: int, loc: Location, start: int, length: int, counter: list[int], progress: Progress, base: int
+    ) -> Callable[[], AsyncIterator[bytes]]:
         async def gen() -> AsyncIterator[bytes]:
             pos, end = start, start + length
             while pos < end:
                 n = min(READ_CHUNK, end - pos)
                 data = await asyncio.to_thread(os.pread, fd, n, loc.offset + pos)
                 if not data:
-                    raise RemoteError(f"the archive ends inside blob {loc.member or loc.path}", where=loc.path,
-                                      hint="the archive is truncated or changed on disk; run regtui verify")
+                    raise RemoteError(
+                        f"the archive ends inside blob {loc.member or loc.path}",
+                        where=loc.path,
+                        hint="the archive is truncated or changed on disk; run regtui verify",
+                    )
                 yield data
                 pos += len(data)
                 counter[0] += len(data)
@@ -147,8 +179,9 @@ class PushClient(RegistryClient):
 
         return gen
 
-    async def _upload(self, repo: str, digest: str, loc: Location, fd: int, session: UploadSession,
-                      progress: Progress) -> int:
+    async def _upload(
+        self, repo: str, digest: str, loc: Location, fd: int, session: UploadSession, progress: Progress
+    ) -> int:
         size = loc.size
         counter = [0]
         what = f"uploading blob {digest}"
@@ -157,30 +190,51 @@ class PushClient(RegistryClient):
             if size <= max(self.chunk_size, session.min_chunk):
                 url = session.url.copy_merge_params({"digest": digest})
                 body = self._body(fd, loc, 0, size, counter, progress, 0)
-                resp = await self.send("PUT", url, repo, scopes=(scope(repo),),
-                                       headers={**octet, "Content-Length": str(size)}, body=body)
+                resp = await self.send(
+                    "PUT", url, repo, scopes=(scope(repo),), headers={**octet, "Content-Length": str(size)}, body=body
+                )
             else:
                 url = await self._chunks(repo, digest, loc, fd, session, progress, counter)
-                resp = await self.send("PUT", url.copy_merge_params({"digest": digest}), repo,
-                                       scopes=(scope(repo),), headers={"Content-Length": "0"})
+                resp = await self.send(
+                    "PUT",
+                    url.copy_merge_params({"digest": digest}),
+                    repo,
+                    scopes=(scope(repo),),
+                    headers={"Content-Length": "0"},
+                )
         except Transient as e:
             raise _Partial(counter[0], e) from None
         if resp.status_code == 201:
             got = resp.headers.get("docker-content-digest")
             if got and got != digest:
-                raise RemoteError(f"the registry stored blob {digest} as {got}",
-                                  where=f"{self.target.host}/{repo}", hint="the registry rewrote the blob")
+                raise RemoteError(
+                    f"the registry stored blob {digest} as {got}",
+                    where=f"{self.target.host}/{repo}",
+                    hint="the registry rewrote the blob",
+                )
             return counter[0]
         code, _ = registry_errors(resp)
         if code == "DIGEST_INVALID" or (resp.status_code == 400 and "digest" in resp.text.lower()):
-            raise self.fail(resp, f"blob {digest} from {loc.member or loc.path} does not match its digest",
-                            repo, hint="the archive is damaged; run regtui verify ARCHIVE")
+            raise self.fail(
+                resp,
+                f"blob {digest} from {loc.member or loc.path} does not match its digest",
+                repo,
+                hint="the archive is damaged; run regtui verify ARCHIVE",
+            )
         if resp.status_code in (404, 416):  # the upload session vanished or moved on: start over
             raise _Partial(counter[0], Transient(f"upload session lost ({resp.status_code})"))
         raise self.fail(resp, what, repo)
 
-    async def _chunks(self, repo: str, digest: str, loc: Location, fd: int, session: UploadSession,
-                      progress: Progress, counter: list[int]) -> httpx.URL:
+    async def _chunks(
+        self,
+        repo: str,
+        digest: str,
+        loc: Location,
+        fd: int,
+        session: UploadSession,
+        progress: Progress,
+        counter: list[int],
+    ) -> httpx.URL:
         """PATCH the blob in chunks; after a broken chunk ask the registry where the upload stands and go on."""
         size = loc.size
         url = session.url
@@ -190,8 +244,11 @@ class PushClient(RegistryClient):
         while offset < size:
             n = min(step, size - offset)
             body = self._body(fd, loc, offset, n, counter, progress, offset)
-            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(n),
-                       "Content-Range": f"{offset}-{offset + n - 1}"}
+            headers = {
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(n),
+                "Content-Range": f"{offset}-{offset + n - 1}",
+            }
             try:
                 resp = await self.send("PATCH", url, repo, scopes=(scope(repo),), headers=headers, body=body)
             except Transient as e:
@@ -220,8 +277,13 @@ class PushClient(RegistryClient):
     # -- manifests --------------------------------------------------------------------------------------
     async def manifest_digest(self, repo: str, ref: str, media_type: str) -> str | None:
         """Digest the registry has under `ref` (tag or digest) for this media type, None when absent."""
-        resp = await self.request("HEAD", self.url(f"/v2/{repo}/manifests/{ref}"), repo,
-                                  f"checking manifest {ref}", headers={"Accept": media_type})
+        resp = await self.request(
+            "HEAD",
+            self.url(f"/v2/{repo}/manifests/{ref}"),
+            repo,
+            f"checking manifest {ref}",
+            headers={"Accept": media_type},
+        )
         if resp.status_code == 200:
             return resp.headers.get("docker-content-digest") or (ref if ref.startswith("sha256:") else "")
         if resp.status_code == 404:
@@ -230,23 +292,35 @@ class PushClient(RegistryClient):
 
     async def put_manifest(self, repo: str, ref: str, manifest: Manifest) -> str:
         what = f"pushing manifest {repo}:{ref}" if not ref.startswith("sha256:") else f"pushing manifest {ref}"
-        resp = await self.request("PUT", self.url(f"/v2/{repo}/manifests/{ref}"), repo, what,
-                                  headers={"Content-Type": manifest.media_type}, body=lambda: manifest.data)
+        resp = await self.request(
+            "PUT",
+            self.url(f"/v2/{repo}/manifests/{ref}"),
+            repo,
+            what,
+            headers={"Content-Type": manifest.media_type},
+            body=lambda: manifest.data,
+        )
         if resp.status_code not in (200, 201, 202):
             code, _ = registry_errors(resp)
             if code in ("MANIFEST_INVALID", "UNSUPPORTED") or resp.status_code == 415:
-                raise self.fail(resp, f"{what}: the registry refused this {manifest.media_type}", repo,
-                                hint="it does not accept that media type or this manifest's content; push to a "
-                                     "registry that supports it, or convert the archive (e.g. skopeo copy "
-                                     "--format)")
+                raise self.fail(
+                    resp,
+                    f"{what}: the registry refused this {manifest.media_type}",
+                    repo,
+                    hint="it does not accept that media type or this manifest's content; push to a "
+                    "registry that supports it, or convert the archive (e.g. skopeo copy "
+                    "--format)",
+                )
             if code == "MANIFEST_BLOB_UNKNOWN" or code == "BLOB_UNKNOWN":
                 raise self.fail(resp, what, repo, hint="a blob the manifest references is missing in the registry")
             raise self.fail(resp, what, repo)
         got = resp.headers.get("docker-content-digest")
         if got and got != manifest.digest:
-            raise RemoteError(f"the registry stored manifest {manifest.digest} as {got}",
-                              where=f"{self.target.host}/{repo}",
-                              hint="the registry rewrote the manifest; digests would not be preserved")
+            raise RemoteError(
+                f"the registry stored manifest {manifest.digest} as {got}",
+                where=f"{self.target.host}/{repo}",
+                hint="the registry rewrote the manifest; digests would not be preserved",
+            )
         return got or manifest.digest
 
 

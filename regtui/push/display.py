@@ -33,8 +33,9 @@ class LineView:
         if isinstance(e, Note):
             self.err.print(f"note: {e.text}", highlight=False, soft_wrap=True)
         elif isinstance(e, Retry):
-            self.err.print(f"retry {e.attempt}: {e.what} ({e.reason}); again in {e.delay:.1f}s", highlight=False,
-                           soft_wrap=True)
+            self.err.print(
+                f"retry {e.attempt}: {e.what} ({e.reason}); again in {e.delay:.1f}s", highlight=False, soft_wrap=True
+            )
         elif self.quiet and not self.dry_run:
             return
         elif isinstance(e, BlobDone | ManifestDone):

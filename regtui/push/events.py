@@ -95,14 +95,18 @@ class Summary:
 
     def line(self) -> str:
         if self.dry_run:
-            return (f"dry run: {len(self.missing)} blobs to upload ({human_size(self.bytes_total)}), "
-                    f"{len(self.present)} already there, "
-                    f"{len(self.manifests_pushed)} manifests and tags to push, "
-                    f"{len(self.manifests_present)} up to date")
-        return (f"pushed {len(self.uploaded)} blobs ({human_size(self.bytes_sent)} sent), "
-                f"mounted {len(self.mounted)}, "
-                f"{len(self.present)} already there; {len(self.manifests_pushed)} manifests and tags pushed, "
-                f"{len(self.manifests_present)} up to date, in {self.elapsed:.1f}s")
+            return (
+                f"dry run: {len(self.missing)} blobs to upload ({human_size(self.bytes_total)}), "
+                f"{len(self.present)} already there, "
+                f"{len(self.manifests_pushed)} manifests and tags to push, "
+                f"{len(self.manifests_present)} up to date"
+            )
+        return (
+            f"pushed {len(self.uploaded)} blobs ({human_size(self.bytes_sent)} sent), "
+            f"mounted {len(self.mounted)}, "
+            f"{len(self.present)} already there; {len(self.manifests_pushed)} manifests and tags pushed, "
+            f"{len(self.manifests_present)} up to date, in {self.elapsed:.1f}s"
+        )
 
 
 @dataclass(frozen=True)

@@ -67,8 +67,12 @@ def _add(rp: RepoPlan, node: Root, archive: Archive, label: str, notes: list[str
 def _add_image(rp: RepoPlan, img: Image, archive: Archive, label: str, notes: list[str]) -> None:
     where = f"{label} ({img.platform})" if img.platform and img.platform.os else label
     c = img.config.descriptor
-    rp.blobs.setdefault(c.digest, BlobItem(c.digest, c.size, c.media_type,
-                                           img.config.location or archive.blobs.get(c.digest), f"config of {where}"))
+    rp.blobs.setdefault(
+        c.digest,
+        BlobItem(
+            c.digest, c.size, c.media_type, img.config.location or archive.blobs.get(c.digest), f"config of {where}"
+        ),
+    )
     for i, layer in enumerate(img.layers):
         d = layer.descriptor
         loc = layer.location or archive.blobs.get(d.digest)
@@ -98,16 +102,20 @@ def build_plan(archive: Archive, target: Target, rules: list[TagRule] | None = N
         for repo, tags in dests.items():
             full = target.repository(repo)
             if not is_name(full) or len(target.host) + 1 + len(full) > MAX_NAME:
-                raise PushError(f"{full!r} is not a valid repository name in the registry",
-                                where=_name_of(root, root.tags[0] if root.tags else None),
-                                hint="use --tag-map OLD=NEW to give it a valid name")
+                raise PushError(
+                    f"{full!r} is not a valid repository name in the registry",
+                    where=_name_of(root, root.tags[0] if root.tags else None),
+                    hint="use --tag-map OLD=NEW to give it a valid name",
+                )
             rp = repos.setdefault(full, RepoPlan(full))
             _add(rp, root, archive, _name_of(root, tags[0] if tags else None), notes)
             for t in tags:
                 src = _name_of(root, t)
                 if (full, t) in landed and landed[(full, t)] != src:
-                    raise PushError(f"{landed[(full, t)]} and {src} would both land at {full}:{t}",
-                                    hint="use --tag-map to give one of them another name")
+                    raise PushError(
+                        f"{landed[(full, t)]} and {src} would both land at {full}:{t}",
+                        hint="use --tag-map to give one of them another name",
+                    )
                 landed[(full, t)] = src
                 rp.tags[t] = root.manifests[0]
     for r in unused_rules(rules, seen):

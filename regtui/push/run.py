@@ -17,8 +17,14 @@ from regtui.push.events import BlobDone, BlobProgress, BlobStarted, Finished, Ma
 from regtui.push.plan import BlobItem, Plan, RepoPlan
 
 
-async def run_push(plan: Plan, client: PushClient, *, jobs: int = 4, dry_run: bool = False,
-                   on_event: Callable[[object], None] | None = None) -> Summary:
+async def run_push(
+    plan: Plan,
+    client: PushClient,
+    *,
+    jobs: int = 4,
+    dry_run: bool = False,
+    on_event: Callable[[object], None] | None = None,
+) -> Summary:
     emit = on_event or (lambda e: None)
     summary = Summary(dry_run=dry_run)
     started = time.monotonic()
@@ -65,8 +71,9 @@ def _first(eg: BaseExceptionGroup) -> BaseException:
     return flat[0]
 
 
-async def _blob(client: PushClient, digest: str, item: BlobItem, repos: list[RepoPlan], dry_run: bool,
-                emit, summary: Summary) -> None:
+async def _blob(
+    client: PushClient, digest: str, item: BlobItem, repos: list[RepoPlan], dry_run: bool, emit, summary: Summary
+) -> None:
     have = await asyncio.gather(*(client.blob_exists(rp.repo, digest) for rp in repos))
     source = None
     missing = []
@@ -92,9 +99,11 @@ async def _blob(client: PushClient, digest: str, item: BlobItem, repos: list[Rep
                 emit(BlobDone(rp.repo, digest, item.size, "mounted", source=source))
                 continue
         if item.location is None:
-            raise PushError(f"blob {short(digest)} ({item.what}) is neither in the archive nor in the registry",
-                            where=f"{client.target.host}/{rp.repo}",
-                            hint="the archive is incomplete; push the image from a complete archive")
+            raise PushError(
+                f"blob {short(digest)} ({item.what}) is neither in the archive nor in the registry",
+                where=f"{client.target.host}/{rp.repo}",
+                hint="the archive is incomplete; push the image from a complete archive",
+            )
         emit(BlobStarted(rp.repo, digest, item.size))
 
         def progress(done: int, repo=rp.repo) -> None:

@@ -74,8 +74,16 @@ class BusLogHandler(logging.Handler):
             self.bus.publish(event)
 
 
-def create_app(archives: list[Archive], *, bus: EventBus | None = None, names=(), any_name: bool = False,
-               htpasswd: str | None = None, fast: bool = True, refuse: Mapping[str, str] | None = None) -> Quart:
+def create_app(
+    archives: list[Archive],
+    *,
+    bus: EventBus | None = None,
+    names=(),
+    any_name: bool = False,
+    htpasswd: str | None = None,
+    fast: bool = True,
+    refuse: Mapping[str, str] | None = None,
+) -> Quart:
     """A Quart app serving `archives`; raises `regtui.registry.auth.HtpasswdError` for a bad htpasswd file.
 
     `refuse` maps blob digests known not to verify to the reason: those are answered BLOB_UNKNOWN, not sent
@@ -96,8 +104,9 @@ def create_app(archives: list[Archive], *, bus: EventBus | None = None, names=()
     app.url_map.merge_slashes = False
     app.url_map.strict_slashes = False
     pulls = PullTracker(bus)
-    state = RegistryState(bus, Catalog(archives, names, any_name), pulls, auth,
-                          refuse=refuse if refuse is not None else {})
+    state = RegistryState(
+        bus, Catalog(archives, names, any_name), pulls, auth, refuse=refuse if refuse is not None else {}
+    )
     app.extensions["regtui"] = state
 
     async def dispatch(path: str = "") -> Response:
@@ -120,8 +129,9 @@ def create_app(archives: list[Archive], *, bus: EventBus | None = None, names=()
         except RegistryError as denied:
             return _error(denied, info)
         if e.code == 405:
-            err = RegistryError("UNSUPPORTED", f"method {request.method} is not supported",
-                                headers={"Allow": "GET, HEAD"})
+            err = RegistryError(
+                "UNSUPPORTED", f"method {request.method} is not supported", headers={"Allow": "GET, HEAD"}
+            )
         elif e.code == 404:
             err = RegistryError("NOT_FOUND", e.description)
         else:  # 500 for a bug of ours (logged on the bus by Quart), or another HTTP error
@@ -159,14 +169,18 @@ async def refuse_websocket(state: RegistryState, scope, send) -> None:
     except RegistryError as denied:
         err = denied
     else:
-        err = RegistryError("NOT_FOUND", f"no WebSocket endpoint at {scope.get('path', '')}; this registry "
-                                         "answers plain HTTP requests")
+        err = RegistryError(
+            "NOT_FOUND", f"no WebSocket endpoint at {scope.get('path', '')}; this registry answers plain HTTP requests"
+        )
     if "websocket.http.response" not in scope.get("extensions", {}):
         await send({"type": "websocket.close", "code": 1008})  # the server answers 403 itself
         return
     body = err.body()
-    headers = [(b"content-type", JSON.encode()), (b"content-length", str(len(body)).encode()),
-               (API_VERSION[0].lower().encode(), API_VERSION[1].encode())]
+    headers = [
+        (b"content-type", JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (API_VERSION[0].lower().encode(), API_VERSION[1].encode()),
+    ]
     headers += [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
     await send({"type": "websocket.http.response.start", "status": err.status, "headers": headers})
     await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
@@ -193,11 +207,15 @@ async def _check(state: RegistryState, header: str | None, scope) -> None:
     try:
         user = await state.auth.check(header, _client(scope))
     except TooManyChecks:
-        raise RegistryError("TOOMANYREQUESTS", "too many password checks at once; retry in a second",
-                            headers={"Retry-After": "1"}) from None
+        raise RegistryError(
+            "TOOMANYREQUESTS", "too many password checks at once; retry in a second", headers={"Retry-After": "1"}
+        ) from None
     if user is None:
-        raise RegistryError("UNAUTHORIZED", "valid credentials for this registry are required",
-                            headers={"WWW-Authenticate": f'Basic realm="{REALM}"'})
+        raise RegistryError(
+            "UNAUTHORIZED",
+            "valid credentials for this registry are required",
+            headers={"WWW-Authenticate": f'Basic realm="{REALM}"'},
+        )
 
 
 async def _authorize(state: RegistryState) -> None:
@@ -209,11 +227,18 @@ async def _handle(state: RegistryState, route: Route, info: RequestInfo) -> Resp
     if route.kind == "other":
         raise RegistryError("NOT_FOUND", f"no API endpoint at {request.path}")
     if request.method not in READ_METHODS:
-        raise RegistryError("UNSUPPORTED", f"this registry is read-only; {request.method} is not supported",
-                            headers={"Allow": "GET, HEAD"})
+        raise RegistryError(
+            "UNSUPPORTED",
+            f"this registry is read-only; {request.method} is not supported",
+            headers={"Allow": "GET, HEAD"},
+        )
     if route.kind == "redirect":
-        return Response('<a href="/v2/">Moved Permanently</a>.\n\n', status=301, headers={"Location": "/v2/"},
-                        content_type="text/html; charset=utf-8")
+        return Response(
+            '<a href="/v2/">Moved Permanently</a>.\n\n',
+            status=301,
+            headers={"Location": "/v2/"},
+            content_type="text/html; charset=utf-8",
+        )
     if route.kind == "base":
         return _body(b"{}", JSON)
     if route.kind == "catalog":
@@ -256,8 +281,7 @@ def _manifest(repo: Repo, route: Route, info: RequestInfo) -> Response:
     manifest, etag, not_modified = manifest_answer(repo, route, request.headers, info)
     if not_modified:
         return _not_modified(etag, manifest.digest)
-    return _body(manifest.data, manifest.media_type,
-                 headers={"Docker-Content-Digest": manifest.digest, "ETag": etag})
+    return _body(manifest.data, manifest.media_type, headers={"Docker-Content-Digest": manifest.digest, "ETag": etag})
 
 
 # -- blobs -----------------------------------------------------------------------------------------------
@@ -277,7 +301,7 @@ async def _blob(state: RegistryState, repo: Repo, route: Route, info: RequestInf
 
 async def _open_body(state: RegistryState, blob: Blob, start: int, length: int, head: bool, info: RequestInfo):
     if blob.location is None:
-        return b"" if head else MemoryBody((blob.data or b"")[start:start + length])
+        return b"" if head else MemoryBody((blob.data or b"")[start : start + length])
     loc = blob.location
     expected = blob.archive.fingerprints.get(loc.path)
     try:
@@ -287,8 +311,15 @@ async def _open_body(state: RegistryState, blob: Blob, start: int, length: int, 
         fd = await open_blob(loc.path, expected)
     except StaleArchive as e:
         refused(state, blob, e)
-    return BlobBody(fd, loc, start, length, on_short_read=lambda missing: short_read(state, blob, missing, info),
-                    expected=expected, on_change=lambda e: changed(state, blob, e, info))
+    return BlobBody(
+        fd,
+        loc,
+        start,
+        length,
+        on_short_read=lambda missing: short_read(state, blob, missing, info),
+        expected=expected,
+        on_change=lambda e: changed(state, blob, e, info),
+    )
 
 
 # -- listings --------------------------------------------------------------------------------------------

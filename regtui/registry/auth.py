@@ -39,8 +39,10 @@ def load_htpasswd(path: str) -> dict[str, bytes]:
         if not sep or not user:
             raise HtpasswdError(f"{path}:{n}: expected user:hash")
         if not hashed.startswith(("$2y$", "$2b$", "$2a$")):
-            raise HtpasswdError(f"{path}:{n}: user {user!r} has no bcrypt hash; only bcrypt entries are "
-                                "supported (create them with `htpasswd -B`)")
+            raise HtpasswdError(
+                f"{path}:{n}: user {user!r} has no bcrypt hash; only bcrypt entries are "
+                "supported (create them with `htpasswd -B`)"
+            )
         users[user] = hashed.encode()
     if not users:
         raise HtpasswdError(f"{path}: no users in the htpasswd file")

@@ -154,8 +154,16 @@ class BlobBody:
     never sent at all.
     """
 
-    def __init__(self, fd: int, location: Location, start: int, length: int, on_short_read=None,
-                 expected: Fingerprint | None = None, on_change=None):
+    def __init__(
+        self,
+        fd: int,
+        location: Location,
+        start: int,
+        length: int,
+        on_short_read=None,
+        expected: Fingerprint | None = None,
+        on_change=None,
+    ):
         self._fd: int | None = fd
         self._pos = location.offset + start
         self._left = length

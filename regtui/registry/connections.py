@@ -50,9 +50,11 @@ def default_max_connections(fd_limit: int) -> int:
 
 def _reply_503() -> bytes:
     body = RegistryError("UNAVAILABLE", "too many connections open; retry").body()
-    return (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json; charset=utf-8\r\n"
-            b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n"
-            b"docker-distribution-api-version: registry/2.0\r\n\r\n" + body)
+    return (
+        b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json; charset=utf-8\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n"
+        b"docker-distribution-api-version: registry/2.0\r\n\r\n" + body
+    )
 
 
 class ConnectionCap:
@@ -102,9 +104,14 @@ class ConnectionCap:
         if not self.closed:
             return
         self._logged = time.monotonic()
-        self.bus.publish(ServerLog("warning", f"connection cap ({self.limit}, --max-connections) reached: closed "
-                                              f"{self.closed} connection(s) with no request in flight",
-                                   time.time()))
+        self.bus.publish(
+            ServerLog(
+                "warning",
+                f"connection cap ({self.limit}, --max-connections) reached: closed "
+                f"{self.closed} connection(s) with no request in flight",
+                time.time(),
+            )
+        )
         self.closed = 0
 
     def close(self) -> None:
@@ -122,8 +129,12 @@ def _h11(conn: TCPServer) -> tuple[h11.Connection | None, object]:
 def _idle(conn: TCPServer) -> bool:
     """No request in flight: h11 waits for one (a partial request line or headers count as none)."""
     c, proto = _h11(conn)
-    return c is not None and getattr(proto, "stream", None) is None and \
-        c.our_state is h11.IDLE and c.their_state is h11.IDLE
+    return (
+        c is not None
+        and getattr(proto, "stream", None) is None
+        and c.our_state is h11.IDLE
+        and c.their_state is h11.IDLE
+    )
 
 
 def _never_asked(conn: TCPServer) -> bool:

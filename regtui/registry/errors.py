@@ -27,8 +27,14 @@ CODES: dict[str, tuple[int, str]] = {
 class RegistryError(Exception):
     """Raised by handlers; rendered as a spec error body (headers only on HEAD)."""
 
-    def __init__(self, code: str, detail: str | dict | None = None, *, status: int | None = None,
-                 headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        code: str,
+        detail: str | dict | None = None,
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(code)
         self.code = code
         self.status = status or CODES[code][0]

@@ -42,7 +42,7 @@ TEXT = "text"  # ServerLog level of a line that was not an event object
 # Control characters (C0, DEL, C1, Unicode line/paragraph separators) arrive percent-decoded in paths and
 # in header values; raw, a `%0a` in a path would split one logged request into two lines, or forge another,
 # and an ESC from a watched log or stream would reach the terminal.
-_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7f, 0xa0)]}
+_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
 _ESCAPES.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
 
 
@@ -72,34 +72,71 @@ def parse_time(value: object) -> float | None:
 # -- encoding --------------------------------------------------------------------------------------------
 def request_object(s: RequestStarted, f: RequestFinished) -> dict[str, Any]:
     return {
-        "event": "request", "time": iso(s.time), "client": s.client, "method": s.method, "path": s.path,
-        "kind": s.kind, "repository": s.repository, "reference": s.reference, "status": f.status,
-        "bytes": f.bytes_sent, "duration_ms": round(f.duration * 1000, 3), "user_agent": s.user_agent,
-        "accept": list(s.accept), "error": f.error_code, "detail": f.detail, "id": s.id,
+        "event": "request",
+        "time": iso(s.time),
+        "client": s.client,
+        "method": s.method,
+        "path": s.path,
+        "kind": s.kind,
+        "repository": s.repository,
+        "reference": s.reference,
+        "status": f.status,
+        "bytes": f.bytes_sent,
+        "duration_ms": round(f.duration * 1000, 3),
+        "user_agent": s.user_agent,
+        "accept": list(s.accept),
+        "error": f.error_code,
+        "detail": f.detail,
+        "id": s.id,
     }
 
 
 def start_object(s: RequestStarted) -> dict[str, Any]:
     return {
-        "event": "request_start", "id": s.id, "time": iso(s.time), "client": s.client, "method": s.method,
-        "path": s.path, "kind": s.kind, "repository": s.repository, "reference": s.reference,
-        "user_agent": s.user_agent, "accept": list(s.accept),
+        "event": "request_start",
+        "id": s.id,
+        "time": iso(s.time),
+        "client": s.client,
+        "method": s.method,
+        "path": s.path,
+        "kind": s.kind,
+        "repository": s.repository,
+        "reference": s.reference,
+        "user_agent": s.user_agent,
+        "accept": list(s.accept),
     }
 
 
 def pull_object(p: PullProgress) -> dict[str, Any]:
     return {
-        "event": "pull", "time": iso(p.updated), "client": p.client, "repository": p.repository,
-        "reference": p.reference, "manifest": p.manifest_digest, "blobs_done": p.blobs_done,
-        "blobs_total": p.blobs_total, "bytes_done": p.bytes_done, "bytes_total": p.bytes_total,
-        "seconds": round(p.updated - p.started, 3), "user_agent": p.user_agent, "key": p.key,
-        "started": iso(p.started), "finished": p.finished, "state": p.state, "error": p.error,
+        "event": "pull",
+        "time": iso(p.updated),
+        "client": p.client,
+        "repository": p.repository,
+        "reference": p.reference,
+        "manifest": p.manifest_digest,
+        "blobs_done": p.blobs_done,
+        "blobs_total": p.blobs_total,
+        "bytes_done": p.bytes_done,
+        "bytes_total": p.bytes_total,
+        "seconds": round(p.updated - p.started, 3),
+        "user_agent": p.user_agent,
+        "key": p.key,
+        "started": iso(p.started),
+        "finished": p.finished,
+        "state": p.state,
+        "error": p.error,
     }
 
 
 def state_object(e: ServerState, now: float | None = None) -> dict[str, Any]:
-    return {"event": "server", "time": iso(time.time() if now is None else now), "state": e.state, "url": e.url,
-            "error": e.error}
+    return {
+        "event": "server",
+        "time": iso(time.time() if now is None else now),
+        "state": e.state,
+        "url": e.url,
+        "error": e.error,
+    }
 
 
 def log_object(e: ServerLog) -> dict[str, Any]:
@@ -126,8 +163,11 @@ class Encoder:
                 del self.started[next(iter(self.started))]
             return start_object(event) if self.live else None
         if isinstance(event, RequestProgress):
-            return {"event": "request_progress", "id": event.id, "bytes": event.bytes_sent,
-                    "total": event.total} if self.live else None
+            return (
+                {"event": "request_progress", "id": event.id, "bytes": event.bytes_sent, "total": event.total}
+                if self.live
+                else None
+            )
         if isinstance(event, RequestFinished):
             start = self.started.pop(event.id, None)
             return request_object(start, event) if start is not None else None
@@ -249,18 +289,24 @@ class Decoder:
             return [self._pull(d)]
         if kind == "server":
             # From elsewhere: a state this version does not know is kept as sent (the views print it).
-            state = ServerState(cast(ServerStateName, _str(d, "state", None) or "unknown"), _opt(d, "url"),
-                                _opt(d, "error"))
+            state = ServerState(
+                cast(ServerStateName, _str(d, "state", None) or "unknown"), _opt(d, "url"), _opt(d, "error")
+            )
             if state.state == "starting":  # a log spanning a restart: ids and pull keys start over
                 self.reset()
             return [state]
         if kind == "log":
-            return [ServerLog(_str(d, "level", None) or "info", _str(d, "message", None),
-                              _time(d, default=0.0))]
+            return [ServerLog(_str(d, "level", None) or "info", _str(d, "message", None), _time(d, default=0.0))]
         if kind == "dropped":
             n = _int(d, "count")
-            return [ServerLog("warning", f"{n} event{'s' * (n != 1)} dropped: this watcher fell behind the server; "
-                                         "request and byte counts are short by as much", _time(d, default=0.0))]
+            return [
+                ServerLog(
+                    "warning",
+                    f"{n} event{'s' * (n != 1)} dropped: this watcher fell behind the server; "
+                    "request and byte counts are short by as much",
+                    _time(d, default=0.0),
+                )
+            ]
         raise _Bad("event")
 
     def _start(self, d: dict) -> RequestStarted:
@@ -268,10 +314,18 @@ class Decoder:
         if not isinstance(accept, list) or not all(isinstance(a, str) for a in accept):
             raise _Bad("accept")
         ours = self._new_id()
-        event = RequestStarted(ours, _time(d), _str(d, "client"), _str(d, "method"), _str(d, "path"),
-                               _opt(d, "repository"), _opt(d, "reference"),
-                               cast(RequestKind, _str(d, "kind", None) or "other"),
-                               _str(d, "user_agent", None), tuple(safe(a) for a in accept))
+        event = RequestStarted(
+            ours,
+            _time(d),
+            _str(d, "client"),
+            _str(d, "method"),
+            _str(d, "path"),
+            _opt(d, "repository"),
+            _opt(d, "reference"),
+            cast(RequestKind, _str(d, "kind", None) or "other"),
+            _str(d, "user_agent", None),
+            tuple(safe(a) for a in accept),
+        )
         if "id" in d:
             self._started[d["id"]] = ours
             if len(self._started) > 10_000:
@@ -302,6 +356,19 @@ class Decoder:
         finished = d.get("finished", True)  # the log prints finished pulls only, without the field
         if not isinstance(finished, bool):
             raise _Bad("finished")
-        return PullProgress(key, client, _str(d, "user_agent", None), _str(d, "repository"), _str(d, "reference"),
-                            manifest, _int(d, "blobs_total"), _int(d, "blobs_done"), _int(d, "bytes_total"),
-                            _int(d, "bytes_done"), started, updated, finished, _opt(d, "error"))
+        return PullProgress(
+            key,
+            client,
+            _str(d, "user_agent", None),
+            _str(d, "repository"),
+            _str(d, "reference"),
+            manifest,
+            _int(d, "blobs_total"),
+            _int(d, "blobs_done"),
+            _int(d, "bytes_total"),
+            _int(d, "bytes_done"),
+            started,
+            updated,
+            finished,
+            _opt(d, "error"),
+        )

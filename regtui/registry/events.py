@@ -67,7 +67,7 @@ class PullProgress:
 
     @property
     def state(self) -> str:
-        """"pulling", "done", "failed", "manifest only" (no blob asked for) or "incomplete" (the client left)."""
+        """ "pulling", "done", "failed", "manifest only" (no blob asked for) or "incomplete" (the client left)."""
         if self.error:
             return "failed"
         if not self.finished:

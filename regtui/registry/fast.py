@@ -69,16 +69,20 @@ class FastPath:
     async def __call__(self, scope, send, raw_send, info: RequestInfo, count) -> bool:
         method = scope["method"]
         kind = info.route.kind
-        if (method != "GET" and method != "HEAD") or self.state.auth is not None or \
-                kind not in ("base", "manifest", "blob"):
+        if (
+            (method != "GET" and method != "HEAD")
+            or self.state.auth is not None
+            or kind not in ("base", "manifest", "blob")
+        ):
             return False
         headers = ScopeHeaders(scope["headers"])
         if headers.get("content-length") is not None or headers.get("transfer-encoding") is not None:
             return False  # a request body: Quart reads it
         try:
             if kind == "base":
-                return await self._reply(send, method, 200, [(b"content-type", _JSON), (b"content-length", b"2")],
-                                         b"{}")
+                return await self._reply(
+                    send, method, 200, [(b"content-type", _JSON), (b"content-length", b"2")], b"{}"
+                )
             repo = repo_of(self.state.catalog, info.route.name or "")
             if kind == "manifest":
                 return await self._manifest(send, method, repo, info, headers)
@@ -89,23 +93,33 @@ class FastPath:
     async def _reply(self, send, method: str, status: int, headers: list, body: bytes | None) -> bool:
         headers.append(_API)
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if method == "HEAD" or body is None else body,
-                    "more_body": False})
+        await send(
+            {
+                "type": "http.response.body",
+                "body": b"" if method == "HEAD" or body is None else body,
+                "more_body": False,
+            }
+        )
         return True
 
     async def _manifest(self, send, method: str, repo, info: RequestInfo, headers: ScopeHeaders) -> bool:
         manifest, etag, not_modified = manifest_answer(repo, info.route, headers, info)
         if not_modified:
             return await self._reply(send, method, 304, _not_modified(etag, manifest.digest), None)
-        return await self._reply(send, method, 200, [
-            (b"content-type", manifest.media_type.encode()),
-            (b"content-length", str(len(manifest.data)).encode()),
-            (b"docker-content-digest", manifest.digest.encode()),
-            (b"etag", etag.encode()),
-        ], manifest.data)
+        return await self._reply(
+            send,
+            method,
+            200,
+            [
+                (b"content-type", manifest.media_type.encode()),
+                (b"content-length", str(len(manifest.data)).encode()),
+                (b"docker-content-digest", manifest.digest.encode()),
+                (b"etag", etag.encode()),
+            ],
+            manifest.data,
+        )
 
-    async def _blob(self, send, raw_send, method: str, repo, info: RequestInfo, headers: ScopeHeaders,
-                    count) -> bool:
+    async def _blob(self, send, raw_send, method: str, repo, info: RequestInfo, headers: ScopeHeaders, count) -> bool:
         plan = blob_plan(repo, info.route, headers, self.state.refuse)
         if plan.not_modified:
             return await self._reply(send, method, 304, _not_modified(plan.etag, plan.digest, BLOB_CACHE), None)
@@ -134,16 +148,31 @@ class FastPath:
             # No connection the pump knows (or not the Hypercorn it knows): stream instead.
             if fd is not None and (conn is None or not conn.headers_sent()):
                 fds[0] = None
-                body = BlobBody(fd, loc, plan.start, plan.length, expected=expected,
-                                on_short_read=lambda left: short_read(self.state, plan.blob, left, info),
-                                on_change=lambda e: changed(self.state, plan.blob, e, info))
+                body = BlobBody(
+                    fd,
+                    loc,
+                    plan.start,
+                    plan.length,
+                    expected=expected,
+                    on_short_read=lambda left: short_read(self.state, plan.blob, left, info),
+                    on_change=lambda e: changed(self.state, plan.blob, e, info),
+                )
                 info.body = body
                 async for chunk in body:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 fd = None
-            if fd is not None and conn is not None and not await pump_body(
-                    conn, fds, plan, count, lambda e: changed(self.state, plan.blob, e, info),
-                    lambda left: short_read(self.state, plan.blob, left, info)):
+            if (
+                fd is not None
+                and conn is not None
+                and not await pump_body(
+                    conn,
+                    fds,
+                    plan,
+                    count,
+                    lambda e: changed(self.state, plan.blob, e, info),
+                    lambda left: short_read(self.state, plan.blob, left, info),
+                )
+            ):
                 return True  # the client left: Hypercorn closes the connection, the middleware says so
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:

@@ -48,6 +48,7 @@ JSON = "application/json; charset=utf-8"
 _UA_OS = re.compile(r"(?:^|\s)os/([A-Za-z0-9_.-]+)")
 _UA_ARCH = re.compile(r"(?:^|\s)arch/([A-Za-z0-9_.-]+)")
 
+
 @dataclass
 class RegistryState:
     """What the app serves and where it reports; `app.extensions["regtui"]`."""
@@ -62,8 +63,11 @@ class RegistryState:
 
 def repo_of(catalog: Catalog, name: str) -> Repo:
     if not is_name(name):
-        raise RegistryError("NAME_INVALID", f"invalid repository name {name!r}: lowercase letters, digits and "
-                                            "separators (. _ __ - /) only, at most 255 characters")
+        raise RegistryError(
+            "NAME_INVALID",
+            f"invalid repository name {name!r}: lowercase letters, digits and "
+            "separators (. _ __ - /) only, at most 255 characters",
+        )
     repo = catalog.lookup(name)
     if repo is None:
         raise RegistryError("NAME_UNKNOWN", f"repository {name!r} is not in the served archives")
@@ -72,11 +76,14 @@ def repo_of(catalog: Catalog, name: str) -> Repo:
 
 def digest_of(reference: str) -> str:
     if not is_digest_syntax(reference):
-        raise RegistryError("DIGEST_INVALID", f"invalid digest {reference!r}: expected algorithm:hex, "
-                                              "e.g. sha256:<64 hex digits>")
+        raise RegistryError(
+            "DIGEST_INVALID", f"invalid digest {reference!r}: expected algorithm:hex, e.g. sha256:<64 hex digits>"
+        )
     if not is_digest(reference):
-        raise RegistryError("DIGEST_INVALID", f"unsupported or malformed digest {reference!r}: "
-                                              "sha256 (64 hex) or sha512 (128 hex) expected")
+        raise RegistryError(
+            "DIGEST_INVALID",
+            f"unsupported or malformed digest {reference!r}: sha256 (64 hex) or sha512 (128 hex) expected",
+        )
     return reference
 
 
@@ -113,18 +120,19 @@ def manifest_for(repo: Repo, route: Route, headers) -> tuple[Manifest, Root]:
             raise RegistryError("MANIFEST_UNKNOWN", f"no manifest {digest} in repository {route.name!r}")
         return found[1], found[2]
     if not is_tag(ref):  # TAG_INVALID is the push side's code; a read finds no such manifest (OCI conformance)
-        raise RegistryError("MANIFEST_UNKNOWN", f"invalid tag {ref!r}: up to 128 of [A-Za-z0-9_.-], "
-                                                "not starting with . or -")
+        raise RegistryError(
+            "MANIFEST_UNKNOWN", f"invalid tag {ref!r}: up to 128 of [A-Za-z0-9_.-], not starting with . or -"
+        )
     tagged = repo.tags.get(ref)
     if tagged is None:
         raise RegistryError("MANIFEST_UNKNOWN", f"no tag {ref!r} in repository {route.name!r}")
     accept = parse_accept(headers.getlist("Accept"))
     choice = choose(tagged[1], accept, client_platform(headers.get("User-Agent", "")))
     if choice.manifest is None:
-        raise RegistryError("MANIFEST_UNKNOWN", f"{route.name}:{ref} exists, but not in a form this client "
-                                                f"accepts: {choice.reason}")
+        raise RegistryError(
+            "MANIFEST_UNKNOWN", f"{route.name}:{ref} exists, but not in a form this client accepts: {choice.reason}"
+        )
     return choice.manifest, repo.manifests[choice.manifest.digest][2]
-
 
 
 def manifest_answer(repo: Repo, route: Route, headers, info: RequestInfo) -> tuple[Manifest, str, bool]:
@@ -161,8 +169,11 @@ def blob_plan(repo: Repo, route: Route, headers, refuse: Mapping[str, str] | Non
     if blob is None:
         raise RegistryError("BLOB_UNKNOWN", f"blob {digest} is not referenced by repository {route.name!r}")
     if refuse and digest in refuse:  # 404, not 5xx: clients would retry bytes that can never verify
-        raise RegistryError("BLOB_UNKNOWN", f"blob {digest} is in the archive but failed verification "
-                                            f"({refuse[digest]}); refusing to send bytes that cannot match it")
+        raise RegistryError(
+            "BLOB_UNKNOWN",
+            f"blob {digest} is in the archive but failed verification "
+            f"({refuse[digest]}); refusing to send bytes that cannot match it",
+        )
     etag = f'"{digest}"'
     out = {
         "Docker-Content-Digest": digest,
@@ -178,9 +189,11 @@ def blob_plan(repo: Repo, route: Route, headers, refuse: Mapping[str, str] | Non
         try:
             byte_range = parse_range(headers.get("Range"), blob.size)
         except Unsatisfiable:
-            err = RegistryError("RANGE_INVALID", f"range {headers.get('Range')!r} is outside the "
-                                                 f"blob's {blob.size} bytes",
-                                headers={**out, "Content-Range": f"bytes */{blob.size}"})
+            err = RegistryError(
+                "RANGE_INVALID",
+                f"range {headers.get('Range')!r} is outside the blob's {blob.size} bytes",
+                headers={**out, "Content-Range": f"bytes */{blob.size}"},
+            )
             raise err from None
     if byte_range is None:
         return BlobPlan(blob, digest, etag, out, length=blob.size)
@@ -212,8 +225,13 @@ def refused(state: RegistryState, blob: Blob, e: StaleArchive) -> None:
 def short_read(state: RegistryState, blob: Blob, missing: int, info: RequestInfo) -> None:
     info.ended_by = "server stopped sending: the archive ended early (changed on disk)"
     where = blob.location.path if blob.location is not None else "the archive"
-    state.bus.publish(ServerLog("error", f"{where} ended {missing} bytes early while sending "
-                                         f"{blob.digest}; the archive changed on disk", time.time()))
+    state.bus.publish(
+        ServerLog(
+            "error",
+            f"{where} ended {missing} bytes early while sending {blob.digest}; the archive changed on disk",
+            time.time(),
+        )
+    )
 
 
 def changed(state: RegistryState, blob: Blob, e: StaleArchive, info: RequestInfo) -> None:

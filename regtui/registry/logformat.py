@@ -54,8 +54,10 @@ class LineLog:
     def request(self, s: RequestStarted, f: RequestFinished) -> str:
         if self.json:
             return dumps(request_object(s, f))
-        line = (f"{_clock(s.time)} {safe(s.client)} {safe(s.method)} {safe(s.path)} {f.status} "
-                f"{human_size(f.bytes_sent)} {f.duration * 1000:.1f} ms \"{safe(s.user_agent)}\"")
+        line = (
+            f"{_clock(s.time)} {safe(s.client)} {safe(s.method)} {safe(s.path)} {f.status} "
+            f'{human_size(f.bytes_sent)} {f.duration * 1000:.1f} ms "{safe(s.user_agent)}"'
+        )
         if f.error_code:
             line += f" {safe(f.error_code)}"
         if f.detail:
@@ -66,9 +68,11 @@ class LineLog:
         if self.json:
             return dumps(pull_object(p))
         complete = "complete" if p.state == "done" else p.state  # manifest only, incomplete, failed
-        line = (f"{_clock(p.updated)} pull {complete}: {safe(p.client)} {safe(p.repository)}:{safe(p.reference)} "
-                f"{p.blobs_done}/{p.blobs_total} blobs, {human_size(p.bytes_done)} of "
-                f"{human_size(p.bytes_total)} in {p.updated - p.started:.2f} s")
+        line = (
+            f"{_clock(p.updated)} pull {complete}: {safe(p.client)} {safe(p.repository)}:{safe(p.reference)} "
+            f"{p.blobs_done}/{p.blobs_total} blobs, {human_size(p.bytes_done)} of "
+            f"{human_size(p.bytes_total)} in {p.updated - p.started:.2f} s"
+        )
         return line + (f": {safe(p.error)}" if p.error else "")
 
     def state(self, e: ServerState) -> str:

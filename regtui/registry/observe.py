@@ -70,8 +70,16 @@ class PullTracker:
             oldest = min(self._tags, key=lambda k: self._tags[k][1])
             del self._tags[oldest]
 
-    def manifest(self, host: str, user_agent: str, repository: str, reference: str, digest: str,
-                 blobs: dict[str, int], children: set[str]) -> None:
+    def manifest(
+        self,
+        host: str,
+        user_agent: str,
+        repository: str,
+        reference: str,
+        digest: str,
+        blobs: dict[str, int],
+        children: set[str],
+    ) -> None:
         now = time.time()
         tagged = self._tags.get((host, digest))
         if reference == digest and tagged and now - tagged[1] < PULL_IDLE:
@@ -108,8 +116,24 @@ class PullTracker:
         now = time.time()
         key = f"pull-{next(self._keys)}"
         ref = route.reference or ""
-        self.bus.publish(PullProgress(key, host, user_agent, route.name or "", ref, ref if ":" in ref else "",
-                                      0, 0, 0, 0, now, now, True, error))
+        self.bus.publish(
+            PullProgress(
+                key,
+                host,
+                user_agent,
+                route.name or "",
+                ref,
+                ref if ":" in ref else "",
+                0,
+                0,
+                0,
+                0,
+                now,
+                now,
+                True,
+                error,
+            )
+        )
 
     def blob_failed(self, host: str, digest: str, error: str) -> None:
         now = time.time()
@@ -144,8 +168,9 @@ class PullTracker:
     def _end(self, key: str, now: float) -> None:
         pull = self.active.pop(key, None)
         if pull is not None:  # with the counts as they are now, not as last throttled
-            pull.event = replace(pull.event, blobs_done=len(pull.done), bytes_done=sum(pull.got.values()),
-                                 updated=now, finished=True)
+            pull.event = replace(
+                pull.event, blobs_done=len(pull.done), bytes_done=sum(pull.got.values()), updated=now, finished=True
+            )
             self.bus.publish(pull.event)
 
     def _arm(self) -> None:
@@ -212,10 +237,20 @@ class RequestEvents:
         host = str(client[0])
         ua = ", ".join(_header(scope, b"user-agent"))
         route = info.route
-        self.bus.publish(RequestStarted(
-            info.id, start, f"{host}:{client[1]}", scope["method"], scope["path"], route.name, route.reference,
-            route.event_kind, ua, tuple(_header(scope, b"accept")),
-        ))
+        self.bus.publish(
+            RequestStarted(
+                info.id,
+                start,
+                f"{host}:{client[1]}",
+                scope["method"],
+                scope["path"],
+                route.name,
+                route.reference,
+                route.event_kind,
+                ua,
+                tuple(_header(scope, b"accept")),
+            )
+        )
         state = _Counts()
         bus, pulls = self.bus, self.pulls
 
@@ -272,8 +307,12 @@ class RequestEvents:
                     pulls.blob_failed(host, route.reference, error)
             detail = info.detail
             if status in (200, 206) and info.blob is not None and state.sent < state.total:
-                who = info.ended_by or ("server shut down: the grace period ended" if cancelled and self.stopping
-                                        else "client went away")
+                who = info.ended_by or (
+                    "server shut down: the grace period ended" if cancelled and self.stopping else "client went away"
+                )
                 detail = f"{who} after {state.sent} of {state.total} bytes"
-            bus.publish(RequestFinished(info.id, time.time(), status, state.sent, time.perf_counter() - t0,
-                                        info.error_code, detail))
+            bus.publish(
+                RequestFinished(
+                    info.id, time.time(), status, state.sent, time.perf_counter() - t0, info.error_code, detail
+                )
+            )

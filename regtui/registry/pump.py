@@ -114,7 +114,7 @@ class _Pump:
                     self.error = e  # raised once the bytes sent before are counted
                     break
             try:
-                k = os.write(self.out, self.view[self.done:self.have])
+                k = os.write(self.out, self.view[self.done : self.have])
             except (BrokenPipeError, ConnectionResetError):
                 self.gone = True  # the client left; what went out before still counts
                 break
@@ -134,7 +134,7 @@ class _Pump:
         return self.left <= 0 and self.done == self.have
 
     def _read(self) -> None:
-        n = read_checked(self.fd, self.view[:min(len(self.buf), self.left)], self.pos, self.path, self.expected)
+        n = read_checked(self.fd, self.view[: min(len(self.buf), self.left)], self.pos, self.path, self.expected)
         if n == 0:
             raise _Ended()
         self.pos += n

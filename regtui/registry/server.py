@@ -67,14 +67,18 @@ def _bound(host: str, port: int, family, addr, reuse_port: bool) -> socket.socke
         sock.close()
         where = f"{host}:{port}"
         if e.errno == errno.EADDRINUSE:
-            raise BindError(f"port {port} on {host} is already in use; stop the other server or choose "
-                            "another port with --port") from None
+            raise BindError(
+                f"port {port} on {host} is already in use; stop the other server or choose another port with --port"
+            ) from None
         if e.errno == errno.EACCES:
-            raise BindError(f"not allowed to listen on {where} (ports below 1024 need privileges); choose "
-                            "a port above 1024 with --port") from None
+            raise BindError(
+                f"not allowed to listen on {where} (ports below 1024 need privileges); choose "
+                "a port above 1024 with --port"
+            ) from None
         if e.errno == errno.EADDRNOTAVAIL:
-            raise BindError(f"{host} is not an address of this machine; use 127.0.0.1 or one of its "
-                            "interfaces with --host") from None
+            raise BindError(
+                f"{host} is not an address of this machine; use 127.0.0.1 or one of its interfaces with --host"
+            ) from None
         raise BindError(f"cannot listen on {where}: {e.strerror}") from None
     return sock
 
@@ -123,10 +127,19 @@ def _rate_limited(bus: EventBus, every: float = 10.0):
     return handler
 
 
-async def serve(app, *, host: str = "127.0.0.1", port: int | None = None, sock: socket.socket | None = None,
-                shutdown_trigger: Callable[[], Awaitable[object]] | None = None, tls: TLS | None = None,
-                bus: EventBus | None = None, log_handler: logging.Handler | None = None,
-                grace: float = GRACE_SECONDS, max_connections: int | None = None) -> None:
+async def serve(
+    app,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    sock: socket.socket | None = None,
+    shutdown_trigger: Callable[[], Awaitable[object]] | None = None,
+    tls: TLS | None = None,
+    bus: EventBus | None = None,
+    log_handler: logging.Handler | None = None,
+    grace: float = GRACE_SECONDS,
+    max_connections: int | None = None,
+) -> None:
     """Serve `app` until `shutdown_trigger()` returns; then let requests in flight finish for `grace` seconds.
 
     Publishes ServerState starting -> serving (with the URL) -> stopping -> stopped, or failed with the
@@ -165,8 +178,13 @@ async def serve(app, *, host: str = "127.0.0.1", port: int | None = None, sock: 
     if install():
         config.regtui_cap = cap  # type: ignore[attr-defined]
     else:
-        bus.publish(ServerLog("warning", "this Hypercorn version offers no per-connection hook: the connection "
-                                         "cap is not enforced", time.time()))
+        bus.publish(
+            ServerLog(
+                "warning",
+                "this Hypercorn version offers no per-connection hook: the connection cap is not enforced",
+                time.time(),
+            )
+        )
     app_logger = getattr(app, "logger", None)
     if isinstance(app_logger, logging.Logger) and log_handler is not None:
         app_logger.handlers = [handler]

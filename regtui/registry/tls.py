@@ -28,8 +28,12 @@ def _san_for(host: str) -> list[x509.GeneralName]:
 def self_signed(host: str, folder: str, days: int = 30) -> tuple[str, str, str]:
     """Write cert.pem and key.pem (0600) into `folder`; return (certfile, keyfile, SHA-256 fingerprint)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host or "localhost"),
-                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "regtui self-signed")])
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, host or "localhost"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "regtui self-signed"),
+        ]
+    )
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -49,8 +53,11 @@ def self_signed(host: str, folder: str, days: int = 30) -> tuple[str, str, str]:
         f.write(cert.public_bytes(serialization.Encoding.PEM))
     fd = os.open(keyfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()))
+        f.write(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
     return certfile, keyfile, fingerprint(cert.public_bytes(serialization.Encoding.DER))
 
 
@@ -59,7 +66,7 @@ def fingerprint(der: bytes) -> str:
     import hashlib
 
     h = hashlib.sha256(der).hexdigest().upper()
-    return ":".join(h[i:i + 2] for i in range(0, len(h), 2))
+    return ":".join(h[i : i + 2] for i in range(0, len(h), 2))
 
 
 def check_pair(certfile: str, keyfile: str) -> str:

@@ -80,8 +80,15 @@ def _message(event_id: str | None, data: str) -> bytes:
 class WatchFeed:
     """ASGI middleware answering `GET /_regtui/events`; everything else goes to `app`."""
 
-    def __init__(self, app, bus: EventBus, auth: BasicAuth | None = None, replay: int = REPLAY,
-                 queue: int = QUEUE, keepalive: float = KEEPALIVE):
+    def __init__(
+        self,
+        app,
+        bus: EventBus,
+        auth: BasicAuth | None = None,
+        replay: int = REPLAY,
+        queue: int = QUEUE,
+        keepalive: float = KEEPALIVE,
+    ):
         self.app = app
         self.auth = auth
         self.replay_size = replay
@@ -133,13 +140,19 @@ class WatchFeed:
         if scope["type"] != "http" or scope["path"] != PATH:
             return await self.app(scope, receive, send)
         if scope["method"] != "GET":
-            return await _error(send, RegistryError("UNSUPPORTED", f"{PATH} answers GET only",
-                                                    headers={"Allow": "GET"}))
+            return await _error(
+                send, RegistryError("UNSUPPORTED", f"{PATH} answers GET only", headers={"Allow": "GET"})
+            )
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
         if self.auth is not None and await self.auth.check(headers.get("authorization")) is None:
-            return await _error(send, RegistryError(
-                "UNAUTHORIZED", "the event stream needs the registry's credentials",
-                headers={"WWW-Authenticate": f'Basic realm="{REALM}"'}))
+            return await _error(
+                send,
+                RegistryError(
+                    "UNAUTHORIZED",
+                    "the event stream needs the registry's credentials",
+                    headers={"WWW-Authenticate": f'Basic realm="{REALM}"'},
+                ),
+            )
         await self._stream(scope, receive, send, headers)
 
     def _backlog(self, scope, headers: dict[str, str]) -> list[bytes]:
@@ -152,7 +165,7 @@ class WatchFeed:
         instance, _, seq = headers.get("last-event-id", "").partition("-")
         after = int(seq) if instance == self.instance and seq.isdigit() else 0
         items = [e for e in self.ring if e.seq > after]
-        return [self._bytes(e) for e in items[max(0, len(items) - want):]] if want else []
+        return [self._bytes(e) for e in items[max(0, len(items) - want) :]] if want else []
 
     def _bytes(self, entry: _Entry) -> bytes:
         if entry.message is None:
@@ -166,25 +179,38 @@ class WatchFeed:
         self.watchers.add(watcher)
         disconnected = asyncio.ensure_future(_until_disconnect(receive))
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": [
-                (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
-                (b"x-accel-buffering", b"no"),  # nginx in front: pass each message on at once
-            ]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"text/event-stream; charset=utf-8"),
+                        (b"cache-control", b"no-store"),
+                        (b"x-accel-buffering", b"no"),  # nginx in front: pass each message on at once
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": b"retry: 1000\n\n", "more_body": True})
             while not disconnected.done():
                 while watcher.queue:
                     await send({"type": "http.response.body", "body": watcher.take(), "more_body": True})
                 if watcher.dropped:  # nothing came after the gap yet: say so now
                     n, watcher.dropped = watcher.dropped, 0
-                    await send({"type": "http.response.body", "body": _message(None, dumps(dropped_object(n))),
-                                "more_body": True})
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "body": _message(None, dumps(dropped_object(n))),
+                            "more_body": True,
+                        }
+                    )
                     continue
                 if watcher.closing or self.stopping:
                     break
                 watcher.wake.clear()
                 waiter = asyncio.ensure_future(watcher.wake.wait())
-                done, _ = await asyncio.wait({waiter, disconnected}, timeout=self.keepalive,
-                                             return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {waiter, disconnected}, timeout=self.keepalive, return_when=asyncio.FIRST_COMPLETED
+                )
                 waiter.cancel()
                 if not done:
                     await send({"type": "http.response.body", "body": b": keepalive\n\n", "more_body": True})
@@ -202,8 +228,11 @@ async def _until_disconnect(receive) -> None:
 
 async def _error(send, err: RegistryError) -> None:
     body = err.body()
-    headers = [(b"content-type", b"application/json; charset=utf-8"), (b"content-length", str(len(body)).encode()),
-               (b"docker-distribution-api-version", b"registry/2.0")]
+    headers = [
+        (b"content-type", b"application/json; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"docker-distribution-api-version", b"registry/2.0"),
+    ]
     headers += [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
     await send({"type": "http.response.start", "status": err.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -40,15 +40,15 @@ def parse_challenge(header: str) -> Challenge | None:
     if not header:
         return None
     scheme, _, rest = header.partition(" ")
-    params = {m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3)).replace('\\"', '"')
-              for m in _PARAM.finditer(rest)}
+    params = {
+        m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3)).replace('\\"', '"')
+        for m in _PARAM.finditer(rest)
+    }
     return Challenge(scheme.lower(), params)
 
 
 def scope(repo: str, actions: str = "pull,push") -> str:
     return f"repository:{repo}:{actions}"
-
-
 
 
 def scopes_for(request: httpx.Request, actions: str) -> tuple[str, ...]:
@@ -69,8 +69,13 @@ def scopes_for(request: httpx.Request, actions: str) -> tuple[str, ...]:
 class RegistryAuth(httpx.Auth):
     """Authorizes requests to one registry; shared by concurrent requests of one client."""
 
-    def __init__(self, host: str, credentials: Credentials | None = None, lookup: Lookup = docker_credentials,
-                 actions: str = "pull"):
+    def __init__(
+        self,
+        host: str,
+        credentials: Credentials | None = None,
+        lookup: Lookup = docker_credentials,
+        actions: str = "pull",
+    ):
         self.host = host
         self.actions = actions
         self._lookup = lookup
@@ -124,9 +129,11 @@ class RegistryAuth(httpx.Auth):
         if ch is None or ch.scheme not in ("basic", "bearer"):
             if ping:
                 return
-            raise RemoteError(f"the registry {self.host} asks for authentication it does not describe "
-                              f"(WWW-Authenticate: {response.headers.get('www-authenticate', '')!r})",
-                              hint="check the registry address")
+            raise RemoteError(
+                f"the registry {self.host} asks for authentication it does not describe "
+                f"(WWW-Authenticate: {response.headers.get('www-authenticate', '')!r})",
+                hint="check the registry address",
+            )
         self.challenge = ch
         if self.credentials() is None and (ch.scheme == "basic" or ping):
             return  # the caller says a login is needed (or, for the ping, that it goes on anonymously)
@@ -155,14 +162,17 @@ class RegistryAuth(httpx.Auth):
         return bool(tok and tok[1] > time.monotonic())
 
     # -- the token service -----------------------------------------------------------------------------
-    def _fetch_token(self, scopes: tuple[str, ...],
-                     extra: str | None = None) -> Generator[httpx.Request, httpx.Response, None]:
+    def _fetch_token(
+        self, scopes: tuple[str, ...], extra: str | None = None
+    ) -> Generator[httpx.Request, httpx.Response, None]:
         ch = self.challenge
         assert ch is not None and ch.scheme == "bearer"
         realm = ch.params.get("realm")
         if not realm:
-            raise RemoteError(f"the registry {self.host} asks for a bearer token but names no realm",
-                              hint="the registry's token configuration is broken")
+            raise RemoteError(
+                f"the registry {self.host} asks for a bearer token but names no realm",
+                hint="the registry's token configuration is broken",
+            )
         wanted = list(scopes)
         if extra:
             wanted += [s for s in extra.split(" ") if s and s not in wanted]
@@ -170,8 +180,12 @@ class RegistryAuth(httpx.Auth):
         creds = self.credentials()
         ext = {TOKEN_REQUEST: True}
         if creds and creds.identity_token:
-            form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token, "client_id": "regtui",
-                    "scope": " ".join(wanted)}
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": creds.identity_token,
+                "client_id": "regtui",
+                "scope": " ".join(wanted),
+            }
             if service:
                 form["service"] = service
             req = httpx.Request("POST", realm, data=form, extensions=ext)
@@ -189,8 +203,11 @@ class RegistryAuth(httpx.Auth):
                 raise self.login_needed()
             raise self.rejected(r.status_code, f"token service {realm} refused the credentials", None)
         if r.status_code != 200:
-            raise RemoteError(f"the token service {realm} answered {r.status_code}", where=self.host,
-                              hint="try again later, or check the registry's auth configuration")
+            raise RemoteError(
+                f"the token service {realm} answered {r.status_code}",
+                where=self.host,
+                hint="try again later, or check the registry's auth configuration",
+            )
         try:
             body = r.json()
             token = body.get("token") or body.get("access_token")
@@ -198,15 +215,21 @@ class RegistryAuth(httpx.Auth):
         except (ValueError, AttributeError, TypeError):
             token, ttl = None, 0
         if not token:
-            raise RemoteError(f"the token service {realm} returned no token", where=self.host,
-                              hint="check the registry's auth configuration")
+            raise RemoteError(
+                f"the token service {realm} returned no token",
+                where=self.host,
+                hint="check the registry's auth configuration",
+            )
         # Renew a little before expiry; tokens of a minute are common.
         self._tokens[tuple(sorted(scopes))] = (str(token), time.monotonic() + max(5.0, ttl - 10))
 
     # -- errors ----------------------------------------------------------------------------------------
     def login_needed(self) -> RemoteError:
-        return RemoteError(f"the registry {self.host} requires a login", where=self.host,
-                           hint="pass --username U --password-stdin, or run docker login for it")
+        return RemoteError(
+            f"the registry {self.host} requires a login",
+            where=self.host,
+            hint="pass --username U --password-stdin, or run docker login for it",
+        )
 
     def rejected(self, status: int, detail: str, repo: str | None) -> RemoteError:
         """The error for a final 401/403: a login is needed, the credentials are wrong, or access is denied."""
@@ -216,8 +239,14 @@ class RegistryAuth(httpx.Auth):
         who = f"as {creds.username!r}" if creds and creds.username else "anonymously"
         where = f"{self.host}/{repo}" if repo else self.host
         if status == 403:
-            return RemoteError(f"access denied {who} (403{': ' + detail if detail else ''})", where=where,
-                               hint="this account may not push there; check the repository name and permissions")
+            return RemoteError(
+                f"access denied {who} (403{': ' + detail if detail else ''})",
+                where=where,
+                hint="this account may not push there; check the repository name and permissions",
+            )
         src = f" from {creds.source}" if creds and creds.source else ""
-        return RemoteError(f"authentication failed {who}{src} (401{': ' + detail if detail else ''})", where=where,
-                           hint="check the user name and password (--username U --password-stdin) or docker login")
+        return RemoteError(
+            f"authentication failed {who}{src} (401{': ' + detail if detail else ''})",
+            where=where,
+            hint="check the user name and password (--username U --password-stdin) or docker login",
+        )

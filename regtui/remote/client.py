@@ -109,8 +109,10 @@ class RegistryClient:
             try:
                 return ssl.create_default_context(cafile=self.ca)
             except (OSError, ssl.SSLError) as e:
-                raise RemoteError(f"cannot load CA certificates from {self.ca}: {e}",
-                                  hint="--ca takes a PEM file with the registry's CA certificate") from None
+                raise RemoteError(
+                    f"cannot load CA certificates from {self.ca}: {e}",
+                    hint="--ca takes a PEM file with the registry's CA certificate",
+                ) from None
         return not self.insecure
 
     async def __aenter__(self) -> Self:
@@ -121,8 +123,9 @@ class RegistryClient:
             raise
         return self
 
-    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.close()
 
     async def close(self) -> None:
@@ -181,26 +184,38 @@ class RegistryClient:
     def _check_ping(self, resp: httpx.Response) -> None:
         host = self.host
         if resp.status_code == 400 and b"HTTPS server" in resp.content:
-            raise RemoteError(f"{host} speaks HTTPS, not plain HTTP", where=host,
-                              hint=f"write https://{host} (with --ca FILE if its certificate is private)")
+            raise RemoteError(
+                f"{host} speaks HTTPS, not plain HTTP",
+                where=host,
+                hint=f"write https://{host} (with --ca FILE if its certificate is private)",
+            )
         if resp.status_code in (401, 403):
             if self.auth.challenge is None or self.auth.credentials() is None:
                 return  # anonymous for now; a later 401 says what is missing
             raise self.auth.rejected(resp.status_code, registry_errors(resp)[1], None)
         if resp.status_code == 404:
-            raise RemoteError(f"{host} does not serve the registry API (GET /v2/ answered 404)", where=host,
-                              hint="check the registry address and port")
+            raise RemoteError(
+                f"{host} does not serve the registry API (GET /v2/ answered 404)",
+                where=host,
+                hint="check the registry address and port",
+            )
         if resp.status_code >= 300 or resp.status_code < 200:
             code, msg = registry_errors(resp)
-            raise RemoteError(f"{host} answered GET /v2/ with {resp.status_code} {code} {msg}".rstrip(), where=host,
-                              hint="check the registry address; is it a registry?")
+            raise RemoteError(
+                f"{host} answered GET /v2/ with {resp.status_code} {code} {msg}".rstrip(),
+                where=host,
+                hint="check the registry address; is it a registry?",
+            )
 
     def _connect_error(self, e: httpx.HTTPError, scheme: str) -> Unreachable:
         host = self.host
         sslerr = _ssl_cause(e)
         if isinstance(sslerr, ssl.SSLCertVerificationError):
-            return Unreachable(f"TLS certificate verification failed: {sslerr.verify_message or sslerr.reason}",
-                               where=host, hint="pass --ca FILE with the registry's CA certificate, or --insecure")
+            return Unreachable(
+                f"TLS certificate verification failed: {sslerr.verify_message or sslerr.reason}",
+                where=host,
+                hint="pass --ca FILE with the registry's CA certificate, or --insecure",
+            )
         if sslerr is not None:
             reason = getattr(sslerr, "reason", None) or str(sslerr)
             hint = "the registry may speak plain HTTP: write http://HOST or use --insecure"
@@ -212,18 +227,29 @@ class RegistryClient:
             return Unreachable("unknown host (name does not resolve)", where=host, hint="check the registry address")
         if isinstance(e, httpx.TimeoutException):
             return Unreachable("no answer (timed out)", where=host, hint="check the address and the network")
-        return Unreachable(f"cannot connect over {scheme}: {e.__class__.__name__}: {e or oserr}", where=host,
-                           hint="check the registry address")
+        return Unreachable(
+            f"cannot connect over {scheme}: {e.__class__.__name__}: {e or oserr}",
+            where=host,
+            hint="check the registry address",
+        )
 
     # -- requests ---------------------------------------------------------------------------------------
     def url(self, path: str) -> httpx.URL:
         assert self.base is not None, "connect() first"
         return self.base.join(path)
 
-    async def send(self, method: str, url: httpx.URL | str, repo: str | None = None, *,
-                   headers: dict[str, str] | None = None, body: Body | None = None,
-                   scopes: tuple[str, ...] | None = None, limit: int | None = None,
-                   follow_redirects: bool = False) -> httpx.Response:
+    async def send(
+        self,
+        method: str,
+        url: httpx.URL | str,
+        repo: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        body: Body | None = None,
+        scopes: tuple[str, ...] | None = None,
+        limit: int | None = None,
+        follow_redirects: bool = False,
+    ) -> httpx.Response:
         """One request (a path is joined to the registry's base); a streamed body is sent again once after a
         401 taught the authentication. Raises Transient for retryable failures, RemoteError for auth and for
         a body over `limit` bytes. Blob reads may be redirected to storage (`follow_redirects`)."""
@@ -231,8 +257,9 @@ class RegistryClient:
         target = self.url(url) if isinstance(url, str) else url
         ext = {SCOPES: scopes} if scopes is not None else {}
         for auth_round in range(2):
-            req = self._client.build_request(method, target, headers=headers, content=body() if body else None,
-                                             extensions=ext)
+            req = self._client.build_request(
+                method, target, headers=headers, content=body() if body else None, extensions=ext
+            )
             try:
                 resp = await self._client.send(req, stream=limit is not None, follow_redirects=follow_redirects)
                 if limit is not None:
@@ -262,33 +289,56 @@ class RegistryClient:
         finally:
             await resp.aclose()
         # aiter_bytes() decoded any Content-Encoding: the new response must not decode again
-        headers = [(k, v) for k, v in resp.headers.multi_items()
-                   if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+        headers = [
+            (k, v)
+            for k, v in resp.headers.multi_items()
+            if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
         return httpx.Response(resp.status_code, headers=headers, content=bytes(body), request=resp.request)
 
     async def pause(self, attempt: int, what: str, err: Transient) -> None:
         """Wait before attempt `attempt + 1` (Retry-After, else exponential backoff with jitter), or give up."""
         if attempt + 1 >= self.retries:
-            raise RemoteError(f"{what} failed {self.retries} times, last: {err.reason}", where=self.host,
-                              hint="check the registry and the network, then run the same command again "
-                                   "(what completed is not sent again)")
+            raise RemoteError(
+                f"{what} failed {self.retries} times, last: {err.reason}",
+                where=self.host,
+                hint="check the registry and the network, then run the same command again "
+                "(what completed is not sent again)",
+            )
         delay = err.retry_after if err.retry_after is not None else self.backoff * (2**attempt)
         delay *= 1 + random.random() * 0.2
         if self.on_retry is not None:
             self.on_retry(what, attempt + 1, delay, err.reason)
         await asyncio.sleep(delay)
 
-    async def request(self, method: str, url: httpx.URL | str, repo: str | None, what: str, *,
-                      headers: dict[str, str] | None = None, body: Body | None = None,
-                      scopes: tuple[str, ...] | None = None, limit: int | None = None,
-                      follow_redirects: bool = False) -> httpx.Response:
+    async def request(
+        self,
+        method: str,
+        url: httpx.URL | str,
+        repo: str | None,
+        what: str,
+        *,
+        headers: dict[str, str] | None = None,
+        body: Body | None = None,
+        scopes: tuple[str, ...] | None = None,
+        limit: int | None = None,
+        follow_redirects: bool = False,
+    ) -> httpx.Response:
         """`send` with retries and backoff on broken connections, 408, 429 and 5xx; `what` names it in
         messages ("checking blob sha256:…")."""
         attempt = 0
         while True:
             try:
-                return await self.send(method, url, repo, headers=headers, body=body, scopes=scopes, limit=limit,
-                                       follow_redirects=follow_redirects)
+                return await self.send(
+                    method,
+                    url,
+                    repo,
+                    headers=headers,
+                    body=body,
+                    scopes=scopes,
+                    limit=limit,
+                    follow_redirects=follow_redirects,
+                )
             except Transient as e:
                 await self.pause(attempt, what, e)
                 attempt += 1

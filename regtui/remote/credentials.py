@@ -64,20 +64,29 @@ def _run_helper(helper: str, host: str, config: Path) -> Credentials | None:
     try:
         out = subprocess.run([exe, "get"], input=server.encode(), capture_output=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise RemoteError(f"credential helper docker-credential-{helper} failed: {e}", where=str(config),
-                        hint="pass --username U --password-stdin instead") from None
+        raise RemoteError(
+            f"credential helper docker-credential-{helper} failed: {e}",
+            where=str(config),
+            hint="pass --username U --password-stdin instead",
+        ) from None
     if out.returncode != 0:
         text = (out.stdout or out.stderr).decode(errors="replace").strip()
         if "credentials not found" in text.lower():
             return None
-        raise RemoteError(f"credential helper docker-credential-{helper} failed: {text[:200]}", where=str(config),
-                        hint="pass --username U --password-stdin instead")
+        raise RemoteError(
+            f"credential helper docker-credential-{helper} failed: {text[:200]}",
+            where=str(config),
+            hint="pass --username U --password-stdin instead",
+        )
     try:
         obj = json.loads(out.stdout)
         user, secret = str(obj.get("Username", "")), str(obj.get("Secret", ""))
     except (ValueError, AttributeError):
-        raise RemoteError(f"credential helper docker-credential-{helper} printed something that is not JSON",
-                        where=str(config), hint="pass --username U --password-stdin instead") from None
+        raise RemoteError(
+            f"credential helper docker-credential-{helper} printed something that is not JSON",
+            where=str(config),
+            hint="pass --username U --password-stdin instead",
+        ) from None
     src = f"docker-credential-{helper}"
     if user == "<token>":
         return Credentials(identity_token=secret, source=src)
@@ -92,8 +101,11 @@ def docker_credentials(host: str, config: Path | None = None) -> Credentials | N
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
-        raise RemoteError(f"cannot read docker config: {e}", where=str(path),
-                        hint="fix the file, or pass --username U --password-stdin") from None
+        raise RemoteError(
+            f"cannot read docker config: {e}",
+            where=str(path),
+            hint="fix the file, or pass --username U --password-stdin",
+        ) from None
     if not isinstance(obj, dict):
         return None
     helpers = obj.get("credHelpers")
@@ -114,8 +126,11 @@ def docker_credentials(host: str, config: Path | None = None) -> Credentials | N
             except (ValueError, UnicodeDecodeError):
                 sep = ""
             if not sep:
-                raise RemoteError(f"the `auth` entry for {key} is not base64 of user:password", where=str(path),
-                                hint="run docker login again, or pass --username U --password-stdin")
+                raise RemoteError(
+                    f"the `auth` entry for {key} is not base64 of user:password",
+                    where=str(path),
+                    hint="run docker login again, or pass --username U --password-stdin",
+                )
             return Credentials(user, password, source=str(path))
         if entry.get("username"):
             return Credentials(str(entry["username"]), str(entry.get("password", "")), source=str(path))

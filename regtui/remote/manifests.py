@@ -30,8 +30,14 @@ class Upstream:
 
 async def fetch_manifest(client: RegistryClient, ref: RemoteRef, reference: str) -> tuple[bytes, str, str]:
     """(bytes, digest, media type) of the manifest under `reference` (a tag or digest) in `ref`'s repository."""
-    resp = await client.request("GET", f"/v2/{ref.path}/manifests/{reference}", ref.path,
-                                f"reading manifest {reference}", headers={"Accept": ACCEPT}, limit=MAX_MANIFEST)
+    resp = await client.request(
+        "GET",
+        f"/v2/{ref.path}/manifests/{reference}",
+        ref.path,
+        f"reading manifest {reference}",
+        headers={"Accept": ACCEPT},
+        limit=MAX_MANIFEST,
+    )
     body = resp.content
     if resp.status_code != 200:
         raise RemoteError(f"{client.host}/{ref.path}:{reference}: {error_text(resp)}")
@@ -67,8 +73,14 @@ async def fetch_upstream(client: RegistryClient, ref: RemoteRef, platform: Platf
     cfg = (obj.get("config") or {}).get("digest") if isinstance(obj.get("config"), dict) else None
     if isinstance(cfg, str) and is_digest(cfg):
         try:
-            resp = await client.request("GET", f"/v2/{ref.path}/blobs/{cfg}", ref.path, "reading the config",
-                                        limit=MAX_MANIFEST, follow_redirects=True)
+            resp = await client.request(
+                "GET",
+                f"/v2/{ref.path}/blobs/{cfg}",
+                ref.path,
+                "reading the config",
+                limit=MAX_MANIFEST,
+                follow_redirects=True,
+            )
             if resp.status_code == 200 and sha256_digest(resp.content) == cfg:
                 up.config = resp.content
         except RemoteError:

@@ -140,7 +140,8 @@ class RegtuiApp(Watching, ServerControl, ArchiveWork):
         switch TabbedContent straight back (it follows focus)."""
         pane = self.query_one(f"#{tab}", TabPane)
         target = next(iter(pane.query(VimTable)), None) or next(
-            (w for w in pane.query("*") if w.focusable and not isinstance(w, Input)), None)
+            (w for w in pane.query("*") if w.focusable and not isinstance(w, Input)), None
+        )
         self.screen.set_focus(None)
         self.query_one(TabbedContent).active = tab
         self.call_after_refresh((target or self.query_one(ImagesTree)).focus)
@@ -173,16 +174,21 @@ class RegtuiApp(Watching, ServerControl, ArchiveWork):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         running = self.live.server.state in ("serving", "starting")
-        yield SystemCommand("Stop server" if running else "Start server",
-                            "Serve the open archives read-only over HTTP (s)", self.action_toggle_server)
+        yield SystemCommand(
+            "Stop server" if running else "Start server",
+            "Serve the open archives read-only over HTTP (s)",
+            self.action_toggle_server,
+        )
         yield SystemCommand("Verify archive", "Re-hash every blob of the selected archive (v)", self.action_verify)
         yield SystemCommand("Copy server URL", "Put the registry URL on the clipboard (u)", self.action_copy_url)
-        yield SystemCommand("Push to a registry", "Copy the selected archive's images into a registry (P)",
-                            self.action_push)
+        yield SystemCommand(
+            "Push to a registry", "Copy the selected archive's images into a registry (P)", self.action_push
+        )
         yield SystemCommand("Help", "Every view and key (?)", self.action_help)
         for i, tab in enumerate(TABS):
-            yield SystemCommand(f"Show {tab.title()}", f"Switch to the {tab} view ({i + 1})",
-                                lambda tab=tab: self.action_show_tab(tab))
+            yield SystemCommand(
+                f"Show {tab.title()}", f"Switch to the {tab} view ({i + 1})", lambda tab=tab: self.action_show_tab(tab)
+            )
 
     async def action_quit(self) -> None:
         for ev in (self._verify_cancel, self._measure_cancel):
@@ -204,13 +210,16 @@ class RegtuiApp(Watching, ServerControl, ArchiveWork):
                 ev.set()
 
 
-def run_tui(paths: list[str], host: str = "127.0.0.1", port: int = 5000,
-            expectations: list[Expectation] | None = None) -> None:
+def run_tui(
+    paths: list[str], host: str = "127.0.0.1", port: int = 5000, expectations: list[Expectation] | None = None
+) -> None:
     missing = [p for p in paths if not os.path.exists(p)]
     if missing:
         for p in missing:
-            print(f"regtui: error: {p}: no such file or directory (give a .tar archive or an OCI layout folder)",
-                  file=sys.stderr)
+            print(
+                f"regtui: error: {p}: no such file or directory (give a .tar archive or an OCI layout folder)",
+                file=sys.stderr,
+            )
         sys.exit(2)
     app = RegtuiApp(paths, host, port, expectations=expectations)
     app.run()

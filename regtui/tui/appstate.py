@@ -117,15 +117,23 @@ class AppState(App[None]):
 
     def _status(self) -> None:
         if self.source is not None:
-            self.query_one(StatusLine).show_watch(self.source.label, self.source_state, self.live.server,
-                                                  self.live.requests_total, self.live.bytes_total)
+            self.query_one(StatusLine).show_watch(
+                self.source.label, self.source_state, self.live.server, self.live.requests_total, self.live.bytes_total
+            )
             return
         warning = None
         if self.corrupt and self.live.server.state == "serving":
             n = len(self.corrupt)
-            warning = (f"{n} blob{'s' * (n != 1)} failed verification: "
-                       + ("refused to clients (BLOB_UNKNOWN)" if self.refuse_corrupt else "served anyway; pulls of "
-                          "them will fail"))
-        self.query_one(StatusLine).show(self.archives, self.live.server, self.live.requests_total,
-                                        self.live.bytes_total, self._hostport(), self.loading,
-                                        served_line(self.selection, self.expect_results), warning)
+            warning = f"{n} blob{'s' * (n != 1)} failed verification: " + (
+                "refused to clients (BLOB_UNKNOWN)" if self.refuse_corrupt else "served anyway; pulls of them will fail"
+            )
+        self.query_one(StatusLine).show(
+            self.archives,
+            self.live.server,
+            self.live.requests_total,
+            self.live.bytes_total,
+            self._hostport(),
+            self.loading,
+            served_line(self.selection, self.expect_results),
+            warning,
+        )

@@ -42,8 +42,7 @@ class ArchiveWork(AppState):
         for i, p in enumerate(paths):
             self.call_from_thread(self._set_loading, f"opening {i + 1}/{len(paths)}: {os.path.basename(p)}…")
             try:
-                opened.append(open_archive(p, progress=unpack_progress(p, self.call_from_thread,
-                                                                        self._set_loading)))
+                opened.append(open_archive(p, progress=unpack_progress(p, self.call_from_thread, self._set_loading)))
             except ArchiveError as e:
                 failures.append(e.line())
             except OSError as e:
@@ -63,8 +62,9 @@ class ArchiveWork(AppState):
         self.loading = text
         self._status()
 
-    def _opened(self, opened: list[Archive], failures: list[str],
-                cached: dict[str, VerifyReport] | None = None) -> None:
+    def _opened(
+        self, opened: list[Archive], failures: list[str], cached: dict[str, VerifyReport] | None = None
+    ) -> None:
         self.archives.extend(opened)
         for path, report in (cached or {}).items():
             self._use_report(path, report)
@@ -91,8 +91,11 @@ class ArchiveWork(AppState):
     def _measure(self, sel: Selection) -> None:
         if sel.image is None:
             return
-        todo = [l for l in sel.image.layers if (sel.archive.path, l.digest) not in self.layer_facts
-                and l.location is not None]
+        todo = [
+            l
+            for l in sel.image.layers
+            if (sel.archive.path, l.digest) not in self.layer_facts and l.location is not None
+        ]
         if not todo:
             self.query_one(FilesView).ensure_loaded()  # per-layer changes for Layers, efficiency for the status
             return
@@ -225,4 +228,5 @@ class ArchiveWork(AppState):
                 computed = report.computed_diff_ids.get(layer.digest)
                 diff_ok = None if not layer.diff_id or computed is None else computed == layer.diff_id
                 self.layer_facts[(archive_path, layer.digest)] = LayerFacts(
-                    layer.digest, usize, status is not False, diff_ok)
+                    layer.digest, usize, status is not False, diff_ok
+                )

@@ -64,8 +64,17 @@ def pull_commands(hostport: str, ref: str) -> list[tuple[str, str]]:
 # What real clients send as Accept (measured; see the project's field notes).
 CLIENTS: list[tuple[str, list[str]]] = [
     ("docker / containerd", [mt.DOCKER_MANIFEST, mt.DOCKER_LIST, mt.OCI_MANIFEST, mt.OCI_INDEX, "*/*"]),
-    ("skopeo / podman", [mt.OCI_MANIFEST, mt.DOCKER_MANIFEST, mt.DOCKER_SCHEMA1_SIGNED, mt.DOCKER_SCHEMA1,
-                         mt.DOCKER_LIST, mt.OCI_INDEX]),
+    (
+        "skopeo / podman",
+        [
+            mt.OCI_MANIFEST,
+            mt.DOCKER_MANIFEST,
+            mt.DOCKER_SCHEMA1_SIGNED,
+            mt.DOCKER_SCHEMA1,
+            mt.DOCKER_LIST,
+            mt.OCI_INDEX,
+        ],
+    ),
     ("crane", [mt.OCI_INDEX, mt.DOCKER_LIST, mt.OCI_MANIFEST, mt.DOCKER_MANIFEST]),
     ("Docker v2 only", [mt.DOCKER_MANIFEST]),
     ("OCI only", [mt.OCI_MANIFEST, mt.OCI_INDEX]),
@@ -82,8 +91,11 @@ class Form:
 
     @property
     def origin_label(self) -> str:
-        return {"archive": "stored in the archive", "synthesized-docker": "built by regtui (as crane does)",
-                "synthesized-oci": "built by regtui (OCI)"}.get(self.manifest.origin, self.manifest.origin)
+        return {
+            "archive": "stored in the archive",
+            "synthesized-docker": "built by regtui (as crane does)",
+            "synthesized-oci": "built by regtui (OCI)",
+        }.get(self.manifest.origin, self.manifest.origin)
 
 
 def manifest_forms(root: Root, image: Image | None) -> list[Form]:
@@ -177,8 +189,12 @@ class Selection:
 
     def same(self, other: Selection | None) -> bool:
         """Identity, not equality: comparing archives field by field would walk all their metadata."""
-        return (other is not None and self.archive is other.archive and self.root is other.root
-                and self.image is other.image)
+        return (
+            other is not None
+            and self.archive is other.archive
+            and self.root is other.root
+            and self.image is other.image
+        )
 
     archive: Archive
     root: Root | None = None

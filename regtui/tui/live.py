@@ -124,8 +124,12 @@ class LiveState:
 
     def _attach(self, row: RequestRow, key: str, label: str) -> None:
         row.pull = key
-        span = Span(label, row.time, None if row.duration is None else row.time + row.duration,
-                    row.status is None or row.status < 400)
+        span = Span(
+            label,
+            row.time,
+            None if row.duration is None else row.time + row.duration,
+            row.status is None or row.status < 400,
+        )
         self.timelines.setdefault(key, []).append(span)
         if row.duration is None:
             self._spans[row.id] = span
@@ -135,9 +139,18 @@ class LiveState:
         if isinstance(event, RequestStarted):
             self.requests_total += 1
             # A path arrives percent-decoded: `%1b` would put a terminal escape on the screen. Escaped, as in the log.
-            new = RequestRow(event.id, event.time, safe(event.client), safe(event.method), safe(event.path),
-                             safe(event.user_agent), kind=event.kind, repository=event.repository,
-                             reference=event.reference, accept=event.accept)
+            new = RequestRow(
+                event.id,
+                event.time,
+                safe(event.client),
+                safe(event.method),
+                safe(event.path),
+                safe(event.user_agent),
+                kind=event.kind,
+                repository=event.repository,
+                reference=event.reference,
+                accept=event.accept,
+            )
             self.rows[event.id] = new
             self.requests_rate.add(event.time)
             if event.kind == "blob" and event.method == "GET":
@@ -181,7 +194,8 @@ class LiveState:
             if before is None:
                 self._new_pull(event)
             self.pull_rates.setdefault(event.key, Series()).add(
-                event.updated, max(0, event.bytes_done - (before.bytes_done if before else 0)))
+                event.updated, max(0, event.bytes_done - (before.bytes_done if before else 0))
+            )
             self.pulls[event.key] = event
             ch.pulls = True
             if len(self.pulls) > self.pull_capacity:  # forget the oldest finished pulls first
@@ -193,8 +207,13 @@ class LiveState:
         elif isinstance(event, ServerState):
             if event != self.server:  # state changes go to the server log too, so its story reads whole
                 detail = event.error or event.url or ""
-                ch.logs.append(ServerLog("error" if event.state == "failed" else "info",
-                                         f"server {event.state}{': ' + detail if detail else ''}", self.clock()))
+                ch.logs.append(
+                    ServerLog(
+                        "error" if event.state == "failed" else "info",
+                        f"server {event.state}{': ' + detail if detail else ''}",
+                        self.clock(),
+                    )
+                )
             self.server = event
             ch.server = True
         elif isinstance(event, ServerLog):

@@ -42,8 +42,13 @@ class LiveEvents(AppState):
         if isinstance(event, SourceState):  # how the watched stream goes: status line, and the Server log
             if event != self.source_state:
                 level = "error" if event.state == "failed" else "warning" if event.state == "reconnecting" else "info"
-                self.live.apply(ServerLog(level, f"watch {event.label}: {event.state}"
-                                                 f"{': ' + event.detail if event.detail else ''}", self.clock()))
+                self.live.apply(
+                    ServerLog(
+                        level,
+                        f"watch {event.label}: {event.state}{': ' + event.detail if event.detail else ''}",
+                        self.clock(),
+                    )
+                )
             self.source_state = event
             self._source_changed = True
             return

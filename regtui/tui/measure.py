@@ -44,5 +44,10 @@ def measure_layer(layer: Layer, cancel: threading.Event | None = None) -> LayerF
     except OSError as e:
         return LayerFacts(layer.digest, None, False, None, f"cannot read: {e.strerror or e}")
     diff_ok = None if not layer.diff_id or r.diff_id is None else r.diff_id == layer.diff_id
-    return LayerFacts(layer.digest, r.uncompressed_size, r.digest == layer.digest and r.size == layer.descriptor.size,
-                      diff_ok, r.inflate_error)
+    return LayerFacts(
+        layer.digest,
+        r.uncompressed_size,
+        r.digest == layer.digest and r.size == layer.descriptor.size,
+        diff_ok,
+        r.inflate_error,
+    )

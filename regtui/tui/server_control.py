@@ -58,8 +58,7 @@ class ServerControl(AppState):
 
     @work(group="server", exclusive=True, exit_on_error=False)
     async def serve_on_loop(self, host: str, port: int, stop: asyncio.Event) -> None:
-        self._serve_ended(await serve_archives(self.archives, host, port, stop, self.bus, STOP_GRACE,
-                                               self._refuse()))
+        self._serve_ended(await serve_archives(self.archives, host, port, stop, self.bus, STOP_GRACE, self._refuse()))
 
     def _refuse(self) -> dict[str, str] | None:
         return self.corrupt if self.refuse_corrupt else None

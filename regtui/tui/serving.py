@@ -10,8 +10,15 @@ from regtui.oci.model import Archive
 from regtui.registry.events import EventBus
 
 
-async def serve_archives(archives: list[Archive], host: str, port: int, stop: asyncio.Event, bus: EventBus,
-                         grace: float, refuse: Mapping[str, str] | None = None) -> str | None:
+async def serve_archives(
+    archives: list[Archive],
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    bus: EventBus,
+    grace: float,
+    refuse: Mapping[str, str] | None = None,
+) -> str | None:
     """Serve until `stop` is set (running pulls then get `grace` seconds); returns why it could not, or None.
     Blobs in `refuse` (digest -> why they cannot verify) are answered with an error instead of their bytes."""
     from regtui.registry.app import create_app
@@ -31,9 +38,16 @@ async def serve_archives(archives: list[Archive], host: str, port: int, stop: as
     return None
 
 
-def serve_on_own_loop(archives: list[Archive], host: str, port: int, stop: asyncio.Event, bus: EventBus,
-                      grace: float, on_loop: Callable[[asyncio.AbstractEventLoop | None], None],
-                      refuse: Mapping[str, str] | None = None) -> str | None:
+def serve_on_own_loop(
+    archives: list[Archive],
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    bus: EventBus,
+    grace: float,
+    on_loop: Callable[[asyncio.AbstractEventLoop | None], None],
+    refuse: Mapping[str, str] | None = None,
+) -> str | None:
     """`serve_archives` on a new event loop in this (worker) thread; `on_loop` learns the loop, to stop it
     from another thread with `signal_stop`, and None when it is gone."""
 

@@ -45,5 +45,6 @@ class Watching(LiveEvents):
         # Nothing of our own to serve, verify, push or look into while watching.
         watching = self.source is not None
         archive_only = action in ("toggle_server", "verify", "push") or (
-            action == "show_tab" and bool(parameters) and parameters[0] in ARCHIVE_TABS)
+            action == "show_tab" and bool(parameters) and parameters[0] in ARCHIVE_TABS
+        )
         return not (watching and archive_only)

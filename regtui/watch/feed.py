@@ -43,14 +43,20 @@ def parse_when(text: str, now: float | None = None) -> float:
         return (time.time() if now is None else now) - float(m.group(1)) * _UNITS[m.group(2)]
     t = parse_time(value)
     if t is None:
-        raise ValueError(f"{text!r} is neither a duration ago (90s, 10m, 2h, 1d) nor an ISO 8601 time "
-                         "(2026-01-31T08:00:00Z)")
+        raise ValueError(
+            f"{text!r} is neither a duration ago (90s, 10m, 2h, 1d) nor an ISO 8601 time (2026-01-31T08:00:00Z)"
+        )
     return t
 
 
 class Feed:
-    def __init__(self, publish: Callable[[Event], None], since: float | None = None, until: float | None = None,
-                 export: IO[str] | None = None):
+    def __init__(
+        self,
+        publish: Callable[[Event], None],
+        since: float | None = None,
+        until: float | None = None,
+        export: IO[str] | None = None,
+    ):
         self.publish = publish
         self.since = since
         self.until = until
@@ -86,8 +92,9 @@ class Feed:
             return
         self.objects += 1
         t = parse_time(obj.get("time"))
-        if t is not None and ((self.since is not None and t < self.since) or
-                              (self.until is not None and t > self.until)):
+        if t is not None and (
+            (self.since is not None and t < self.since) or (self.until is not None and t > self.until)
+        ):
             return
         self._export(obj)
         self._publish(self.decoder.obj(obj, text))

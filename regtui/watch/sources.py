@@ -44,8 +44,9 @@ class EventSource(Protocol):
 
 
 class _Threaded:
-    def __init__(self, label: str, since: float | None = None, until: float | None = None,
-                 export: IO[str] | None = None):
+    def __init__(
+        self, label: str, since: float | None = None, until: float | None = None, export: IO[str] | None = None
+    ):
         self.label = label
         self.since, self.until, self.export = since, until, export
         self.stopping = threading.Event()
@@ -145,17 +146,32 @@ class SseSource(_Threaded):
     """TLS and auth as `push` and `diff` (regtui.remote): `ca` (a PEM file) or `insecure`; `credentials`, else
     docker's config.json (`lookup`) on the first 401. Raises ValueError for a CA file that cannot be loaded."""
 
-    def __init__(self, url: str, *, ca: str | None = None, insecure: bool = False,
-                 credentials: Credentials | None = None, lookup: Lookup = docker_credentials,
-                 backoff: tuple[float, ...] = BACKOFF, since: float | None = None, until: float | None = None,
-                 export: IO[str] | None = None):
+    def __init__(
+        self,
+        url: str,
+        *,
+        ca: str | None = None,
+        insecure: bool = False,
+        credentials: Credentials | None = None,
+        lookup: Lookup = docker_credentials,
+        backoff: tuple[float, ...] = BACKOFF,
+        since: float | None = None,
+        until: float | None = None,
+        export: IO[str] | None = None,
+    ):
         self.url = events_url(url)
         super().__init__(self.url.removesuffix(EVENTS_PATH), since=since, until=until, export=export)
         parsed = httpx.URL(self.url)
         self.scheme = parsed.scheme
         # The shared client's pieces: its TLS settings and diagnosis, and its httpx.Auth flow (basic or bearer).
-        self.remote = RegistryClient(parsed.netloc.decode(), scheme=parsed.scheme, ca=ca, insecure=insecure,
-                                     credentials=credentials, lookup=lookup)
+        self.remote = RegistryClient(
+            parsed.netloc.decode(),
+            scheme=parsed.scheme,
+            ca=ca,
+            insecure=insecure,
+            credentials=credentials,
+            lookup=lookup,
+        )
         try:
             self.verify = self.remote._verify()
         except RemoteError as e:
@@ -169,8 +185,9 @@ class SseSource(_Threaded):
     def run(self) -> None:
         failures = 0
         timeout = httpx.Timeout(10.0, read=READ_TIMEOUT)
-        with httpx.Client(verify=self.verify, timeout=timeout, auth=self.remote.auth,
-                          headers={"User-Agent": "regtui-watch"}) as client:
+        with httpx.Client(
+            verify=self.verify, timeout=timeout, auth=self.remote.auth, headers={"User-Agent": "regtui-watch"}
+        ) as client:
             while not self.stopping.is_set():
                 if not self.connections and not failures:
                     self.report("connecting")
@@ -213,8 +230,10 @@ class SseSource(_Threaded):
             if r.status_code != 200:
                 raise _Retry(f"HTTP {r.status_code} from {self.url}")
             if not r.headers.get("content-type", "").startswith("text/event-stream"):
-                raise _Fatal(f"{self.url} is not an event stream (Content-Type "
-                             f"{r.headers.get('content-type')!r}): is this a regtui serve --events?")
+                raise _Fatal(
+                    f"{self.url} is not an event stream (Content-Type "
+                    f"{r.headers.get('content-type')!r}): is this a regtui serve --events?"
+                )
             self.connections += 1
             self.report("connected")
             self._read(r)
@@ -250,10 +269,19 @@ class SseSource(_Threaded):
         self.feed.line(data)
 
 
-def make_source(spec: str, *, stdin: IO[bytes] | None = None, follow: bool = False, since: float | None = None,
-                until: float | None = None, export: IO[str] | None = None, ca: str | None = None,
-                insecure: bool = False, credentials: Credentials | None = None,
-                lookup: Lookup = docker_credentials) -> EventSource:
+def make_source(
+    spec: str,
+    *,
+    stdin: IO[bytes] | None = None,
+    follow: bool = False,
+    since: float | None = None,
+    until: float | None = None,
+    export: IO[str] | None = None,
+    ca: str | None = None,
+    insecure: bool = False,
+    credentials: Credentials | None = None,
+    lookup: Lookup = docker_credentials,
+) -> EventSource:
     """`regtui watch SPEC`: `-` (stdin), an existing file, or a registry URL (`host:port` too).
 
     Raises ValueError with one line that says what is wrong and what to do."""
@@ -274,5 +302,6 @@ def make_source(spec: str, *, stdin: IO[bytes] | None = None, follow: bool = Fal
         raise ValueError(f"{spec}: no such file, and not a registry URL (give -, a FILE or http(s)://HOST:PORT)")
     if "://" not in spec and ":" not in host and "." not in host and host != "localhost":
         raise ValueError(f"{spec}: no such file, and not a registry URL (give -, a FILE or http(s)://HOST:PORT)")
-    return SseSource(spec, ca=ca, insecure=insecure, credentials=credentials, lookup=lookup, since=since,
-                     until=until, export=export)
+    return SseSource(
+        spec, ca=ca, insecure=insecure, credentials=credentials, lookup=lookup, since=since, until=until, export=export
+    )

@@ -23,8 +23,19 @@ from regtui.oci.model import Layer
 INDEX_FORMAT = 1
 MAGIC = b"RTIX"
 # (name, typecode) of each column, in the order they are stored.
-COLUMNS = (("kind", "B"), ("mode", "I"), ("uid", "I"), ("gid", "I"), ("size", "Q"), ("mtime", "q"),
-           ("crc", "I"), ("data_offset", "Q"), ("name_offset", "Q"), ("name_len", "I"), ("link_len", "I"))
+COLUMNS = (
+    ("kind", "B"),
+    ("mode", "I"),
+    ("uid", "I"),
+    ("gid", "I"),
+    ("size", "Q"),
+    ("mtime", "q"),
+    ("crc", "I"),
+    ("data_offset", "Q"),
+    ("name_offset", "Q"),
+    ("name_len", "I"),
+    ("link_len", "I"),
+)
 
 
 def _enc(text: str) -> bytes:
@@ -71,11 +82,11 @@ class LayerIndex:
 
     def path(self, j: int) -> str:
         o = self.name_offset[j]
-        return self.names[o:o + self.name_len[j]].decode("utf-8", "surrogateescape")
+        return self.names[o : o + self.name_len[j]].decode("utf-8", "surrogateescape")
 
     def link(self, j: int) -> str:
         o = self.name_offset[j] + self.name_len[j]
-        return self.names[o:o + self.link_len[j]].decode("utf-8", "surrogateescape")
+        return self.names[o : o + self.link_len[j]].decode("utf-8", "surrogateescape")
 
     def add(self, m: Member) -> None:
         name, link = _enc(m.path), _enc(m.link)
@@ -102,12 +113,21 @@ class LayerIndex:
 
     # -- cache file --------------------------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
-        head = json.dumps({
-            "format": INDEX_FORMAT, "byteorder": sys.byteorder, "digest": self.digest,
-            "compression": self.compression, "complete": self.complete, "problems": self.problems,
-            "problem_count": self.problem_count, "uncompressed_size": self.uncompressed_size,
-            "diff_id": self.diff_id, "entries": len(self), "names": len(self.names),
-        }).encode()
+        head = json.dumps(
+            {
+                "format": INDEX_FORMAT,
+                "byteorder": sys.byteorder,
+                "digest": self.digest,
+                "compression": self.compression,
+                "complete": self.complete,
+                "problems": self.problems,
+                "problem_count": self.problem_count,
+                "uncompressed_size": self.uncompressed_size,
+                "diff_id": self.diff_id,
+                "entries": len(self),
+                "names": len(self.names),
+            }
+        ).encode()
         parts = [MAGIC, len(head).to_bytes(4, "little"), head]
         parts += [getattr(self, name).tobytes() for name, _ in COLUMNS]
         parts.append(bytes(self.names))
@@ -120,11 +140,19 @@ class LayerIndex:
             if data[:4] != MAGIC:
                 return None
             n = int.from_bytes(data[4:8], "little")
-            head = json.loads(data[8:8 + n])
+            head = json.loads(data[8 : 8 + n])
             if head["format"] != INDEX_FORMAT or head["byteorder"] != sys.byteorder:
                 return None
-            idx = cls(head["digest"], head["compression"], head["complete"], list(head["problems"]),
-                      int(head["problem_count"]), head["uncompressed_size"], head["diff_id"], cached=True)
+            idx = cls(
+                head["digest"],
+                head["compression"],
+                head["complete"],
+                list(head["problems"]),
+                int(head["problem_count"]),
+                head["uncompressed_size"],
+                head["diff_id"],
+                cached=True,
+            )
             pos, count = 8 + n, int(head["entries"])
             for name, _ in COLUMNS:
                 col = getattr(idx, name)
@@ -133,7 +161,7 @@ class LayerIndex:
                 if len(col) != count:
                     return None
                 pos = end
-            idx.names = bytearray(data[pos:pos + int(head["names"])])
+            idx.names = bytearray(data[pos : pos + int(head["names"])])
             if len(idx.names) != int(head["names"]) or pos + len(idx.names) != len(data):
                 return None
             return idx
@@ -209,8 +237,14 @@ def index_layer(
         return idx
     indexer = Indexer(layer.digest, layer.compression)
     try:
-        r = hash_blob(layer.location, compression=layer.compression, want_diff_id=True, progress=progress,
-                      cancel=cancel, sink=indexer.feed)
+        r = hash_blob(
+            layer.location,
+            compression=layer.compression,
+            want_diff_id=True,
+            progress=progress,
+            cancel=cancel,
+            sink=indexer.feed,
+        )
     except OSError as e:
         return indexer.finish(stream_error=f"cannot read the layer: {e.strerror or e}")
     idx = indexer.finish(stream_error=r.inflate_error)
@@ -223,4 +257,3 @@ def index_layer(
     elif use_cache:
         save_cached(idx)
     return idx
-

@@ -146,8 +146,18 @@ class ImageFiles:
 
     def version(self, layer: int, j: int) -> Version:
         idx = self.layers[layer]
-        return Version(layer, j, KIND_NAMES[idx.kind[j]], idx.size[j], idx.mode[j], idx.uid[j], idx.gid[j],
-                       idx.mtime[j], idx.link(j), MARK_NAMES[self.marks[layer][j]])
+        return Version(
+            layer,
+            j,
+            KIND_NAMES[idx.kind[j]],
+            idx.size[j],
+            idx.mode[j],
+            idx.uid[j],
+            idx.gid[j],
+            idx.mtime[j],
+            idx.link(j),
+            MARK_NAMES[self.marks[layer][j]],
+        )
 
     def versions(self, k: int) -> list[Version]:
         """Every layer's entry for path id `k`, lowest layer first."""
@@ -172,17 +182,22 @@ class ImageFiles:
     def hidden_bytes(self) -> int:
         """Bytes stored in the layers that the final image does not show (overwritten, deleted, hidden)."""
         shown = set(self.present)
-        return sum(idx.size[j] for i, idx in enumerate(self.layers) for j in range(len(idx))
-                   if pack(i, j) not in shown)
+        return sum(idx.size[j] for i, idx in enumerate(self.layers) for j in range(len(idx)) if pack(i, j) not in shown)
 
 
 def _same(layers: list[LayerIndex], ref: int, idx: LayerIndex, j: int) -> bool:
     """dive's test for "unmodified": same type, content hash, mode, uid and gid (and here: link target)."""
     li, lj = unpack(ref)
     low = layers[li]
-    return (low.kind[lj] == idx.kind[j] and low.crc[lj] == idx.crc[j] and low.size[lj] == idx.size[j]
-            and low.mode[lj] == idx.mode[j] and low.uid[lj] == idx.uid[j] and low.gid[lj] == idx.gid[j]
-            and low.link(lj) == idx.link(j))
+    return (
+        low.kind[lj] == idx.kind[j]
+        and low.crc[lj] == idx.crc[j]
+        and low.size[lj] == idx.size[j]
+        and low.mode[lj] == idx.mode[j]
+        and low.uid[lj] == idx.uid[j]
+        and low.gid[lj] == idx.gid[j]
+        and low.link(lj) == idx.link(j)
+    )
 
 
 def _clear(present: array[int], a: int, b: int) -> None:
@@ -219,4 +234,3 @@ def path_id(files: ImageFiles, path: str) -> int:
     """The id of a path given as a user writes it (`/etc/passwd`, `etc/passwd/`), or -1."""
     norm = "/".join(p for p in path.split("/") if p not in ("", "."))
     return files.id_of.get(norm, -1)
-

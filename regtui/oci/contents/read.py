@@ -119,23 +119,31 @@ def _through_hardlinks(files: ImageFiles, layer: int, j: int) -> tuple[int, int]
     raise ContentError(f"more than {MAX_HOPS} hard links in a row; a link loop")
 
 
-def read_file(files: ImageFiles, layers: list[Layer], path: str, *, layer: int | None = None, head: int = HEAD,
-              cancel: threading.Event | None = None) -> FileContent:
+def read_file(
+    files: ImageFiles,
+    layers: list[Layer],
+    path: str,
+    *,
+    layer: int | None = None,
+    head: int = HEAD,
+    cancel: threading.Event | None = None,
+) -> FileContent:
     li, j = locate(files, path, layer)
     idx = files.layers[li]
     kind = idx.kind[j]
     if kind == SYMLINK:
         return FileContent(path, li, 0, hashlib.sha256().hexdigest(), b"", True, "symlink", idx.link(j))
     if kind != FILE:
-        what = {"dir": "directory", "char": "character device", "block": "block device"}.get(KIND_NAMES[kind],
-                                                                                            KIND_NAMES[kind])
+        what = {"dir": "directory", "char": "character device", "block": "block device"}.get(
+            KIND_NAMES[kind], KIND_NAMES[kind]
+        )
         raise ContentError(f"{path} is a {what} in layer {li + 1}, not a regular file")
     h = hashlib.sha256()
     kept = bytearray()
     for chunk in iter_entry(layers[li], idx.data_offset[j], idx.size[j], cancel=cancel):
         h.update(chunk)
         if len(kept) < head:
-            kept += chunk[:head - len(kept)]
+            kept += chunk[: head - len(kept)]
     data = bytes(kept)
     return FileContent(path, li, idx.size[j], h.hexdigest(), data, looks_text(data))
 
@@ -162,7 +170,7 @@ def iter_entry(layer: Layer, offset: int, size: int, *, cancel: threading.Event 
         for chunk in _inflate(loc.path, loc.offset, loc.size, layer.compression, cancel):
             end = pos + len(chunk)
             if end > offset and got < size:
-                part = chunk[max(0, offset - pos):offset + size - pos]
+                part = chunk[max(0, offset - pos) : offset + size - pos]
                 got += len(part)
                 yield part
             pos = end

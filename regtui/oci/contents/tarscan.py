@@ -25,8 +25,17 @@ MAX_PROBLEM_LINES = 20
 # Entry kinds, stored as one byte in the index.
 FILE, DIR, SYMLINK, HARDLINK, CHAR, BLOCKDEV, FIFO, OTHER, WHITEOUT, OPAQUE = range(10)
 KIND_NAMES = ("file", "dir", "symlink", "hardlink", "char", "block", "fifo", "other", "whiteout", "opaque")
-_TYPES = {b"0": FILE, b"\0": FILE, b"7": FILE, b"1": HARDLINK, b"2": SYMLINK, b"3": CHAR, b"4": BLOCKDEV,
-          b"5": DIR, b"6": FIFO}
+_TYPES = {
+    b"0": FILE,
+    b"\0": FILE,
+    b"7": FILE,
+    b"1": HARDLINK,
+    b"2": SYMLINK,
+    b"3": CHAR,
+    b"4": BLOCKDEV,
+    b"5": DIR,
+    b"6": FIFO,
+}
 _NO_DATA = {HARDLINK, SYMLINK, CHAR, BLOCKDEV, DIR, FIFO}  # tar stores no data after these, whatever `size` says
 WH_PREFIX = ".wh."
 WH_OPAQUE = ".wh..wh..opq"
@@ -134,7 +143,7 @@ class TarScanner:
         while pos < n and not self.done:
             if self._skip:
                 take = min(self._skip, n - pos)
-                part = mv[pos:pos + take]
+                part = mv[pos : pos + take]
                 if self._crc is not None:
                     self._crc = isal_zlib.crc32(part, self._crc)
                 elif self._meta is not None:
@@ -151,13 +160,13 @@ class TarScanner:
                 continue
             if self._pending:
                 need = BLOCK - len(self._pending)
-                self._pending += bytes(mv[pos:pos + need])
+                self._pending += bytes(mv[pos : pos + need])
                 pos += min(need, n - pos)
                 if len(self._pending) < BLOCK:
                     return
                 hdr, self._pending = self._pending, b""
             elif n - pos >= BLOCK:
-                hdr = bytes(mv[pos:pos + BLOCK])
+                hdr = bytes(mv[pos : pos + BLOCK])
                 pos += BLOCK
             else:
                 self._pending = bytes(mv[pos:])
@@ -175,8 +184,9 @@ class TarScanner:
             # Every member was read whole; only padding or the end block is missing. Go's archive/tar reads such
             # tars without complaint (umoci 0.4 writes them), so the index is complete; say so all the same.
             if self.offset:
-                self.problem(f"the tar lacks its end-of-archive block after {self.offset} bytes; "
-                             "every member was read whole")
+                self.problem(
+                    f"the tar lacks its end-of-archive block after {self.offset} bytes; every member was read whole"
+                )
             self.ended = True
         self.done = True
         self.complete = self.ended and not self.fatal
@@ -214,8 +224,10 @@ class TarScanner:
         padded = -size % BLOCK
         if typ in (b"x", b"g", b"L", b"K"):
             if size > MAX_META:
-                self.stop(f"a {size}-byte tar metadata block at byte {data_offset - BLOCK} (over {MAX_META}); "
-                          "hostile or corrupt, not read further")
+                self.stop(
+                    f"a {size}-byte tar metadata block at byte {data_offset - BLOCK} (over {MAX_META}); "
+                    "hostile or corrupt, not read further"
+                )
                 return
             self._meta, self._meta_type = bytearray(), typ
             self._skip, self._pad = size, padded
@@ -237,8 +249,10 @@ class TarScanner:
         member = self._member(raw, link, kind, hdr, pax, size if has_data else 0, data_offset)
         if member is not None:
             if self.entries >= self.limit:
-                self.stop(f"more than {self.limit} entries in one layer; indexed the first {self.limit} "
-                          f"(set {ENTRIES_ENV} higher to index more)")
+                self.stop(
+                    f"more than {self.limit} entries in one layer; indexed the first {self.limit} "
+                    f"(set {ENTRIES_ENV} higher to index more)"
+                )
                 return
             self.entries += 1
             self.on_member(member)
@@ -247,8 +261,9 @@ class TarScanner:
             if not size:
                 self._data_done()
 
-    def _member(self, raw: bytes, link: bytes, kind: int, hdr: bytes, pax: dict[str, bytes], size: int,
-                data_offset: int) -> Member | None:
+    def _member(
+        self, raw: bytes, link: bytes, kind: int, hdr: bytes, pax: dict[str, bytes], size: int, data_offset: int
+    ) -> Member | None:
         where = f"at byte {data_offset - BLOCK}"
         if len(raw) > MAX_NAME or len(link) > MAX_NAME:
             self.problem(f"a name of {max(len(raw), len(link))} bytes {where} (over {MAX_NAME}); entry skipped")
@@ -269,7 +284,7 @@ class TarScanner:
             elif base.startswith(WH_PREFIX + WH_PREFIX):
                 return None  # AUFS bookkeeping (.wh..wh.plnk ...), not content; dive skips it too
             else:
-                name = base[len(WH_PREFIX):]
+                name = base[len(WH_PREFIX) :]
                 if name in ("", ".", ".."):
                     self.problem(f"whiteout {path[:80]!r} {where} would delete the root; entry skipped")
                     return None
@@ -285,9 +300,15 @@ class TarScanner:
                 return None
             link_text = "/".join(lparts)
         return Member(
-            "/".join(parts), kind, _octal(hdr[100:108]) & 0o7777,
-            _num(pax, "uid", hdr[108:116]), _num(pax, "gid", hdr[116:124]), size,
-            _mtime(pax, hdr[136:148]), link_text, data_offset,
+            "/".join(parts),
+            kind,
+            _octal(hdr[100:108]) & 0o7777,
+            _num(pax, "uid", hdr[108:116]),
+            _num(pax, "gid", hdr[116:124]),
+            size,
+            _mtime(pax, hdr[136:148]),
+            link_text,
+            data_offset,
         )
 
     def _take_meta(self, typ: bytes, meta: bytes) -> None:
@@ -330,7 +351,7 @@ def _pax_records(meta: bytes) -> dict[str, bytes]:
             break
         if length <= sp - pos or pos + length > len(meta):
             break
-        record = meta[sp + 1:pos + length - 1]
+        record = meta[sp + 1 : pos + length - 1]
         key, eq, value = record.partition(b"=")
         if eq and key in (b"path", b"linkpath", b"size", b"uid", b"gid", b"mtime"):
             out[key.decode()] = value

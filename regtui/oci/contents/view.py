@@ -41,8 +41,7 @@ class Row:
 
 
 class FileView:
-    def __init__(self, files: ImageFiles, layer: int | None = None, *, changes_only: bool = False,
-                 text: str = ""):
+    def __init__(self, files: ImageFiles, layer: int | None = None, *, changes_only: bool = False, text: str = ""):
         self.files, self.layer, self.changes_only, self.text = files, layer, changes_only, text
         n = len(files.paths)
         self.ref = array("q", [NONE]) * n
@@ -130,12 +129,38 @@ class FileView:
         r = self.ref[k]
         kids = self.has_children(k)
         if r == NONE:  # a directory no layer wrote, implied by its contents
-            return Row(k, path, path.rpartition("/")[2], "dir", 0o755, 0, 0, self.total[k], 0, "", MARK_NAMES[
-                self.mark[k]], -1, kids)
+            return Row(
+                k,
+                path,
+                path.rpartition("/")[2],
+                "dir",
+                0o755,
+                0,
+                0,
+                self.total[k],
+                0,
+                "",
+                MARK_NAMES[self.mark[k]],
+                -1,
+                kids,
+            )
         li, lj = unpack(r)
         idx = files.layers[li]
-        return Row(k, path, path.rpartition("/")[2], KIND_NAMES[idx.kind[lj]], idx.mode[lj], idx.uid[lj],
-                   idx.gid[lj], self.total[k], idx.mtime[lj], idx.link(lj), MARK_NAMES[self.mark[k]], li, kids)
+        return Row(
+            k,
+            path,
+            path.rpartition("/")[2],
+            KIND_NAMES[idx.kind[lj]],
+            idx.mode[lj],
+            idx.uid[lj],
+            idx.gid[lj],
+            self.total[k],
+            idx.mtime[lj],
+            idx.link(lj),
+            MARK_NAMES[self.mark[k]],
+            li,
+            kids,
+        )
 
     def walk(self, k: int = NO_PARENT, *, by_size: bool = False) -> Iterator[tuple[int, int]]:
         """(depth, id) depth-first, for printing a whole tree (no recursion: names nest 2000 deep)."""

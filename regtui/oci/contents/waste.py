@@ -76,8 +76,10 @@ def analyze(files: ImageFiles) -> Waste:
         files.apply_layer(present, i)
     total = sum(cum)
     minimum = sum(v for v in low if v > 0)
-    offenders = sorted((Offender(files.paths[k], count[k], cum[k]) for k in range(n) if count[k] >= 2),
-                       key=lambda o: (-o.bytes, o.path))
+    offenders = sorted(
+        (Offender(files.paths[k], count[k], cum[k]) for k in range(n) if count[k] >= 2),
+        key=lambda o: (-o.bytes, o.path),
+    )
     wasted = sum(o.bytes for o in offenders)
     sizes = [idx.file_bytes() for idx in files.layers]
     user = sum(sizes[1:])
@@ -110,5 +112,7 @@ def _removed_size(files: ImageFiles, present: array[int], k: int) -> int:
 
 def _hidden_per_layer(files: ImageFiles) -> list[int]:
     shown = set(files.present)
-    return [sum(idx.size[j] for j in range(len(idx)) if idx.size[j] and pack(i, j) not in shown)
-            for i, idx in enumerate(files.layers)]
+    return [
+        sum(idx.size[j] for j in range(len(idx)) if idx.size[j] and pack(i, j) not in shown)
+        for i, idx in enumerate(files.layers)
+    ]

@@ -44,8 +44,12 @@ def config_platform(config: Config) -> Platform | None:
     j = config.json
     if not j.get("os") and not j.get("architecture"):
         return None
-    return Platform(str(j.get("os", "")), str(j.get("architecture", "")), str(j.get("variant", "") or ""),
-                    str(j.get("os.version", "") or ""))
+    return Platform(
+        str(j.get("os", "")),
+        str(j.get("architecture", "")),
+        str(j.get("variant", "") or ""),
+        str(j.get("os.version", "") or ""),
+    )
 
 
 def make_layers(descs: list[Descriptor], locs: list[Location | None], config: Config) -> list[Layer]:
@@ -53,8 +57,15 @@ def make_layers(descs: list[Descriptor], locs: list[Location | None], config: Co
     hist = layer_history(config)
     layers = []
     for i, (d, loc) in enumerate(zip(descs, locs, strict=False)):
-        layers.append(Layer(d, loc, ids[i] if i < len(ids) else None, hist[i] if i < len(hist) else None,
-                            mt.layer_compression(d.media_type)))
+        layers.append(
+            Layer(
+                d,
+                loc,
+                ids[i] if i < len(ids) else None,
+                hist[i] if i < len(hist) else None,
+                mt.layer_compression(d.media_type),
+            )
+        )
     return layers
 
 

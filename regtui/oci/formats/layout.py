@@ -75,10 +75,15 @@ class LayoutReader:
         loc = self.store.locate(member)
         self.blobs[d.digest] = loc
         if d.size >= 0 and loc.size != d.size:
-            self.problems.append(Problem("size", f"{what} {d.digest}", f"{d.size} bytes (descriptor)",
-                                         f"{loc.size} bytes in {member}",
-                                         "the descriptor's size is wrong (a known Docker 25.0 save bug) "
-                                         "or the blob was replaced"))
+            self.problems.append(
+                Problem(
+                    "size",
+                    f"{what} {d.digest}",
+                    f"{d.size} bytes (descriptor)",
+                    f"{loc.size} bytes in {member}",
+                    "the descriptor's size is wrong (a known Docker 25.0 save bug) or the blob was replaced",
+                )
+            )
         return loc
 
     # -- documents -----------------------------------------------------------------------------------
@@ -91,10 +96,13 @@ class LayoutReader:
         self.nodes += done[1] if done else 1
         limit = node_limit(self.bytes_read)
         if self.nodes > limit:
-            raise ArchiveError(f"indexes reach more than {limit} manifests (counting repeats) from "
-                               f"{self.bytes_read} bytes of indexes; regtui stops there", member=where,
-                               path=self.store.path, hint=f"the limit grows with the indexes' size; set {NODES_ENV} "
-                                                          "higher to read it anyway")
+            raise ArchiveError(
+                f"indexes reach more than {limit} manifests (counting repeats) from "
+                f"{self.bytes_read} bytes of indexes; regtui stops there",
+                member=where,
+                path=self.store.path,
+                hint=f"the limit grows with the indexes' size; set {NODES_ENV} higher to read it anyway",
+            )
         if done is not None:  # listed again: a shallow copy, so a platform set on it stays local
             return copy.copy(done[0])
         node = self._read_node(d, depth, where)
@@ -114,13 +122,20 @@ class LayoutReader:
             raise ArchiveError("manifest is not a JSON object", member=member, path=self.store.path)
         digest = sha256_digest(data) if d.digest.startswith("sha256:") else d.digest
         if digest != d.digest:
-            self.problems.append(Problem("digest", member, d.digest, digest,
-                                         "the manifest bytes do not hash to the descriptor's digest; "
-                                         "the file was altered"))
+            self.problems.append(
+                Problem(
+                    "digest",
+                    member,
+                    d.digest,
+                    digest,
+                    "the manifest bytes do not hash to the descriptor's digest; the file was altered",
+                )
+            )
         media_type = obj.get("mediaType") or d.media_type
         if not isinstance(media_type, str):
-            raise ArchiveError(f"mediaType must be a string, found {media_type!r:.40}", member=member,
-                               path=self.store.path)
+            raise ArchiveError(
+                f"mediaType must be a string, found {media_type!r:.40}", member=member, path=self.store.path
+            )
         if not media_type:
             # umoci and some tools omit it; the shape tells us what the document is.
             media_type = mt.OCI_INDEX if "manifests" in obj else mt.OCI_MANIFEST
@@ -129,8 +144,16 @@ class LayoutReader:
             return self.read_index(manifest, obj, depth, member)
         if mt.is_manifest(media_type) or "config" in obj:
             return self.read_image(manifest, obj, d, member)
-        self.problems.append(Problem("media type", member, "an image manifest or index", repr(media_type),
-                                     "not an image (an artifact or schema1); skipped", "warning"))
+        self.problems.append(
+            Problem(
+                "media type",
+                member,
+                "an image manifest or index",
+                repr(media_type),
+                "not an image (an artifact or schema1); skipped",
+                "warning",
+            )
+        )
         return None
 
     def read_index(self, manifest: Manifest, obj: dict[str, Any], depth: int, member: str) -> ImageIndex:
@@ -140,9 +163,16 @@ class LayoutReader:
         for i, cd in enumerate(descs):
             child = self.read_node(cd, depth + 1, f"{member} manifests[{i}]")
             if child is None:
-                self.problems.append(Problem("index", f"{member} manifests[{i}]", f"{cd.digest} in the archive",
-                                             "not present",
-                                             f"partial copy: platform {cd.platform or '?'} was not saved", "warning"))
+                self.problems.append(
+                    Problem(
+                        "index",
+                        f"{member} manifests[{i}]",
+                        f"{cd.digest} in the archive",
+                        "not present",
+                        f"partial copy: platform {cd.platform or '?'} was not saved",
+                        "warning",
+                    )
+                )
                 continue
             if isinstance(child, Image) and cd.platform:
                 child.platform = cd.platform  # the index is what clients select by
@@ -155,8 +185,12 @@ class LayoutReader:
             raise ArchiveError("manifest has no config descriptor", member=member, path=self.store.path)
         cdesc = self.descriptor(cfg, member)
         if self.locate(cdesc, f"config of {member}") is None:
-            raise ArchiveError(f"config blob {cdesc.digest} is missing", member=member, path=self.store.path,
-                               hint="the layout is incomplete")
+            raise ArchiveError(
+                f"config blob {cdesc.digest} is missing",
+                member=member,
+                path=self.store.path,
+                hint="the layout is incomplete",
+            )
         config = load_config(self.store, blob_member(cdesc.digest), cdesc.media_type, claimed=cdesc.digest)
         config.descriptor = cdesc
         descs, locs = [], []
@@ -169,13 +203,27 @@ class LayoutReader:
             ld = self.descriptor(l, member)
             loc = self.locate(ld, f"layer {i} of {member}")
             if loc is None and not ld.urls:
-                self.problems.append(Problem("blob", f"layer {i} of {member}", f"{ld.digest} in the archive",
-                                             "not present", "the archive is incomplete; pulls of this image will fail"))
+                self.problems.append(
+                    Problem(
+                        "blob",
+                        f"layer {i} of {member}",
+                        f"{ld.digest} in the archive",
+                        "not present",
+                        "the archive is incomplete; pulls of this image will fail",
+                    )
+                )
             if ld.media_type not in mt.KNOWN_LAYERS and cdesc.media_type in (mt.OCI_CONFIG, mt.DOCKER_CONFIG):
-                self.problems.append(Problem("media type", f"layer {i} of {member}", "a known layer media type",
-                                             repr(ld.media_type), "runtimes may refuse it; its diff_id is checked as "
-                                             "compressed by the type's suffix (+gzip, +zstd) or else as plain tar",
-                                             "warning"))
+                self.problems.append(
+                    Problem(
+                        "media type",
+                        f"layer {i} of {member}",
+                        "a known layer media type",
+                        repr(ld.media_type),
+                        "runtimes may refuse it; its diff_id is checked as "
+                        "compressed by the type's suffix (+gzip, +zstd) or else as plain tar",
+                        "warning",
+                    )
+                )
             descs.append(ld)
             locs.append(loc)
         subject = obj.get("subject")
@@ -199,8 +247,16 @@ class LayoutReader:
             marker = store.read_json("oci-layout", 4096)
             version = marker.get("imageLayoutVersion") if isinstance(marker, dict) else None
             if version != "1.0.0":
-                self.problems.append(Problem("layout", "oci-layout", 'imageLayoutVersion "1.0.0"', repr(version),
-                                             "unknown layout version; reading it anyway", "warning"))
+                self.problems.append(
+                    Problem(
+                        "layout",
+                        "oci-layout",
+                        'imageLayoutVersion "1.0.0"',
+                        repr(version),
+                        "unknown layout version; reading it anyway",
+                        "warning",
+                    )
+                )
         raw = store.read("index.json")
         self.bytes_read += len(raw)
         index = parse_json(raw, member="index.json", path=store.path)
@@ -219,8 +275,15 @@ class LayoutReader:
             if node is None:
                 node = self.read_node(d, 0, where)
                 if node is None:
-                    self.problems.append(Problem("blob", where, f"{d.digest} in the archive", "not present",
-                                                 "the layout is incomplete; this image cannot be served"))
+                    self.problems.append(
+                        Problem(
+                            "blob",
+                            where,
+                            f"{d.digest} in the archive",
+                            "not present",
+                            "the layout is incomplete; this image cannot be served",
+                        )
+                    )
                     continue
                 node.repository = repo or fallback
                 self._name_children(node)
@@ -268,8 +331,9 @@ def _renamed(node: Root, repo: str) -> Root:
     return clone
 
 
-def read_layout(store: Store, problems: list[Problem],
-                name_from_base: bool = False) -> tuple[list[Root], dict[str, Location]]:
+def read_layout(
+    store: Store, problems: list[Problem], name_from_base: bool = False
+) -> tuple[list[Root], dict[str, Location]]:
     reader = LayoutReader(store, problems, name_from_base)
     roots = reader.read()
     return roots, reader.blobs

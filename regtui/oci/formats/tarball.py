@@ -35,8 +35,9 @@ def as_list(value: Any) -> list[Any]:
 def read_manifest_json(store: Store) -> list[dict[str, Any]]:
     entries = store.read_json("manifest.json")
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise ArchiveError("must be a JSON list of {Config, RepoTags, Layers} objects", member="manifest.json",
-                           path=store.path)
+        raise ArchiveError(
+            "must be a JSON list of {Config, RepoTags, Layers} objects", member="manifest.json", path=store.path
+        )
     if not entries:
         raise ArchiveError("lists no images", member="manifest.json", path=store.path)
     return entries
@@ -75,8 +76,16 @@ def image_from_entry(store: Store, entry: dict[str, Any], i: int, problems: list
             try:
                 desc = Descriptor.from_json(source)
             except ValueError as e:
-                problems.append(Problem("layer source", f"manifest.json entry {i} LayerSources", "a descriptor",
-                                        str(e), "ignored; the layer is described from the archive", "warning"))
+                problems.append(
+                    Problem(
+                        "layer source",
+                        f"manifest.json entry {i} LayerSources",
+                        "a descriptor",
+                        str(e),
+                        "ignored; the layer is described from the archive",
+                        "warning",
+                    )
+                )
         if desc is None:
             digest = digest_from_name(member)
             if compression is None and diff_id and is_digest(diff_id) and digest is None:
@@ -91,7 +100,9 @@ def image_from_entry(store: Store, entry: dict[str, Any], i: int, problems: list
     forms = synthesize(config.descriptor.digest, config.descriptor.size, list(zip(descs, compressions, strict=True)))
     config.descriptor = Descriptor(
         mt.DOCKER_CONFIG if forms[0].media_type == mt.DOCKER_MANIFEST else mt.OCI_CONFIG,
-        config.descriptor.digest, config.descriptor.size)
+        config.descriptor.digest,
+        config.descriptor.size,
+    )
     layers = make_layers(descs, locs, config)
     for layer, c in zip(layers, compressions, strict=True):
         layer.compression = c
@@ -104,9 +115,16 @@ def image_from_entry(store: Store, entry: dict[str, Any], i: int, problems: list
         if repository is None:
             repository = ref.name
         elif ref.name != repository:
-            problems.append(Problem("tag", f"manifest.json entry {i}", f"one repository ({repository})",
-                                    ref.name, "tags of several repositories on one image; served under the first",
-                                    "warning"))
+            problems.append(
+                Problem(
+                    "tag",
+                    f"manifest.json entry {i}",
+                    f"one repository ({repository})",
+                    ref.name,
+                    "tags of several repositories on one image; served under the first",
+                    "warning",
+                )
+            )
             continue
         if ref.tag and ref.tag != DIGEST_ONLY_TAG and ref.tag not in tags:
             tags.append(ref.tag)

@@ -57,8 +57,18 @@ def cache_entries() -> list[CacheEntry]:
             continue
         source = str(meta.get("source", ""))
         folder = os.path.join(root, key)
-        out.append(CacheEntry(key, folder, source, str(meta.get("form", "")), _disk_bytes(folder),
-                              float(meta.get("created", used)), used, os.path.exists(source)))
+        out.append(
+            CacheEntry(
+                key,
+                folder,
+                source,
+                str(meta.get("form", "")),
+                _disk_bytes(folder),
+                float(meta.get("created", used)),
+                used,
+                os.path.exists(source),
+            )
+        )
     return out
 
 
@@ -81,7 +91,7 @@ def prune(older_than: float | None = None, everything: bool = False) -> tuple[li
     if everything:  # folders a regtui that died left half-written, when nobody holds their lock
         for name in os.listdir(root):
             if name.startswith(".tmp-"):
-                key = name[len(".tmp-"):].split("-")[0]
+                key = name[len(".tmp-") :].split("-")[0]
                 with package_lock(root, key, blocking=False) as mine:
                     if mine:
                         shutil.rmtree(os.path.join(root, name), ignore_errors=True)

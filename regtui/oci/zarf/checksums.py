@@ -39,8 +39,9 @@ def parse_checksums(data: bytes, path: str) -> list[Entry]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ArchiveError(f"is not UTF-8 text (byte {e.start})", member=CHECKSUMS, path=path,
-                           hint="the package is damaged") from None
+        raise ArchiveError(
+            f"is not UTF-8 text (byte {e.start})", member=CHECKSUMS, path=path, hint="the package is damaged"
+        ) from None
     entries: list[Entry] = []
     seen: set[str] = set()
     for n, line in enumerate(text.splitlines(), 1):
@@ -48,16 +49,28 @@ def parse_checksums(data: bytes, path: str) -> list[Entry]:
             continue
         hexd, sep, name = line.partition(" ")
         if not sep or len(hexd) != 64 or not _HEX.issuperset(hexd) or not name:
-            raise ArchiveError(f"line {n} is not '<sha256> <path>': {line[:80]!r}", member=CHECKSUMS, path=path,
-                               hint="the package is damaged or was edited")
+            raise ArchiveError(
+                f"line {n} is not '<sha256> <path>': {line[:80]!r}",
+                member=CHECKSUMS,
+                path=path,
+                hint="the package is damaged or was edited",
+            )
         parts = name.split("/")
         if name.startswith("/") or ".." in parts or "\\" in name or "\0" in name:
-            raise ArchiveError(f"line {n} names {name[:80]!r}, a path outside the package; refused",
-                               member=CHECKSUMS, path=path, hint="the package is malformed or hostile")
+            raise ArchiveError(
+                f"line {n} names {name[:80]!r}, a path outside the package; refused",
+                member=CHECKSUMS,
+                path=path,
+                hint="the package is malformed or hostile",
+            )
         clean = "/".join(p for p in parts if p not in ("", "."))
         if clean in seen:
-            raise ArchiveError(f"line {n} lists {clean!r} a second time", member=CHECKSUMS, path=path,
-                               hint="the package is damaged or was edited")
+            raise ArchiveError(
+                f"line {n} lists {clean!r} a second time",
+                member=CHECKSUMS,
+                path=path,
+                hint="the package is damaged or was edited",
+            )
         seen.add(clean)
         entries.append(Entry(hexd, clean, n))
     return entries

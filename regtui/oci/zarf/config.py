@@ -76,8 +76,12 @@ class _Fields:
         self.obj, self.where, self.path = obj, where, path
 
     def _fail(self, key: str, want: str, value: Any) -> ArchiveError:
-        return ArchiveError(f"{self.where}.{key} must be {want}, found {_type(value)} {value!r:.40}",
-                            member="zarf.yaml", path=self.path, hint="the package config is malformed")
+        return ArchiveError(
+            f"{self.where}.{key} must be {want}, found {_type(value)} {value!r:.40}",
+            member="zarf.yaml",
+            path=self.path,
+            hint="the package config is malformed",
+        )
 
     def text(self, key: str, required: bool = False) -> str:
         value = self.obj.get(key)
@@ -115,8 +119,15 @@ class _Fields:
 
 
 def _type(value: Any) -> str:
-    names = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "a number",
-             float: "a number", type(None): "nothing"}
+    names = {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "nothing",
+    }
     return names.get(type(value), type(value).__name__)
 
 
@@ -127,15 +138,20 @@ class _NoAliasLoader(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
-            raise yaml.MarkedYAMLError(problem="YAML aliases (*name) are not allowed in a package config",
-                                       problem_mark=mark)
+            raise yaml.MarkedYAMLError(
+                problem="YAML aliases (*name) are not allowed in a package config", problem_mark=mark
+            )
         return super().compose_node(parent, index)
 
 
 def parse_config(data: bytes, path: str) -> PackageConfig:
     if len(data) > MAX_YAML:
-        raise ArchiveError(f"is {len(data)} bytes, more than the {MAX_YAML} allowed for a package config",
-                           member="zarf.yaml", path=path, hint="the package is malformed or hostile")
+        raise ArchiveError(
+            f"is {len(data)} bytes, more than the {MAX_YAML} allowed for a package config",
+            member="zarf.yaml",
+            path=path,
+            hint="the package is malformed or hostile",
+        )
     try:
         doc = yaml.load(data.decode("utf-8"), Loader=_NoAliasLoader)
     except UnicodeDecodeError as e:
@@ -144,34 +160,59 @@ def parse_config(data: bytes, path: str) -> PackageConfig:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or type(e).__name__
-        raise ArchiveError(f"is not valid YAML: {problem}{at}", member="zarf.yaml", path=path,
-                           hint="the package config is damaged") from None
+        raise ArchiveError(
+            f"is not valid YAML: {problem}{at}", member="zarf.yaml", path=path, hint="the package config is damaged"
+        ) from None
     except RecursionError:
         raise ArchiveError("YAML nests too deeply", member="zarf.yaml", path=path) from None
     top = _Fields(doc, "zarf.yaml", path)
     kind = top.text("kind", required=True)
     if kind not in KINDS:
-        raise ArchiveError(f"kind must be {' or '.join(KINDS)}, found {kind!r:.40}", member="zarf.yaml", path=path,
-                           hint="not a Zarf package config")
+        raise ArchiveError(
+            f"kind must be {' or '.join(KINDS)}, found {kind!r:.40}",
+            member="zarf.yaml",
+            path=path,
+            hint="not a Zarf package config",
+        )
     meta = top.sub("metadata") or _Fields({}, "metadata", path)
     metadata = Metadata(
-        name=meta.text("name", required=True), version=meta.text("version"), description=meta.text("description"),
-        architecture=meta.text("architecture"), uncompressed=bool(meta.flag("uncompressed")),
-        aggregate_checksum=meta.checksum("aggregateChecksum"))
+        name=meta.text("name", required=True),
+        version=meta.text("version"),
+        description=meta.text("description"),
+        architecture=meta.text("architecture"),
+        uncompressed=bool(meta.flag("uncompressed")),
+        aggregate_checksum=meta.checksum("aggregateChecksum"),
+    )
     b = top.sub("build") or _Fields({}, "build", path)
     build = Build(
-        version=b.text("version"), timestamp=b.text("timestamp"), architecture=b.text("architecture"),
-        user=b.text("user"), terminal=b.text("terminal"), flavor=b.text("flavor"),
-        aggregate_checksum=b.checksum("aggregateChecksum"), migrations=b.strings("migrations"))
+        version=b.text("version"),
+        timestamp=b.text("timestamp"),
+        architecture=b.text("architecture"),
+        user=b.text("user"),
+        terminal=b.text("terminal"),
+        flavor=b.text("flavor"),
+        aggregate_checksum=b.checksum("aggregateChecksum"),
+        migrations=b.strings("migrations"),
+    )
     listed = top.obj.get("components")
     if listed is None:
         listed = []
     if not isinstance(listed, list):
-        raise ArchiveError(f"zarf.yaml.components must be a list, found {_type(listed)}", member="zarf.yaml",
-                           path=path, hint="the package config is malformed")
+        raise ArchiveError(
+            f"zarf.yaml.components must be a list, found {_type(listed)}",
+            member="zarf.yaml",
+            path=path,
+            hint="the package config is malformed",
+        )
     components = []
     for i, c in enumerate(listed):
         f = _Fields(c, f"components[{i}]", path)
-        components.append(Component(name=f.text("name", required=True), description=f.text("description"),
-                                    required=f.flag("required"), images=f.strings("images")))
+        components.append(
+            Component(
+                name=f.text("name", required=True),
+                description=f.text("description"),
+                required=f.flag("required"),
+                images=f.strings("images"),
+            )
+        )
     return PackageConfig(kind, metadata, build, tuple(components), doc)

@@ -74,18 +74,23 @@ def _file_sha256(store: Store, name: str, limit: int) -> tuple[bytes, str]:
     return data, hashlib.sha256(data).hexdigest()
 
 
-def package_from_store(store: Store, source: str, form: str, problems: list[Problem],
-                       cache_path: str | None = None) -> tuple[ZarfPackage, list[Root], dict[str, Location]]:
+def package_from_store(
+    store: Store, source: str, form: str, problems: list[Problem], cache_path: str | None = None
+) -> tuple[ZarfPackage, list[Root], dict[str, Location]]:
     """Model the package held by `store` (which has zarf.yaml) and read its images from `images/`."""
     config = parse_config(store.read(ZARF_YAML, 4 * 1024 * 1024), source)
     if not store.has(CHECKSUMS):
-        raise ArchiveError("has zarf.yaml but no checksums.txt", path=source,
-                           hint="every Zarf package lists its files' checksums; this one is incomplete")
+        raise ArchiveError(
+            "has zarf.yaml but no checksums.txt",
+            path=source,
+            hint="every Zarf package lists its files' checksums; this one is incomplete",
+        )
     data, sums_hex = _file_sha256(store, CHECKSUMS, MAX_CHECKSUMS)
     entries = parse_checksums(data, source)
     if store.has("images/index.json"):
-        images_store: Store = DirStore(os.path.join(store.path, "images")) if isinstance(store, DirStore) \
-            else SubStore(store, "images")
+        images_store: Store = (
+            DirStore(os.path.join(store.path, "images")) if isinstance(store, DirStore) else SubStore(store, "images")
+        )
         roots, blobs = read_layout(images_store, problems, name_from_base=True)
     else:
         roots, blobs = [], {}
@@ -121,13 +126,15 @@ def _match_images(config: PackageConfig, roots: list[Root], problems: list[Probl
             try:
                 zn = zarf_name(text)
             except ValueError as e:
-                problems.append(Problem("zarf image", f"component {comp.name}", "a valid image reference",
-                                        repr(text), str(e)))
+                problems.append(
+                    Problem("zarf image", f"component {comp.name}", "a valid image reference", repr(text), str(e))
+                )
                 continue
             img = images.get(zn.rewritten)
             if img is None:
-                found = by_digest.get((zn.full_name, zn.digest)) if zn.digest else by_tag.get((zn.full_name,
-                                                                                                zn.tag or ""))
+                found = (
+                    by_digest.get((zn.full_name, zn.digest)) if zn.digest else by_tag.get((zn.full_name, zn.tag or ""))
+                )
                 img = images[zn.rewritten] = ZarfImage(zn, found)
             if comp.name not in img.components:
                 img.components.append(comp.name)
@@ -148,9 +155,17 @@ def images_of(root: Root) -> list[Image]:
     return root.images() if isinstance(root, ImageIndex) else [root]
 
 
-def archive_for_package(store: Store, source: str, form: str, problems: list[Problem],
-                        cache_path: str | None = None) -> Archive:
+def archive_for_package(
+    store: Store, source: str, form: str, problems: list[Problem], cache_path: str | None = None
+) -> Archive:
     pkg, roots, blobs = package_from_store(store, source, form, problems, cache_path)
-    archive = Archive(path=source, format="zarf-package", roots=roots, blobs=blobs, warnings=problems,
-                      fingerprints=store.fingerprints(), package=pkg)
+    archive = Archive(
+        path=source,
+        format="zarf-package",
+        roots=roots,
+        blobs=blobs,
+        warnings=problems,
+        fingerprints=store.fingerprints(),
+        package=pkg,
+    )
     return archive

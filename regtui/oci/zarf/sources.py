@@ -46,7 +46,7 @@ ProgressFn = Callable[[UnpackProgress], None]
 
 
 def compressed_form(path: str) -> str | None:
-    """"split" for a `.part000`, "tar.zst" for a zstd file, None for anything read in place."""
+    """ "split" for a `.part000`, "tar.zst" for a zstd file, None for anything read in place."""
     try:
         st = os.stat(path)
     except OSError:
@@ -84,11 +84,22 @@ def read_split(part0: str) -> SplitInfo:
     # Go's encoding/json matches keys case-insensitively: older Zarf writes Sha256Sum, newer sha256Sum.
     fields = {k.lower(): v for k, v in obj.items()} if isinstance(obj, dict) else {}
     sha, size, count = fields.get("sha256sum"), fields.get("bytes"), fields.get("count")
-    ok = (isinstance(sha, str) and _HEX64.match(sha) and isinstance(size, int) and not isinstance(size, bool)
-          and size >= 0 and isinstance(count, int) and not isinstance(count, bool) and 1 <= count <= MAX_PARTS)
+    ok = (
+        isinstance(sha, str)
+        and _HEX64.match(sha)
+        and isinstance(size, int)
+        and not isinstance(size, bool)
+        and size >= 0
+        and isinstance(count, int)
+        and not isinstance(count, bool)
+        and 1 <= count <= MAX_PARTS
+    )
     if not ok or not isinstance(sha, str) or not isinstance(size, int) or not isinstance(count, int):
-        raise ArchiveError('is not a split package header (JSON {"Sha256Sum", "Bytes", "Count"})', path=part0,
-                           hint="give the .part000 file zarf package create wrote")
+        raise ArchiveError(
+            'is not a split package header (JSON {"Sha256Sum", "Bytes", "Count"})',
+            path=part0,
+            hint="give the .part000 file zarf package create wrote",
+        )
     base = part0[: -len(SPLIT_SUFFIX)]
     parts = tuple(f"{base}.part{i:03d}" for i in range(1, count + 1))
     have = 0
@@ -96,16 +107,23 @@ def read_split(part0: str) -> SplitInfo:
         try:
             have += os.stat(p).st_size
         except OSError:
-            raise ArchiveError(f"part {os.path.basename(p)} is missing ({count} parts expected)", path=part0,
-                               hint="copy every part of the package next to the .part000") from None
+            raise ArchiveError(
+                f"part {os.path.basename(p)} is missing ({count} parts expected)",
+                path=part0,
+                hint="copy every part of the package next to the .part000",
+            ) from None
     extra = f"{base}.part{count + 1:03d}"
     if os.path.exists(extra):
-        raise ArchiveError(f"{os.path.basename(extra)} exists but .part000 says {count} parts", path=part0,
-                           hint="parts of two packages are mixed; keep one package's parts together")
+        raise ArchiveError(
+            f"{os.path.basename(extra)} exists but .part000 says {count} parts",
+            path=part0,
+            hint="parts of two packages are mixed; keep one package's parts together",
+        )
     if have != size:
         why = "a part is truncated or missing bytes" if have < size else "a part has extra bytes"
-        raise ArchiveError(f"the parts hold {have} bytes, .part000 says {size}", path=part0,
-                           hint=f"{why}; copy the parts again")
+        raise ArchiveError(
+            f"the parts hold {have} bytes, .part000 says {size}", path=part0, hint=f"{why}; copy the parts again"
+        )
     return SplitInfo(sha, size, parts)
 
 

@@ -56,7 +56,7 @@ class ChunkStream:
         while left:
             if self.pos >= len(self.view) and not self._next():
                 break
-            piece = self.view[self.pos: self.pos + left]
+            piece = self.view[self.pos : self.pos + left]
             self.pos += len(piece)
             left -= len(piece)
             sink(piece)
@@ -81,7 +81,7 @@ def _pax(data: bytes) -> dict[str, str]:
             raise tarfile.HeaderError("bad pax record") from None
         if length <= 0:
             raise tarfile.HeaderError("bad pax record")
-        key, _, value = data[space + 1: pos + length - 1].partition(b"=")
+        key, _, value = data[space + 1 : pos + length - 1].partition(b"=")
         out[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
         pos += length
     return out
@@ -99,8 +99,13 @@ def members(stream: ChunkStream) -> Iterator[Member]:
             return  # the end marker; what follows is padding
         info = tarfile.TarInfo.frombuf(head, "utf-8", "surrogateescape")
         padded = -info.size % BLOCK
-        if info.type in (tarfile.XHDTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.XGLTYPE, tarfile.GNUTYPE_LONGNAME,
-                         tarfile.GNUTYPE_LONGLINK):
+        if info.type in (
+            tarfile.XHDTYPE,
+            tarfile.SOLARIS_XHDTYPE,
+            tarfile.XGLTYPE,
+            tarfile.GNUTYPE_LONGNAME,
+            tarfile.GNUTYPE_LONGLINK,
+        ):
             if info.size > 1 << 20:
                 raise tarfile.HeaderError("extended header larger than 1 MiB")
             data = stream.read(info.size)

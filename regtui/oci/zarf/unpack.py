@@ -117,8 +117,17 @@ def unpack_to_cache(path: str, form: str, progress: ProgressFn | None = None) ->
     return final
 
 
-def _unpack(path: str, form: str, root: str, key: str, parts: list[str], split: SplitInfo | None, total: int,
-            start: float, progress: ProgressFn | None) -> None:
+def _unpack(
+    path: str,
+    form: str,
+    root: str,
+    key: str,
+    parts: list[str],
+    split: SplitInfo | None,
+    total: int,
+    start: float,
+    progress: ProgressFn | None,
+) -> None:
     """Unpack into a temporary folder and rename it into place; the caller holds the package's lock."""
     final = os.path.join(root, key)
     for stale in [final, *glob.glob(os.path.join(root, f".tmp-{key}-*"))]:
@@ -134,15 +143,24 @@ def _unpack(path: str, form: str, root: str, key: str, parts: list[str], split: 
         finally:
             reader.close()
         if split is not None and reader.hash.hexdigest() != split.sha256:
-            raise ArchiveError(f"the parts' sha256 is {reader.hash.hexdigest()}, .part000 says {split.sha256}",
-                               path=path, hint="a part is corrupt or from another package; copy them again")
+            raise ArchiveError(
+                f"the parts' sha256 is {reader.hash.hexdigest()}, .part000 says {split.sha256}",
+                path=path,
+                hint="a part is corrupt or from another package; copy them again",
+            )
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     seconds = time.monotonic() - start
-    meta = {"source": os.path.realpath(path), "form": form, "compressed_bytes": total, "bytes": written,
-            "seconds": round(seconds, 3), "created": time.time()}
+    meta = {
+        "source": os.path.realpath(path),
+        "form": form,
+        "compressed_bytes": total,
+        "bytes": written,
+        "seconds": round(seconds, 3),
+        "created": time.time(),
+    }
     write_atomic(final + MARKER_SUFFIX, json.dumps(meta).encode())
 
 
@@ -156,14 +174,15 @@ def _check_space(root: str, path: str, head: bytes, total: int) -> int:
     if need < 0:
         need = total  # unknown: image layers are compressed already, so the tar is about the file's size
     if need > free:
-        raise ArchiveError(f"needs about {need >> 20} MiB in the cache ({root}), {max(free, 0) >> 20} MiB are free",
-                           path=path, hint="free some space, run `regtui cache prune`, or point XDG_CACHE_HOME "
-                                           "elsewhere")
+        raise ArchiveError(
+            f"needs about {need >> 20} MiB in the cache ({root}), {max(free, 0) >> 20} MiB are free",
+            path=path,
+            hint="free some space, run `regtui cache prune`, or point XDG_CACHE_HOME elsewhere",
+        )
     return free
 
 
-def _extract(reader: PartsReader, dest: str, path: str, total: int, start: float,
-             progress: ProgressFn | None) -> int:
+def _extract(reader: PartsReader, dest: str, path: str, total: int, start: float, progress: ProgressFn | None) -> int:
     first = reader.paths[0]
     with open(first, "rb") as f:
         head = f.read(18)
@@ -177,8 +196,11 @@ def _extract(reader: PartsReader, dest: str, path: str, total: int, start: float
     try:
         for count, info in enumerate(members(stream), 1):
             if count > MAX_MEMBERS:
-                raise ArchiveError(f"holds more than {MAX_MEMBERS} files; refused", path=path,
-                                   hint="no Zarf package needs that many; it is malformed or hostile")
+                raise ArchiveError(
+                    f"holds more than {MAX_MEMBERS} files; refused",
+                    path=path,
+                    hint="no Zarf package needs that many; it is malformed or hostile",
+                )
             name = _clean(info.name, path=path)
             if not name:
                 continue
@@ -186,30 +208,41 @@ def _extract(reader: PartsReader, dest: str, path: str, total: int, start: float
                 _makedirs(dest, name, path)
                 continue
             if not info.isreg():
-                raise ArchiveError("is a link or special file; Zarf packages hold only files and folders",
-                                   member=info.name, path=path, hint="the package is malformed or hostile")
+                raise ArchiveError(
+                    "is a link or special file; Zarf packages hold only files and folders",
+                    member=info.name,
+                    path=path,
+                    hint="the package is malformed or hostile",
+                )
             if written + info.size > limit:
                 raise _too_big(path, written + info.size, free, total)
             digest = _write(stream, hasher, dest, name, info.size, path)
             written += info.size
             m = _BLOB.match(name)
             if m and digest != m.group(1):
-                raise ArchiveError(f"blob hashes to sha256:{digest}, not to its name", member=name, path=path,
-                                   hint="the package is corrupt or was tampered with; nothing was cached")
+                raise ArchiveError(
+                    f"blob hashes to sha256:{digest}, not to its name",
+                    member=name,
+                    path=path,
+                    hint="the package is corrupt or was tampered with; nothing was cached",
+                )
             now = time.monotonic()
             if progress and now - last >= 0.1:
                 last = now
                 progress(UnpackProgress(reader.count, total, written, now - start, name))
         source.finish()
     except ZstdError as e:
-        raise ArchiveError(f"is not valid zstd data ({e})", path=path,
-                           hint="the file is truncated or corrupt; copy it again") from None
+        raise ArchiveError(
+            f"is not valid zstd data ({e})", path=path, hint="the file is truncated or corrupt; copy it again"
+        ) from None
     except tarfile.TarError as e:
-        raise ArchiveError(f"does not hold a valid tar ({e})", path=path,
-                           hint="the file is truncated or corrupt; copy it again") from None
+        raise ArchiveError(
+            f"does not hold a valid tar ({e})", path=path, hint="the file is truncated or corrupt; copy it again"
+        ) from None
     except EOFError:
-        raise ArchiveError("ends in the middle of a file", path=path,
-                           hint="the package is truncated; copy it again") from None
+        raise ArchiveError(
+            "ends in the middle of a file", path=path, hint="the package is truncated; copy it again"
+        ) from None
     finally:
         hasher.close()
         stream.close()
@@ -221,18 +254,28 @@ def _extract(reader: PartsReader, dest: str, path: str, total: int, start: float
 
 def _too_big(path: str, size: int, free: int, total: int) -> ArchiveError:
     if size > free:
-        return ArchiveError(f"unpacks to more than the {free >> 20} MiB free in the cache", path=path,
-                            hint="free some space, run `regtui cache prune`, or point XDG_CACHE_HOME elsewhere")
-    return ArchiveError(f"unpacks to more than {size // max(total, 1)}x its size; stopped as a decompression bomb",
-                        path=path, hint=f"set {RATIO_ENV} higher if the package really holds that much")
+        return ArchiveError(
+            f"unpacks to more than the {free >> 20} MiB free in the cache",
+            path=path,
+            hint="free some space, run `regtui cache prune`, or point XDG_CACHE_HOME elsewhere",
+        )
+    return ArchiveError(
+        f"unpacks to more than {size // max(total, 1)}x its size; stopped as a decompression bomb",
+        path=path,
+        hint=f"set {RATIO_ENV} higher if the package really holds that much",
+    )
 
 
 def _makedirs(dest: str, name: str, path: str) -> None:
     try:
         os.makedirs(os.path.join(dest, name), exist_ok=True)
     except OSError as e:
-        raise ArchiveError(f"cannot be unpacked: {e.strerror}", member=name, path=path,
-                           hint="a file and a folder share the name; the package is malformed") from None
+        raise ArchiveError(
+            f"cannot be unpacked: {e.strerror}",
+            member=name,
+            path=path,
+            hint="a file and a folder share the name; the package is malformed",
+        ) from None
 
 
 def _write(stream: ChunkStream, hasher: ParallelHash, dest: str, name: str, size: int, path: str) -> str:
@@ -243,8 +286,9 @@ def _write(stream: ChunkStream, hasher: ParallelHash, dest: str, name: str, size
     try:
         fd = os.open(os.path.join(dest, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     except FileExistsError:
-        raise ArchiveError("appears twice in the package", member=name, path=path,
-                           hint="the package is malformed or hostile") from None
+        raise ArchiveError(
+            "appears twice in the package", member=name, path=path, hint="the package is malformed or hostile"
+        ) from None
     except OSError as e:
         raise ArchiveError(f"cannot be unpacked: {e.strerror}", member=name, path=path) from None
     h = hashlib.sha256()
@@ -253,7 +297,7 @@ def _write(stream: ChunkStream, hasher: ParallelHash, dest: str, name: str, size
         def write() -> None:
             rest = piece
             while rest:
-                rest = rest[os.write(fd, rest):]
+                rest = rest[os.write(fd, rest) :]
 
         hasher.update_while(h, piece, write)
 

@@ -48,8 +48,12 @@ class Decompressed:
         if exe is None:
             self.lib = zstandard.ZstdDecompressor().stream_reader(reader, read_size=chunk, closefd=False)  # type: ignore[arg-type]
             return
-        self.proc = subprocess.Popen([exe, "-d", "-c", "-q", "--no-progress"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [exe, "-d", "-c", "-q", "--no-progress"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         assert self.proc.stdout is not None
         try:
             fcntl.fcntl(self.proc.stdout.fileno(), F_SETPIPE_SZ, 1 << 20)
@@ -67,7 +71,7 @@ class Decompressed:
             while n := self.reader.readinto(buf):
                 piece = view[:n]
                 while piece:
-                    piece = piece[os.write(fd, piece):]
+                    piece = piece[os.write(fd, piece) :]
         except BrokenPipeError:
             pass  # zstd stopped (an error, or we stopped it): its exit status tells which
         except BaseException as e:  # a part that cannot be read: raised by the consumer

@@ -25,9 +25,11 @@ HEX = 4096
 
 
 def hexdump(data: bytes) -> str:
-    return "\n".join(f"{off:08x}  {' '.join(f'{b:02x}' for b in data[off:off + 16]):<47}  "
-                     + "".join(chr(b) if 32 <= b < 127 else "." for b in data[off:off + 16])
-                     for off in range(0, len(data), 16))
+    return "\n".join(
+        f"{off:08x}  {' '.join(f'{b:02x}' for b in data[off : off + 16]):<47}  "
+        + "".join(chr(b) if 32 <= b < 127 else "." for b in data[off : off + 16])
+        for off in range(0, len(data), 16)
+    )
 
 
 class ContentScreen(ModalScreen[None]):
@@ -50,8 +52,9 @@ class ContentScreen(ModalScreen[None]):
     @work(thread=True, exclusive=True, exit_on_error=False)
     def read_worker(self) -> None:
         try:
-            got = read_file(self.files, self.image_layers, self.path, layer=self.from_layer, head=SHOWN,
-                            cancel=self.cancel)
+            got = read_file(
+                self.files, self.image_layers, self.path, layer=self.from_layer, head=SHOWN, cancel=self.cancel
+            )
         except ContentError as e:
             self.app.call_from_thread(self._failed, str(e))
             return
@@ -67,8 +70,11 @@ class ContentScreen(ModalScreen[None]):
 
     def _show(self, got: FileContent) -> None:
         head = Text(f"/{self.path}", style="bold")
-        head.append(f"  layer {got.layer + 1}  ·  {got.kind}  ·  {human_size(got.size)} ({got.size:,} bytes)"
-                    f"  ·  sha256:{got.sha256}", style="dim")
+        head.append(
+            f"  layer {got.layer + 1}  ·  {got.kind}  ·  {human_size(got.size)} ({got.size:,} bytes)"
+            f"  ·  sha256:{got.sha256}",
+            style="dim",
+        )
         if got.truncated:
             head.append(f"  ·  first {human_size(len(got.head))} shown", style="italic")
         self.query_one("#content-head", Static).update(head)
@@ -77,8 +83,15 @@ class ContentScreen(ModalScreen[None]):
             body.update(Text(f"symbolic link → {got.link}"))
         elif got.is_text:
             text = got.head.decode("utf-8", "replace")
-            body.update(Syntax(text, Syntax.guess_lexer(self.path, code=text[:4096]), line_numbers=True,
-                               word_wrap=False, theme="ansi_dark"))
+            body.update(
+                Syntax(
+                    text,
+                    Syntax.guess_lexer(self.path, code=text[:4096]),
+                    line_numbers=True,
+                    word_wrap=False,
+                    theme="ansi_dark",
+                )
+            )
         else:
             body.update(Text(hexdump(got.head[:HEX])))
 

@@ -61,19 +61,29 @@ class PushScreen(ModalScreen):
     def compose(self) -> ComposeResult:
         with Vertical(id="push"):
             name = os.path.basename(self.archive.path.rstrip("/"))
-            yield Static(Text.assemble(("Push ", "bold"), (name, "bold cyan"),
-                                       " into a registry: every image and tag, blobs the registry already has "
-                                       "are skipped, an interrupted push resumes."), id="push-title")
+            yield Static(
+                Text.assemble(
+                    ("Push ", "bold"),
+                    (name, "bold cyan"),
+                    " into a registry: every image and tag, blobs the registry already has "
+                    "are skipped, an interrupted push resumes.",
+                ),
+                id="push-title",
+            )
             with Horizontal(id="push-form"):
                 yield Label("registry")
-                yield Input(self.target, placeholder="HOST[:PORT][/PREFIX], e.g. registry.local:5000/team",
-                            id="push-target")
+                yield Input(
+                    self.target, placeholder="HOST[:PORT][/PREFIX], e.g. registry.local:5000/team", id="push-target"
+                )
                 yield Checkbox("insecure (HTTP, no TLS check)", id="push-insecure")
                 yield Button("Push", id="push-start", variant="primary")
                 yield Button("Close", id="push-close")
             yield ProgressBar(id="push-progress", show_eta=False)
-            yield Static("Loopback registries (127.0.0.1, localhost) are reached over plain HTTP, as docker does; "
-                         "credentials come from ~/.docker/config.json.", id="push-status")
+            yield Static(
+                "Loopback registries (127.0.0.1, localhost) are reached over plain HTTP, as docker does; "
+                "credentials come from ~/.docker/config.json.",
+                id="push-status",
+            )
             yield RichLog(id="push-log", wrap=True, markup=False, max_lines=2000)
 
     def on_mount(self) -> None:

@@ -33,8 +33,9 @@ class ConfigView(VerticalScroll):
         summary.update(t)
         d = image.config.descriptor
         head = Text(f"\nconfig JSON, pretty-printed (the blob itself: {d.size} bytes, {d.digest})\n", style="bold")
-        syntax = Syntax(pretty_json(image.config.data), "json", theme="ansi_dark", word_wrap=True,
-                        background_color="default")
+        syntax = Syntax(
+            pretty_json(image.config.data), "json", theme="ansi_dark", word_wrap=True, background_color="default"
+        )
         from rich.console import Group
 
         raw.update(Group(head, syntax))

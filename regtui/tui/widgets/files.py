@@ -172,8 +172,15 @@ class FilesView(FilteredView):
             return
         self.files, self.waste = files, waste
         counts = [files.counts(i) for i in range(len(files.layers))]
-        self.post_message(FilesIndexed(sel.archive.path, sel.image.manifest.digest, waste, counts,  # type: ignore[union-attr]
-                                       files.complete))
+        self.post_message(
+            FilesIndexed(
+                sel.archive.path,
+                sel.image.manifest.digest,  # type: ignore[union-attr]
+                waste,
+                counts,
+                files.complete,
+            )
+        )
         self._show_view(view)
 
     def rebuild(self) -> None:
@@ -218,15 +225,17 @@ class FilesView(FilteredView):
         view = self.view
         assert view is not None
         kids = view.children(parent, by_size=self.by_size)
-        for k in kids[start:start + BATCH]:
+        for k in kids[start : start + BATCH]:
             row = view.row(k)
             if row.has_children:
                 node.add(row_label(row), data=k, allow_expand=True)
             else:
                 node.add_leaf(row_label(row), data=k)
         if len(kids) > start + BATCH:
-            node.add_leaf(Text(f"… {len(kids) - start - BATCH} more (enter)", style="dim italic"),
-                          data=More(parent, start + BATCH))
+            node.add_leaf(
+                Text(f"… {len(kids) - start - BATCH} more (enter)", style="dim italic"),
+                data=More(parent, start + BATCH),
+            )
 
     def _load(self, node) -> None:
         if isinstance(node.data, int) and not node.children and self.view is not None:
@@ -276,8 +285,10 @@ class FilesView(FilteredView):
                 t.append(f"-{c['removed']} removed", style="red")
                 if self.changes:
                     t.append("  only changes", style="italic")
-            t.append(f"  ·  {len(self.view) if self.view else 0:,} paths  ·  efficiency "
-                     f"{w.efficiency * 100:.1f} %  ·  wasted {human_size(w.wasted_bytes)}")
+            t.append(
+                f"  ·  {len(self.view) if self.view else 0:,} paths  ·  efficiency "
+                f"{w.efficiency * 100:.1f} %  ·  wasted {human_size(w.wasted_bytes)}"
+            )
             if self.query_text:
                 t.append(f"  ·  filter {self.query_text!r}", style="italic")
             if not files.complete:
@@ -316,8 +327,10 @@ class FilesView(FilteredView):
         for v in versions:
             t.append(f"layer {v.layer + 1:>2}  ")
             t.append(f"{v.mark:<9}", style=MARK_STYLE.get(v.mark, ""))
-            t.append(f" {v.kind:<8} {_mode(v.kind, v.mode)} {v.uid}:{v.gid} {human_size(v.size):>10}  "
-                     f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(max(0, min(v.mtime, 2**33))))}")
+            t.append(
+                f" {v.kind:<8} {_mode(v.kind, v.mode)} {v.uid}:{v.gid} {human_size(v.size):>10}  "
+                f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(max(0, min(v.mtime, 2**33))))}"
+            )
             t.append((f" → {v.link}" if v.link else "") + "\n")
 
     # -- actions -----------------------------------------------------------------------------------------------------

@@ -21,8 +21,11 @@ def served_line(sel: Selection | None, expect_results: list) -> Text:
     t.append(f" {ref_of(sel.root, sel.image)}", style="bold")
     t.append(" served as ")
     t.append(m.digest, style="bold cyan")
-    mine = [r for r in expect_results
-            if (r.image is not None and r.image is sel.image) or (r.image is None and r.archive is sel.archive)]
+    mine = [
+        r
+        for r in expect_results
+        if (r.image is not None and r.image is sel.image) or (r.image is None and r.archive is sel.archive)
+    ]
     for r in mine:
         if r.matched and r.expectation.digest == m.digest:
             t.append("  ✓ as expected", style="bold green")
@@ -38,8 +41,17 @@ def served_line(sel: Selection | None, expect_results: list) -> Text:
 class StatusLine(Static):
     note = ""  # e.g. the selected image's efficiency, once the Files view has indexed it
 
-    def show(self, archives: list[Archive], server: ServerState, requests: int, sent: int, bind: str,
-             loading: str | None = None, selected: Text | None = None, warning: str | None = None) -> None:
+    def show(
+        self,
+        archives: list[Archive],
+        server: ServerState,
+        requests: int,
+        sent: int,
+        bind: str,
+        loading: str | None = None,
+        selected: Text | None = None,
+        warning: str | None = None,
+    ) -> None:
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append(" regtui ", style="bold reverse")
         t.append("  ")
@@ -84,8 +96,13 @@ class StatusLine(Static):
         t.append("  watching ")
         t.append(label, style="bold underline")
         state = source.state if source is not None else "starting"
-        style = {"connected": "bold green", "reading": "bold green", "following": "bold green",
-                 "failed": "bold red", "ended": "bold"}.get(state, "bold yellow")
+        style = {
+            "connected": "bold green",
+            "reading": "bold green",
+            "following": "bold green",
+            "failed": "bold red",
+            "ended": "bold",
+        }.get(state, "bold yellow")
         mark = {"connected": "●", "reading": "●", "following": "●", "failed": "✗", "ended": "○"}.get(state, "◌")
         t.append(f"  {mark} {state}", style=style)
         if source is not None and source.detail:

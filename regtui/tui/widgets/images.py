@@ -90,8 +90,7 @@ class ImagesTree(VimTree):
             first = next((i.root for i in images if i.root is not None), None)
             label = Text(name, style="bold magenta")
             label.append(f"  {len(images)} image{'s' * (len(images) != 1)}", style="dim")
-            cnode = parent.add(label, data=Selection(archive, first, root_image(first) if first else None),
-                               expand=True)
+            cnode = parent.add(label, data=Selection(archive, first, root_image(first) if first else None), expand=True)
             for img in images:
                 if img.root is None:
                     cnode.add_leaf(Text(f"✗ {img.name.original} (not in the package)", style="red"), data=None)

@@ -33,8 +33,13 @@ class LayersView(FilteredView):
 
         index: int
 
-    def __init__(self, facts: dict[tuple[str, str], LayerFacts | None], problems: dict[tuple[str, str], list[Problem]],
-                 contents: dict[tuple[str, str], FilesIndexed] | None = None, **kwargs):
+    def __init__(
+        self,
+        facts: dict[tuple[str, str], LayerFacts | None],
+        problems: dict[tuple[str, str], list[Problem]],
+        contents: dict[tuple[str, str], FilesIndexed] | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.facts = facts  # (archive path, digest) -> LayerFacts, shared with the app's measuring worker
         self.problems = problems  # (archive path, digest) -> [Problem] from the last verification
@@ -44,17 +49,29 @@ class LayersView(FilteredView):
         self.query_text = ""
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="filter layers: digest, media type or created_by text (esc clears)",
-                    id="layers-filter", classes="filter")
+        yield Input(
+            placeholder="filter layers: digest, media type or created_by text (esc clears)",
+            id="layers-filter",
+            classes="filter",
+        )
         yield VimTable(id="layers-table")
         with VerticalScroll(id="layer-detail", classes="detail"):
             yield Static(id="layer-detail-text")
 
     def on_mount(self) -> None:
         t = self.query_one(VimTable)
-        for label, key in (("#", "n"), ("digest", "digest"), ("media type", "type"), ("size", "size"),
-                           ("uncompressed", "usize"), ("diff_id", "diff"), ("ok", "ok"), ("created_by", "by"),
-                           ("files +~-", "changes"), ("hidden", "hidden")):
+        for label, key in (
+            ("#", "n"),
+            ("digest", "digest"),
+            ("media type", "type"),
+            ("size", "size"),
+            ("uncompressed", "usize"),
+            ("diff_id", "diff"),
+            ("ok", "ok"),
+            ("created_by", "by"),
+            ("files +~-", "changes"),
+            ("hidden", "hidden"),
+        ):
             t.add_column(label, key=key)
 
     # -- data --------------------------------------------------------------------------------------------
@@ -106,12 +123,16 @@ class LayersView(FilteredView):
             if q and q not in hay:
                 continue
             t.add_row(
-                str(i + 1), short(layer.digest), media_label(layer.descriptor.media_type),
+                str(i + 1),
+                short(layer.digest),
+                media_label(layer.descriptor.media_type),
                 Text(human_size(layer.descriptor.size), justify="right"),
                 Text(self._usize(archive_path, layer), justify="right"),
-                short(layer.diff_id) if layer.diff_id else "—", self._mark(archive_path, layer),
+                short(layer.diff_id) if layer.diff_id else "—",
+                self._mark(archive_path, layer),
                 Text(by.replace("\n", " ")[:200], no_wrap=True, overflow="ellipsis"),
-                *self._contents_cells(indexed, i), key=str(i),
+                *self._contents_cells(indexed, i),
+                key=str(i),
             )
         if t.row_count:
             t.move_cursor(row=min(max(cursor, 0), t.row_count - 1))
@@ -124,8 +145,9 @@ class LayersView(FilteredView):
         if indexed is None or i >= len(indexed.counts):
             return Text("—", style="dim"), Text("—", style="dim")
         c = indexed.counts[i]
-        changes = Text.assemble((f"+{c['added']}", "green"), " ", (f"~{c['modified']}", "yellow"), " ",
-                                (f"-{c['removed']}", "red"))
+        changes = Text.assemble(
+            (f"+{c['added']}", "green"), " ", (f"~{c['modified']}", "yellow"), " ", (f"-{c['removed']}", "red")
+        )
         hidden = indexed.waste.layer_hidden_bytes[i]
         return changes, Text(human_size(hidden), style="red" if hidden else "dim", justify="right")
 
@@ -172,11 +194,19 @@ class LayersView(FilteredView):
             ("digest", layer.digest),
             ("media type", layer.descriptor.media_type),
             ("size", f"{layer.descriptor.size:,} bytes"),
-            ("uncompressed", f"{f.uncompressed_size:,} bytes" if f and f.uncompressed_size is not None
-             else ("being measured…" if key in self.facts else self._usize(archive_path, layer))),
+            (
+                "uncompressed",
+                f"{f.uncompressed_size:,} bytes"
+                if f and f.uncompressed_size is not None
+                else ("being measured…" if key in self.facts else self._usize(archive_path, layer)),
+            ),
             ("diff_id", layer.diff_id or "—"),
-            ("stored at", f"{layer.location.member or layer.location.path} (offset {layer.location.offset})"
-             if layer.location else "not in this archive"),
+            (
+                "stored at",
+                f"{layer.location.member or layer.location.path} (offset {layer.location.offset})"
+                if layer.location
+                else "not in this archive",
+            ),
         ):
             txt.append(f"{name:>13}  ", style="dim")
             txt.append(f"{value}\n")
@@ -190,16 +220,20 @@ class LayersView(FilteredView):
         elif f.ok:
             txt.append("digest, size and diff_id match\n", style="green")
         else:
-            why = f.error or ("the bytes do not hash to the digest" if not f.digest_ok else
-                              "the uncompressed bytes do not hash to the diff_id")
+            why = f.error or (
+                "the bytes do not hash to the digest"
+                if not f.digest_ok
+                else "the uncompressed bytes do not hash to the diff_id"
+            )
             txt.append(f"mismatch: {why}\n", style="bold red")
         indexed = self.contents.get((archive_path, image.manifest.digest))
         if indexed is not None and i < len(indexed.counts):
             changes, hidden = self._contents_cells(indexed, i)
             txt.append(f"{'files':>13}  ", style="dim")
             txt.append_text(changes)
-            txt.append(f"  (+added ~modified -removed; enter shows them)  ·  {hidden.plain} of it hidden "
-                       "in the final image\n")
+            txt.append(
+                f"  (+added ~modified -removed; enter shows them)  ·  {hidden.plain} of it hidden in the final image\n"
+            )
         history = layer_history(image)[i]
         txt.append(f"{'created_by':>13}  ", style="dim")
         txt.append(history or "— (no history entry)")

@@ -46,8 +46,13 @@ class ManifestsView(Vertical):
 
     def on_mount(self) -> None:
         t = self.query_one("#forms-table", VimTable)
-        for label, key in (("form", "form"), ("digest", "digest"), ("media type", "type"), ("size", "size"),
-                           ("by default", "default")):
+        for label, key in (
+            ("form", "form"),
+            ("digest", "digest"),
+            ("media type", "type"),
+            ("size", "size"),
+            ("by default", "default"),
+        ):
             t.add_column(label, key=key)
 
     def show(self, selection: Selection, hostport: str | None = None, expect_results: list | None = None) -> None:
@@ -60,10 +65,14 @@ class ManifestsView(Vertical):
         t.clear()
         self.forms = manifest_forms(selection.root, selection.image) if selection.root else []
         for i, f in enumerate(self.forms):
-            t.add_row(f.label, short(f.manifest.digest), f.manifest.media_type,
-                      Text(str(f.manifest.size), justify="right"),
-                      Text("✓ served by tag", style="bold green") if f.default else Text("on request", style="dim"),
-                      key=str(i))
+            t.add_row(
+                f.label,
+                short(f.manifest.digest),
+                f.manifest.media_type,
+                Text(str(f.manifest.size), justify="right"),
+                Text("✓ served by tag", style="bold green") if f.default else Text("on request", style="dim"),
+                key=str(i),
+            )
         self._show_expected()
         self._show_clients()
         self._show_commands()
@@ -71,9 +80,12 @@ class ManifestsView(Vertical):
 
     def _relevant(self) -> list:
         sel = self.selection
-        return [r for r in self.expect_results
-                if sel and ((r.image is not None and r.image is sel.image)
-                            or (r.image is None and r.archive is sel.archive))]
+        return [
+            r
+            for r in self.expect_results
+            if sel
+            and ((r.image is not None and r.image is sel.image) or (r.image is None and r.archive is sel.archive))
+        ]
 
     def _show_expected(self) -> None:
         """Digests someone expects (--expect): whether this image serves them, and if not, why."""
@@ -86,10 +98,15 @@ class ManifestsView(Vertical):
             t.append("✓ " if ok else "✗ ", style="bold green" if ok else "bold red")
             t.append(f"expected {r.expectation.label()}", style="bold")
             t.append(f" ({r.expectation.source}): ")
-            t.append(("served" if r.status == "matched-as-served" else f"served by variant {r.variant}")
-                     if ok else "no match", style="green" if ok else "red")
+            t.append(
+                ("served" if r.status == "matched-as-served" else f"served by variant {r.variant}")
+                if ok
+                else "no match",
+                style="green" if ok else "red",
+            )
             t.append(f" — {r.explanation}\n", style="dim")
         box.update(t)
+
     def set_hostport(self, hostport: str) -> None:
         if hostport != self.hostport:
             self.hostport = hostport
@@ -100,8 +117,14 @@ class ManifestsView(Vertical):
         if not self.selection or not self.selection.root:
             box.update("")
             return
-        t = Table(title="what a client pulling by tag gets", title_justify="left", box=None, padding=(0, 1),
-                  show_header=False, title_style="bold")
+        t = Table(
+            title="what a client pulling by tag gets",
+            title_justify="left",
+            box=None,
+            padding=(0, 1),
+            show_header=False,
+            title_style="bold",
+        )
         t.add_column(style="cyan", no_wrap=True, min_width=19)
         t.add_column(overflow="fold")
         for client, digest, reason in client_choices(self.selection.root):
@@ -146,15 +169,18 @@ class ManifestsView(Vertical):
         m = f.manifest
         head = Text()
         head.append(f"{f.label}\n", style="bold")
-        for name, value in (("digest", m.digest), ("media type", m.media_type), ("size", f"{m.size} bytes"),
-                            ("origin", f.origin_label)):
+        for name, value in (
+            ("digest", m.digest),
+            ("media type", m.media_type),
+            ("size", f"{m.size} bytes"),
+            ("origin", f.origin_label),
+        ):
             head.append(f"{name:<11} ", style="dim")
             head.append(f"{value}\n")
         for r in self._relevant():
             if r.matched and r.expectation.digest == m.digest:
                 head.append(f"{'expected':<11} ", style="dim")
-                head.append(f"by {r.expectation.source}: {r.variant_description or r.explanation}\n",
-                            style="yellow")
+                head.append(f"by {r.expectation.source}: {r.variant_description or r.explanation}\n", style="yellow")
         head.append("\nexact bytes served:\n", style="bold")
         exact = Text(m.data.decode("utf-8", "replace"), style="green", overflow="fold")
         pretty = Syntax(pretty_json(m.data), "json", theme="ansi_dark", background_color="default", word_wrap=True)

@@ -67,9 +67,13 @@ class PackageView(VerticalScroll):
         if agg["ok"] is None:
             facts.add_row("aggregate", Text("none recorded (an old package)", style="yellow"))
         else:
-            facts.add_row("aggregate", Text.assemble(
-                (f"{agg['expected'][:16]}… ({agg['field']}) ", ""),
-                ("matches checksums.txt", "green") if agg["ok"] else ("DOES NOT MATCH checksums.txt", "bold red")))
+            facts.add_row(
+                "aggregate",
+                Text.assemble(
+                    (f"{agg['expected'][:16]}… ({agg['field']}) ", ""),
+                    ("matches checksums.txt", "green") if agg["ok"] else ("DOES NOT MATCH checksums.txt", "bold red"),
+                ),
+            )
         sigs = ", ".join(f"{s['format']} ({s['file']}), not verified" for s in d["signatures"])
         facts.add_row("signature", Text(sigs or "unsigned", style="" if sigs else "yellow"))
         comps = Table(title="components", title_justify="left", title_style="bold", box=None, padding=(0, 1))
@@ -81,8 +85,13 @@ class PackageView(VerticalScroll):
                 comps.add_row(Text(c["name"], style="bold"), req, Text("no images", style="dim"), "", "")
             for i, img in enumerate(c["images"]):
                 here = Text("✓", style="green") if img["in_package"] else Text("✗ missing", style="bold red")
-                comps.add_row(Text(c["name"], style="bold") if i == 0 else "", req if i == 0 else "",
-                              Text(img["reference"]), Text(img["zarf_reference"], style="cyan"), here)
+                comps.add_row(
+                    Text(c["name"], style="bold") if i == 0 else "",
+                    req if i == 0 else "",
+                    Text(img["reference"]),
+                    Text(img["zarf_reference"], style="cyan"),
+                    here,
+                )
         extra = [i for i in d["images"] if not i["components"]]
         tail = Text()
         for i in extra:
@@ -90,8 +99,9 @@ class PackageView(VerticalScroll):
         box.update(Group(head, facts, Text(""), _checks_text(report), comps, tail))
 
 
-def unpack_progress(path: str, call: Callable[..., object],
-                    set_loading: Callable[[str], None]) -> Callable[[UnpackProgress], None]:
+def unpack_progress(
+    path: str, call: Callable[..., object], set_loading: Callable[[str], None]
+) -> Callable[[UnpackProgress], None]:
     """A progress callback for opening a compressed package in a worker thread: the status line shows a bar,
     bytes and speed (`call` is App.call_from_thread, at most ten times a second)."""
     import os
@@ -112,7 +122,10 @@ def unpack_progress(path: str, call: Callable[..., object],
             return
         frac = p.read / p.total if p.total else 1.0
         bar = "━" * int(frac * 20) + "─" * (20 - int(frac * 20))
-        call(set_loading, f"unpacking {name} {bar} {frac:4.0%}  {human_size(p.read)} of {human_size(p.total)}"
-                          f"  {human_size(int(p.speed))}/s")
+        call(
+            set_loading,
+            f"unpacking {name} {bar} {frac:4.0%}  {human_size(p.read)} of {human_size(p.total)}"
+            f"  {human_size(int(p.speed))}/s",
+        )
 
     return progress

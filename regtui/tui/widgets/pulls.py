@@ -20,8 +20,13 @@ BAR = 20
 IDLE = 5.0  # seconds without a blob request after the manifest: the client only wanted the manifest
 TIMELINE = 60  # columns of a timeline bar
 COLS = ("client", "image", "blobs", "bytes", "bar", "speed", "state", "ua")
-STATE_STYLE = {"done": "green", "pulling": "bold cyan", "failed": "bold red", "incomplete": "bold yellow",
-               "manifest only": "dim"}
+STATE_STYLE = {
+    "done": "green",
+    "pulling": "bold cyan",
+    "failed": "bold red",
+    "incomplete": "bold yellow",
+    "manifest only": "dim",
+}
 
 
 def bar(done: int, total: int, finished: bool) -> Text:
@@ -75,13 +80,16 @@ class PullsView(Vertical):
     def __init__(self, clock: Callable[[], float], live: LiveState | None = None, **kwargs):
         super().__init__(**kwargs)
         self.clock = clock
-        self.empty_hint = ("No pulls yet. Start the server (s) and pull with one of the commands from the "
-                           "Manifests view.")
+        self.empty_hint = (
+            "No pulls yet. Start the server (s) and pull with one of the commands from the Manifests view."
+        )
         self.live = live or LiveState(clock=clock)
 
     def compose(self) -> ComposeResult:
-        yield Static("Each row is one client pulling one image: its manifest request, then the blobs it fetches.",
-                     id="pulls-info")
+        yield Static(
+            "Each row is one client pulling one image: its manifest request, then the blobs it fetches.",
+            id="pulls-info",
+        )
         yield VimTable(id="pulls-table")
         yield Static(id="pull-graph-label", classes="graph-label")
         yield Sparkline([], id="pull-graph", summary_function=max)
@@ -89,8 +97,16 @@ class PullsView(Vertical):
 
     def on_mount(self) -> None:
         t = self.query_one(VimTable)
-        for label, key in (("client", "client"), ("image", "image"), ("blobs", "blobs"), ("bytes", "bytes"),
-                           ("progress", "bar"), ("speed", "speed"), ("state", "state"), ("user agent", "ua")):
+        for label, key in (
+            ("client", "client"),
+            ("image", "image"),
+            ("blobs", "blobs"),
+            ("bytes", "bytes"),
+            ("progress", "bar"),
+            ("speed", "speed"),
+            ("state", "state"),
+            ("user agent", "ua"),
+        ):
             t.add_column(label, key=key)
 
     def show(self, pulls: dict[str, PullProgress]) -> None:
@@ -100,13 +116,18 @@ class PullsView(Vertical):
             t.remove_row(gone)
         for key, p in pulls.items():
             state = state_of(p, now)
-            cells = [p.client, f"{p.repository}:{p.reference}" if not p.reference.startswith("sha256:")
-                     else f"{p.repository}@{p.reference[:19]}",
-                     f"{p.blobs_done}/{p.blobs_total}",
-                     Text(f"{human_size(p.bytes_done)} / {human_size(p.bytes_total)}", justify="right"),
-                     bar(p.bytes_done, p.bytes_total, state == "done"), Text(speed(p, now), justify="right"),
-                     Text(state, style=STATE_STYLE.get(state, "")),
-                     Text(p.user_agent, no_wrap=True, overflow="ellipsis")]
+            cells = [
+                p.client,
+                f"{p.repository}:{p.reference}"
+                if not p.reference.startswith("sha256:")
+                else f"{p.repository}@{p.reference[:19]}",
+                f"{p.blobs_done}/{p.blobs_total}",
+                Text(f"{human_size(p.bytes_done)} / {human_size(p.bytes_total)}", justify="right"),
+                bar(p.bytes_done, p.bytes_total, state == "done"),
+                Text(speed(p, now), justify="right"),
+                Text(state, style=STATE_STYLE.get(state, "")),
+                Text(p.user_agent, no_wrap=True, overflow="ellipsis"),
+            ]
             if key in t.rows:
                 for col, value in zip(COLS, cells, strict=True):
                     t.update_cell(key, col, value, update_width=True)  # live values keep their units
@@ -114,9 +135,13 @@ class PullsView(Vertical):
                 t.add_row(*cells, key=key)
         active = sum(1 for p in pulls.values() if not p.finished)
         self.query_one("#pulls-info", Static).update(
-            Text(f"{len(pulls)} pull(s), {active} in progress. Each row is one client pulling one image: "
-                 "its manifest request, then the blobs it fetches.") if pulls else
-            self.empty_hint)
+            Text(
+                f"{len(pulls)} pull(s), {active} in progress. Each row is one client pulling one image: "
+                "its manifest request, then the blobs it fetches."
+            )
+            if pulls
+            else self.empty_hint
+        )
         self.draw_selected()
 
     def _selected(self) -> PullProgress | None:
@@ -143,8 +168,11 @@ class PullsView(Vertical):
         series = self.live.pull_rates.get(p.key)
         values = series.values(end + 1, secs) if series else []
         self.query_one("#pull-graph", Sparkline).data = values
-        head = Text.assemble(("bytes/s", "bold"), f"  {p.client} {p.repository}:{p.reference}  "
-                             f"peak {human_size(int(max(values, default=0)))}/s  · over {secs} s")
+        head = Text.assemble(
+            ("bytes/s", "bold"),
+            f"  {p.client} {p.repository}:{p.reference}  "
+            f"peak {human_size(int(max(values, default=0)))}/s  · over {secs} s",
+        )
         if p.error:
             head.append(f"\n✗ {p.error}", style="bold red")
         label.update(head)

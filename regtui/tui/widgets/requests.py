@@ -21,8 +21,16 @@ from regtui.tui.live import Changes, LiveState, RequestRow, row_matches
 from regtui.tui.widgets.common import FilteredView, VimTable
 
 # The path before the client: on a narrow screen what was asked for stays visible.
-COLUMNS = (("time", "time"), ("method", "method"), ("status", "status"), ("bytes", "bytes"),
-           ("duration", "duration"), ("path", "path"), ("client", "client"), ("user agent", "ua"))
+COLUMNS = (
+    ("time", "time"),
+    ("method", "method"),
+    ("status", "status"),
+    ("bytes", "bytes"),
+    ("duration", "duration"),
+    ("path", "path"),
+    ("client", "client"),
+    ("user agent", "ua"),
+)
 _DIGEST_IN_PATH = re.compile(r"(sha256:[0-9a-f]{12})[0-9a-f]{48}([0-9a-f]{4})")
 GRAPH_SECONDS = 120
 
@@ -110,8 +118,13 @@ class RequestsView(FilteredView):
     filter_id = "requests-filter"
     BINDINGS = [*FilteredView.BINDINGS, Binding("enter", "toggle_detail", "Details", show=False)]
 
-    def __init__(self, live: LiveState, clock: Callable[[], float],
-                 context: Callable[[], RequestContext] = RequestContext, **kwargs):
+    def __init__(
+        self,
+        live: LiveState,
+        clock: Callable[[], float],
+        context: Callable[[], RequestContext] = RequestContext,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.live = live
         self.clock = clock
@@ -146,12 +159,20 @@ class RequestsView(FilteredView):
         size = human_size(row.bytes_sent)
         if row.status is None and row.total:
             size = f"{human_size(row.bytes_sent)}/{human_size(row.total)}"
-        return [time.strftime("%H:%M:%S", time.localtime(row.time)), row.method,
-                status_cell(row, corrupt), Text(size, justify="right"),
-                Text(f"{dur * 1000:.0f} ms" if dur < 10 else f"{dur:.1f} s", justify="right",
-                     style="" if row.duration is not None else "dim"),
-                Text(short_path(row.path), no_wrap=True, overflow="ellipsis"), row.client,
-                Text(row.user_agent[:40], no_wrap=True, overflow="ellipsis")]
+        return [
+            time.strftime("%H:%M:%S", time.localtime(row.time)),
+            row.method,
+            status_cell(row, corrupt),
+            Text(size, justify="right"),
+            Text(
+                f"{dur * 1000:.0f} ms" if dur < 10 else f"{dur:.1f} s",
+                justify="right",
+                style="" if row.duration is not None else "dim",
+            ),
+            Text(short_path(row.path), no_wrap=True, overflow="ellipsis"),
+            row.client,
+            Text(row.user_agent[:40], no_wrap=True, overflow="ellipsis"),
+        ]
 
     def apply(self, changes: Changes) -> None:
         t = self.query_one(VimTable)
@@ -198,21 +219,28 @@ class RequestsView(FilteredView):
         if not self.query("#graph-bytes"):  # not composed yet
             return
         now = self.clock()
-        for key, series, unit in (("bytes", self.live.bytes_rate, "B"), ("requests", self.live.requests_rate, ""),
-                                  ("errors", self.live.errors_rate, "")):
+        for key, series, unit in (
+            ("bytes", self.live.bytes_rate, "B"),
+            ("requests", self.live.requests_rate, ""),
+            ("errors", self.live.errors_rate, ""),
+        ):
             values = series.values(now, GRAPH_SECONDS)
             self.query_one(f"#graph-{key}", Sparkline).data = values
             name = {"bytes": "bytes/s", "requests": "requests/s", "errors": "errors/s"}[key]
             self.query_one(f"#graph-{key}-label", Static).update(
-                Text.assemble((name, "bold"), f"  {rate(values, unit)}", no_wrap=True, overflow="ellipsis"))
+                Text.assemble((name, "bold"), f"  {rate(values, unit)}", no_wrap=True, overflow="ellipsis")
+            )
 
     def _info(self) -> None:
         t = self.query_one(VimTable)
         info = Text()
         info.append("follow ● " if self.follow else "follow ○ ", style="bold green" if self.follow else "dim")
         if self.live.requests_total:
-            info.append(f"{t.row_count} shown · last {self.live.capacity} kept · {self.live.requests_total} total"
-                        " · enter: details", style="dim")
+            info.append(
+                f"{t.row_count} shown · last {self.live.capacity} kept · {self.live.requests_total} total"
+                " · enter: details",
+                style="dim",
+            )
         else:
             info.append(self.empty_hint, style="dim")
         self.query_one("#requests-info", Static).update(info)

@@ -106,8 +106,11 @@ class ServerView(Vertical):
                         continue
                     by_digest = f"{root.repository}@{digest}"
                     same = " (the same image)" if first[1] == digest else ""
-                    t.append(f"  in {_name(a)}: the tag is served from {_name(first[0])}, given first{same}; "
-                             "this one is reachable by digest only:\n", style="yellow")
+                    t.append(
+                        f"  in {_name(a)}: the tag is served from {_name(first[0])}, given first{same}; "
+                        "this one is reachable by digest only:\n",
+                        style="yellow",
+                    )
                     t.append(f"    {pull_commands(hostport, by_digest)[0][1]}\n", style="dim")
                 for r in expect_results:  # --expect matched: pull by that digest too, as the nodes will
                     if r.matched and r.archive is a and any(r.image is i for i in _images(root)):

@@ -31,8 +31,10 @@ def result_rows(report: VerifyReport) -> list[ResultRow]:
     return rows
 
 
-INTRO = ("Verification reads every blob: digests, sizes, diff_ids, layer order, index descriptors. "
-         "Press v to start; the server keeps serving meanwhile.")
+INTRO = (
+    "Verification reads every blob: digests, sizes, diff_ids, layer order, index descriptors. "
+    "Press v to start; the server keeps serving meanwhile."
+)
 STYLE = {"error": "bold red", "warning": "yellow", "ok": "green"}
 
 
@@ -65,8 +67,13 @@ class VerifyView(Vertical):
     def on_mount(self) -> None:
         t = self.query_one(VimTable)
         # Fixed widths keep every column on screen; the detail pane below shows each value in full.
-        for label, key, width in (("status", "status", 10), ("check", "check", 10), ("subject", "subject", 34),
-                                  ("expected", "expected", 26), ("found", "found", None)):
+        for label, key, width in (
+            ("status", "status", 10),
+            ("check", "check", 10),
+            ("subject", "subject", 34),
+            ("expected", "expected", 26),
+            ("found", "found", None),
+        ):
             t.add_column(label, key=key, width=width)
 
     def show(self, selection: Selection, report: VerifyReport | None = None) -> None:
@@ -109,7 +116,8 @@ class VerifyView(Vertical):
         bar = self.query_one(ProgressBar)
         bar.update(total=max(total, 1), progress=done)
         self.query_one("#verify-status", Static).update(
-            Text(f"verifying: {human_size(done)} of {human_size(total)}  {label}", no_wrap=True, overflow="ellipsis"))
+            Text(f"verifying: {human_size(done)} of {human_size(total)}  {label}", no_wrap=True, overflow="ellipsis")
+        )
 
     def finished(self, name: str, report: VerifyReport | None, error: str | None, elapsed: float) -> None:
         self.running = False
@@ -127,12 +135,18 @@ class VerifyView(Vertical):
         self.rows = result_rows(report)
         checked = len(report.checks)
         if errors:
-            line = Text(f"✗ {name}: {len(errors)} mismatch{'es' * (len(errors) != 1)}, {len(warnings)} "
-                        f"warning(s), {checked} checks in {elapsed:.1f} s", style="bold red")
+            line = Text(
+                f"✗ {name}: {len(errors)} mismatch{'es' * (len(errors) != 1)}, {len(warnings)} "
+                f"warning(s), {checked} checks in {elapsed:.1f} s",
+                style="bold red",
+            )
         else:
-            line = Text(f"✓ {name}: all {checked} checks passed"
-                        + (f", {len(warnings)} warning(s)" if warnings else "") + f" in {elapsed:.1f} s",
-                        style="bold green")
+            line = Text(
+                f"✓ {name}: all {checked} checks passed"
+                + (f", {len(warnings)} warning(s)" if warnings else "")
+                + f" in {elapsed:.1f} s",
+                style="bold green",
+            )
         if report.cached:
             line = Text.assemble(line, ("   (result of an earlier run on these same bytes; v verifies again)", "dim"))
         status.update(line)
@@ -141,8 +155,14 @@ class VerifyView(Vertical):
         for i, (sev, check, subject, expected, found, _cause) in enumerate(self.rows):
             style = STYLE.get(sev, "")
             mark = {"error": "✗ mismatch", "warning": "! warning", "ok": "✓ ok"}.get(sev, sev)
-            t.add_row(Text(mark, style=style), check, _short(subject), Text(_short(expected)),
-                      Text(_short(found), style=style if sev != "ok" else ""), key=str(i))
+            t.add_row(
+                Text(mark, style=style),
+                check,
+                _short(subject),
+                Text(_short(expected)),
+                Text(_short(found), style=style if sev != "ok" else ""),
+                key=str(i),
+            )
         self._show_detail()
 
     def on_data_table_row_highlighted(self, event: VimTable.RowHighlighted) -> None:
