@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -13,6 +14,7 @@ from regtui.oci.errors import ArchiveError
 if TYPE_CHECKING:
     from regtui.oci.forensics import Expectation, ExpectResult
     from regtui.oci.model import Archive
+    from regtui.remote import Credentials
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -168,3 +170,27 @@ def json_results(data: list[dict[str, Any]], archives: Sequence[Archive], result
 
 def all_matched(results: list[ExpectResult]) -> bool:
     return all(r.matched for r in results)
+
+
+def check_connection_options(ca: str | None, insecure: bool, username: str | None, password_stdin: bool) -> None:
+    """The TLS and login options `push` and `watch` share: one set of rules, one wording."""
+    if insecure and ca:
+        fail("--insecure and --ca exclude each other (--ca verifies the server, --insecure does not)")
+    if password_stdin and not username:
+        fail("--password-stdin needs --username")
+    if username and not password_stdin:
+        fail("--username needs --password-stdin (the password is read from standard input)")
+    if ca and not os.path.isfile(ca):
+        fail(f"--ca {ca}: no such file")
+
+
+def read_credentials(username: str | None) -> Credentials | None:
+    """`--username` with the password from standard input (checked by `check_connection_options` first)."""
+    if not username:
+        return None
+    from regtui.remote import Credentials
+
+    password = sys.stdin.read().rstrip("\r\n")
+    if not password:
+        fail("--password-stdin: standard input was empty")
+    return Credentials(username, password, source="--username/--password-stdin")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import sys
 
 import click
 
@@ -13,9 +12,11 @@ from regtui.cli.common import (
     EXIT_FAILED,
     all_matched,
     apply_cli_expectations,
+    check_connection_options,
     expect_options,
     fail,
     open_or_fail,
+    read_credentials,
     render_results,
 )
 from regtui.push.errors import PushError
@@ -89,23 +90,9 @@ def command(
     sends only what the registry is missing. With --expect, the manifest bytes digest forensics recovers
     are the ones pushed (nothing is pushed when an expected digest cannot be reproduced).
     """
-    if insecure and ca:
-        fail("--insecure and --ca exclude each other (--ca verifies the registry, --insecure does not)")
-    if password_stdin and not username:
-        fail("--password-stdin needs --username")
-    if username and not password_stdin:
-        fail("--username needs --password-stdin (the password is read from standard input)")
+    check_connection_options(ca, insecure, username, password_stdin)
     size = _parse_size(chunk_size)
-    if ca and not os.path.isfile(ca):
-        fail(f"--ca {ca}: no such file")
-    credentials = None
-    if username:
-        from regtui.remote import Credentials
-
-        password = sys.stdin.read().rstrip("\r\n")
-        if not password:
-            fail("--password-stdin: standard input was empty")
-        credentials = Credentials(username, password, source="--username/--password-stdin")
+    credentials = read_credentials(username)
     from regtui.push.names import parse_tag_map, parse_target
 
     try:  # bad arguments and an archive that cannot be opened exit 2, like every command

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from regtui.cli.common import EXIT_FAILED, fail
+from regtui.cli.common import EXIT_FAILED, check_connection_options, fail, read_credentials
 
 
 def _keyboard_on_tty() -> None:
@@ -53,12 +53,7 @@ def command(source, follow, since, until, export_path, ca, insecure, username, p
     from regtui.watch.feed import parse_when
     from regtui.watch.sources import make_source
 
-    if insecure and ca:
-        fail("--insecure and --ca exclude each other (--ca verifies the server, --insecure does not)")
-    if password_stdin and not username:
-        fail("--password-stdin needs --username")
-    if username and not password_stdin:
-        fail("--username needs --password-stdin (the password is read from standard input)")
+    check_connection_options(ca, insecure, username, password_stdin)
     if password_stdin and source == "-":
         fail("--password-stdin and `watch -` both want standard input; use docker login for the password")
     if source == "-" and os.isatty(0):
@@ -73,16 +68,7 @@ def command(source, follow, since, until, export_path, ca, insecure, username, p
                 when[name] = parse_when(value)
             except ValueError as e:
                 fail(f"--{name}: {e}")
-    if ca and not os.path.isfile(ca):
-        fail(f"--ca {ca}: no such file")
-    credentials = None
-    if username:
-        from regtui.remote import Credentials
-
-        password = sys.stdin.read().rstrip("\r\n")
-        if not password:
-            fail("--password-stdin: standard input was empty")
-        credentials = Credentials(username, password, source="--username/--password-stdin")
+    credentials = read_credentials(username)
     stdin = os.fdopen(os.dup(0), "rb") if source == "-" else None
     export = None
     if export_path:
