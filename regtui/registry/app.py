@@ -33,6 +33,8 @@ from regtui.registry.handlers import (
     changed,
     digest_of,
     manifest_answer,
+    manifest_headers,
+    not_modified_headers,
     open_blob,
     refused,
     repo_of,
@@ -265,12 +267,10 @@ def _body(data: bytes, content_type: str, status: int = 200, headers: dict | Non
     return resp
 
 
-def _not_modified(etag: str, digest: str, cache: str | None = None) -> Response:
+def _not_modified(headers: dict[str, str]) -> Response:
     resp = Response(b"", status=304)
-    resp.headers["ETag"] = etag
-    resp.headers["Docker-Content-Digest"] = digest
-    if cache:
-        resp.headers["Cache-Control"] = cache
+    for k, v in headers.items():
+        resp.headers[k] = v
     resp.headers.pop("Content-Length", None)
     resp.headers.pop("Content-Type", None)
     return resp
@@ -280,15 +280,15 @@ def _not_modified(etag: str, digest: str, cache: str | None = None) -> Response:
 def _manifest(repo: Repo, route: Route, info: RequestInfo) -> Response:
     manifest, etag, not_modified = manifest_answer(repo, route, request.headers, info)
     if not_modified:
-        return _not_modified(etag, manifest.digest)
-    return _body(manifest.data, manifest.media_type, headers={"Docker-Content-Digest": manifest.digest, "ETag": etag})
+        return _not_modified(not_modified_headers(etag, manifest.digest))
+    return _body(manifest.data, manifest.media_type, headers=manifest_headers(manifest, etag))
 
 
 # -- blobs -----------------------------------------------------------------------------------------------
 async def _blob(state: RegistryState, repo: Repo, route: Route, info: RequestInfo) -> Response:
     plan = blob_plan(repo, route, request.headers, state.refuse)
     if plan.not_modified:
-        return _not_modified(plan.etag, plan.digest, BLOB_CACHE)
+        return _not_modified(not_modified_headers(plan.etag, plan.digest, BLOB_CACHE))
     body = await _open_body(state, plan.blob, plan.start, plan.length, request.method == "HEAD", info)
     info.body = body
     resp = Response(body, status=plan.status, headers=plan.headers, content_type="application/octet-stream")

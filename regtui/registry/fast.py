@@ -23,6 +23,8 @@ from regtui.registry.handlers import (
     blob_plan,
     changed,
     manifest_answer,
+    manifest_headers,
+    not_modified_headers,
     open_blob,
     repo_of,
     short_read,
@@ -55,11 +57,9 @@ class ScopeHeaders:
         return list(self._d.get(name.lower(), ()))
 
 
-def _not_modified(etag: str, digest: str, cache: str | None = None) -> list:
-    headers = [(b"etag", etag.encode()), (b"docker-content-digest", digest.encode())]
-    if cache:
-        headers.append((b"cache-control", cache.encode()))
-    return headers
+def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    """Headers as ASGI wants them; the values come from the core, the same as the Quart path writes."""
+    return [(k.lower().encode(), v.encode()) for k, v in headers.items()]
 
 
 class FastPath:
@@ -105,7 +105,7 @@ class FastPath:
     async def _manifest(self, send, method: str, repo, info: RequestInfo, headers: ScopeHeaders) -> bool:
         manifest, etag, not_modified = manifest_answer(repo, info.route, headers, info)
         if not_modified:
-            return await self._reply(send, method, 304, _not_modified(etag, manifest.digest), None)
+            return await self._reply(send, method, 304, _raw(not_modified_headers(etag, manifest.digest)), None)
         return await self._reply(
             send,
             method,
@@ -113,8 +113,7 @@ class FastPath:
             [
                 (b"content-type", manifest.media_type.encode()),
                 (b"content-length", str(len(manifest.data)).encode()),
-                (b"docker-content-digest", manifest.digest.encode()),
-                (b"etag", etag.encode()),
+                *_raw(manifest_headers(manifest, etag)),
             ],
             manifest.data,
         )
@@ -122,7 +121,8 @@ class FastPath:
     async def _blob(self, send, raw_send, method: str, repo, info: RequestInfo, headers: ScopeHeaders, count) -> bool:
         plan = blob_plan(repo, info.route, headers, self.state.refuse)
         if plan.not_modified:
-            return await self._reply(send, method, 304, _not_modified(plan.etag, plan.digest, BLOB_CACHE), None)
+            headers304 = _raw(not_modified_headers(plan.etag, plan.digest, BLOB_CACHE))
+            return await self._reply(send, method, 304, headers304, None)
         loc = plan.blob.location
         if loc is None:
             return False  # an in-memory blob: the app sends it
@@ -140,7 +140,7 @@ class FastPath:
             return False  # the app refuses it, with its log event
         fds = [fd]
         try:
-            out = [(k.lower().encode(), v.encode()) for k, v in plan.headers.items()]
+            out = _raw(plan.headers)
             out += [(b"content-type", _OCTETS), (b"content-length", str(plan.length).encode()), _API]
             if fd is not None:
                 info.blob = plan.digest

@@ -147,6 +147,19 @@ def manifest_answer(repo: Repo, route: Route, headers, info: RequestInfo) -> tup
     return manifest, etag, False
 
 
+def manifest_headers(manifest: Manifest, etag: str) -> dict[str, str]:
+    """A manifest reply's headers besides Content-Type and Content-Length, which each path writes with the body."""
+    return {"Docker-Content-Digest": manifest.digest, "ETag": etag}
+
+
+def not_modified_headers(etag: str, digest: str, cache: str | None = None) -> dict[str, str]:
+    """A 304's headers (no body, no Content-Length or Content-Type), written alike by both request paths."""
+    out = {"ETag": etag, "Docker-Content-Digest": digest}
+    if cache:
+        out["Cache-Control"] = cache
+    return out
+
+
 # -- blobs -----------------------------------------------------------------------------------------------
 @dataclass
 class BlobPlan:
