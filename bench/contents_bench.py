@@ -34,7 +34,7 @@ from textual import events
 from regtui.oci import open_archive
 from regtui.oci.contents import load_image_files
 from regtui.tui.app import RegtuiApp
-from tests.support import free_port
+from tests.helpers.support import free_port
 from tests.test_contents_hostile import _many_tiny
 
 TARGETS = {"index / tar -tzf": 1.2, "second open s": 1.0, "key press p99 ms": 50.0}

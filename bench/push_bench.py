@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.conftest import SEED
-from tests.push_support import Registry, add_big_layer
+from tests.helpers.push_support import Registry, add_big_layer
 
 TARGETS = {"MiB/s": 100, "peak RSS MiB": 120}
 

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.registry_harness import build_layout
-from tests.support import free_port
+from tests.helpers.registry_harness import build_layout
+from tests.helpers.support import free_port
 
 TARGETS = {"single MiB/s": 1000, "aggregate MiB/s": 1500, "peak RSS MiB": 160, "manifest req/s": 1000}
 

@@ -29,7 +29,7 @@ from isal import isal_zlib
 from textual import events
 
 from regtui.tui.app import RegtuiApp
-from tests.support import free_port
+from tests.helpers.support import free_port
 
 TARGETS = {"loop lag p99 ms": 100, "key press max ms": 200}
 LAYERS = 4

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from regtui.tui.app import RegtuiApp
-from tests.support import build_multiarch_layout
-from tests.tui_support import flip_byte_in_layer, until
+from tests.helpers.support import build_multiarch_layout
+from tests.helpers.tui_support import flip_byte_in_layer, until
 
 SIZE = (150, 42)
 SEED = Path(os.environ.get("REGTUI_SEED", ROOT.parent / "shared" / "fixtures" / "seed-image.tar"))

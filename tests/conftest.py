@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import build_multiarch_layout, require_tool, tar_folder
+from tests.helpers.support import build_multiarch_layout, require_tool, tar_folder
 
-pytest_plugins = ["tests.zarf_fixtures"]  # Zarf packages in every form, built from the images below
+pytest_plugins = ["tests.helpers.zarf_fixtures"]  # Zarf packages in every form, built from the images below
 
 # The shared seed image: $REGTUI_SEED, else shared/fixtures/ beside the checkout (where CI copies it too).
 SEED = Path(

@@ -15,8 +15,8 @@ import pytest
 
 from regtui.oci import open_archive
 from regtui.oci.serializations import Variant, serialize
+from tests.helpers.tui_support import flip_byte_in_layer
 from tests.test_registry_command import Serve
-from tests.tui_support import flip_byte_in_layer
 
 
 def run(*args: str, cache: Path) -> subprocess.CompletedProcess:
@@ -136,7 +136,7 @@ def test_inspect_numbers_layers_from_1_like_the_tui(seed_tar, tmp_path):
 # -- 16: piped inspect does not wrap -----------------------------------------------------------------------
 def test_piped_inspect_keeps_each_layer_on_one_line(tmp_path):
     """A layer whose created_by is long: piped, it stays whole on the layer's line, greppable."""
-    from tests.tarkit import crane_tarball, layer_tar
+    from tests.helpers.tarkit import crane_tarball, layer_tar
 
     long = "RUN " + " && ".join(f"step-{i} --with-a-long-option" for i in range(12))
     path = crane_tarball(tmp_path / "long.tar", [layer_tar({"a": b"a"})], created_by=long)

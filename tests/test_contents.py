@@ -16,7 +16,7 @@ from regtui.oci.contents.merge import MARK_NAMES, NONE, unpack
 from regtui.oci.contents.read import read_file
 from regtui.oci.contents.tarscan import KIND_NAMES
 from regtui.oci.contents.waste import analyze
-from tests import contents_oracle as oracle
+from tests.helpers import contents_oracle as oracle
 
 
 @pytest.fixture(autouse=True)
@@ -167,7 +167,7 @@ def test_measuring_a_layer_indexes_it_in_the_same_read_and_the_cache_never_vouch
 
     from regtui.oci.contents.index import load_cached
     from regtui.tui.measure import measure_layer
-    from tests.tui_support import flip_byte_in_layer
+    from tests.helpers.tui_support import flip_byte_in_layer
 
     img = open_archive(str(archives["oci-archive"])).images()[0]
     for layer in img.layers:

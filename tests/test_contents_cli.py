@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import contents_oracle as oracle
+from tests.helpers import contents_oracle as oracle
 
 
 def run(tmp_path: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess[bytes]:

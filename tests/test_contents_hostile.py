@@ -22,7 +22,7 @@ from regtui.oci import open_archive
 from regtui.oci.contents import load_image_files
 from regtui.oci.contents.index import Indexer
 from regtui.oci.contents.read import ContentError, read_file
-from tests.tarkit import Entry, file, folder, sym, tar_bytes
+from tests.helpers.tarkit import Entry, file, folder, sym, tar_bytes
 
 
 @pytest.fixture(autouse=True)

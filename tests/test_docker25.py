@@ -13,7 +13,7 @@ from pathlib import Path
 
 from regtui.oci import open_archive
 from regtui.oci.verify import verify_archive
-from tests.support import tar_folder
+from tests.helpers.support import tar_folder
 
 
 def _docker25(oci_dir: Path, out: Path, mutate=None) -> Path:

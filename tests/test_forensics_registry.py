@@ -31,8 +31,8 @@ from regtui.oci.forensics import (
     parse_expectation,
 )
 from regtui.oci.serializations import Variant, serialize
-from tests.distribution import DistributionRegistry, TokenServer
-from tests.support import free_port, require_tool, stop_process
+from tests.helpers.distribution import DistributionRegistry, TokenServer
+from tests.helpers.support import free_port, require_tool, stop_process
 
 REGTUI = [sys.executable, "-m", "regtui"]
 

@@ -32,8 +32,8 @@ from regtui.oci import open_archive
 from regtui.oci.errors import ArchiveError
 from regtui.oci.inspect import inspect_dict
 from regtui.oci.verify import verify_archive
-from tests import tarkit as tk
-from tests.support import require_tool
+from tests.helpers import tarkit as tk
+from tests.helpers.support import require_tool
 
 EXAMPLES = int(os.environ.get("REGTUI_FUZZ_EXAMPLES", "300"))
 RANDOM = os.environ.get("REGTUI_FUZZ_RANDOM") == "1"  # new examples each run instead of the fixed sequence

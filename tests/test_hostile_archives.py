@@ -21,9 +21,9 @@ import pytest
 
 from regtui.oci import open_archive
 from regtui.oci.errors import ArchiveError
-from tests import tarkit as tk
 from tests.conftest import SEED
-from tests.support import free_port
+from tests.helpers import tarkit as tk
+from tests.helpers.support import free_port
 
 CONFIG = "sha256:5583a8d908ca5bb3e6f9dc40948a2411040ea89c337cb700aeaacb72ca961196"
 BIG_LAYER = "d45bb24b366559f0725f7094ea70dfd6bee1df82b9d40224b0d39ba01fef9ec4.tar.gz"

@@ -35,9 +35,9 @@ from hypothesis import strategies as st
 
 from regtui.oci import mediatypes as mt
 from regtui.oci import open_archive
-from tests import tarkit as tk
-from tests.distribution import write_htpasswd
-from tests.support import free_port
+from tests.helpers import tarkit as tk
+from tests.helpers.distribution import write_htpasswd
+from tests.helpers.support import free_port
 
 DOCKER_ACCEPT = f"{mt.DOCKER_MANIFEST}, {mt.OCI_MANIFEST}, {mt.DOCKER_LIST}, {mt.OCI_INDEX}"
 FUZZ_EXAMPLES = int(os.environ.get("REGTUI_HTTP_FUZZ_EXAMPLES", "600"))
@@ -332,7 +332,7 @@ def test_misbehaving_clients_leave_no_trace(big_archive, serve):
 def test_misbehaving_clients_leave_no_asyncio_tasks(big_archive):
     """The same clients against the embedded server (as the TUI runs it): its event loop's tasks return to
     their baseline too."""
-    from tests.registry_harness import running_registry
+    from tests.helpers.registry_harness import running_registry
 
     def tasks(reg) -> int:
         async def count():

@@ -16,7 +16,7 @@ import pytest
 from regtui.oci import open_archive
 from regtui.oci.model import Image, ImageIndex, Platform
 from regtui.oci.negotiate import select_platform
-from tests.support import require_tool
+from tests.helpers.support import require_tool
 from tests.test_registry_command import Serve
 
 REPO, TAG = "registry", "2.8.1"

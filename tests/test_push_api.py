@@ -13,7 +13,7 @@ from regtui.push.events import BlobDone, BlobProgress, BlobStarted, Finished, Ma
 from regtui.push.names import parse_target
 from regtui.push.plan import build_plan
 from regtui.push.run import run_push
-from tests.distribution import DistributionRegistry
+from tests.helpers.distribution import DistributionRegistry
 
 
 @pytest.fixture

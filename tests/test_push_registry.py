@@ -18,13 +18,13 @@ import pytest
 
 from regtui.oci import open_archive
 from regtui.oci.model import ImageIndex
-from tests.distribution import (
+from tests.helpers.distribution import (
     DistributionRegistry,
     TokenServer,
     make_ca,
     write_htpasswd,
 )
-from tests.push_support import CuttingProxy, add_big_layer, pull_and_rehash, skopeo
+from tests.helpers.push_support import CuttingProxy, add_big_layer, pull_and_rehash, skopeo
 
 PLAIN = ["--src-tls-verify=false"]
 
@@ -420,7 +420,7 @@ def test_registry_refuses_a_media_type(registry, oci_dir, tmp_path, no_docker_co
 
 
 def test_connection_refused_and_bad_arguments(seed_tar, tmp_path, no_docker_config):
-    from tests.support import free_port
+    from tests.helpers.support import free_port
 
     r = push(seed_tar, f"127.0.0.1:{free_port()}", docker_config=no_docker_config)
     assert_one_line_error(r, "connection refused", "is the registry running")

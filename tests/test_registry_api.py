@@ -28,7 +28,7 @@ from regtui.registry.events import (
 )
 from regtui.registry.server import TLS, BindError, serve
 from regtui.registry.tls import self_signed
-from tests.registry_harness import build_layout, running_registry, wait_for
+from tests.helpers.registry_harness import build_layout, running_registry, wait_for
 
 MISSING = "sha256:" + "0" * 64
 SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+prettyjws"

@@ -14,9 +14,9 @@ import pytest
 
 from regtui.oci.model import ImageIndex
 from regtui.oci.negotiate import DEFAULT_PLATFORM, select_platform
-from tests.containerd import running_containerd
-from tests.registry_harness import running_registry, wait_for
-from tests.support import require_tool
+from tests.helpers.containerd import running_containerd
+from tests.helpers.registry_harness import running_registry, wait_for
+from tests.helpers.support import require_tool
 
 REPO, TAG = "registry", "2.8.1"
 SUBJECTS = ["seed_tar", "oci_tar", "multiarch_tar"]

@@ -18,7 +18,7 @@ import time
 import httpx
 import pytest
 
-from tests.registry_harness import build_layout
+from tests.helpers.registry_harness import build_layout
 
 URL = re.compile(r"(https?://127\.0\.0\.1:\d+)")
 

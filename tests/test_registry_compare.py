@@ -35,9 +35,9 @@ import pytest
 
 from regtui.oci import mediatypes as mt
 from regtui.oci import open_archive
-from tests.distribution import DistributionRegistry
-from tests.registry_harness import running_registry
-from tests.support import require_tool
+from tests.helpers.distribution import DistributionRegistry
+from tests.helpers.registry_harness import running_registry
+from tests.helpers.support import require_tool
 
 SKOPEO_ACCEPT = [
     mt.OCI_MANIFEST,

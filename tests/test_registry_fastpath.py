@@ -15,7 +15,7 @@ import pytest
 from regtui.oci import open_archive
 from regtui.registry.app import create_app
 from regtui.registry.events import EventBus, RequestFinished, RequestStarted
-from tests.distribution import write_htpasswd
+from tests.helpers.distribution import write_htpasswd
 
 DOCKER = "application/vnd.docker.distribution.manifest.v2+json"
 OCI = "application/vnd.oci.image.manifest.v1+json"
@@ -147,7 +147,7 @@ def test_the_pump_engages_on_a_real_socket_with_the_right_bytes(seed_tar, monkey
     import httpx
 
     from regtui.registry import pump
-    from tests.registry_harness import running_registry
+    from tests.helpers.registry_harness import running_registry
 
     pumped = []
     real_run = pump._Pump.run

@@ -8,8 +8,8 @@ import pytest
 
 from regtui.remote import Credentials, RegistryClient, RemoteError, Unreachable
 from regtui.remote.auth import SCOPES, scopes_for
-from tests.distribution import DistributionRegistry, make_ca, write_htpasswd
-from tests.support import free_port
+from tests.helpers.distribution import DistributionRegistry, make_ca, write_htpasswd
+from tests.helpers.support import free_port
 
 
 def test_scopes_follow_the_path():

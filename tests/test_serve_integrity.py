@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from regtui.oci import open_archive
-from tests.support import free_port
+from tests.helpers.support import free_port
 from tests.test_load_faults import (  # noqa: F401 (fixtures)
     Served,
     _assert_no_wrong_byte,
@@ -109,7 +109,7 @@ def test_rewrite_ahead_of_a_reader_with_mtime_restored(big_archive, serve, tmp_p
     args: list[str] = []
     headers = {}
     if path == "quart":
-        from tests.distribution import write_htpasswd
+        from tests.helpers.distribution import write_htpasswd
 
         args = ["--htpasswd", str(write_htpasswd(tmp_path / "htpasswd", {"u": "p"}))]
         headers = {"Authorization": "Basic dTpw"}
@@ -154,7 +154,7 @@ def either_path(request, seed_tar, serve, tmp_path):  # noqa: F811
     """`serve` on the fast path (anonymous) and on the Quart path (--htpasswd), with the headers to pass."""
     if request.param == "anonymous":
         return serve(seed_tar), {}
-    from tests.distribution import write_htpasswd
+    from tests.helpers.distribution import write_htpasswd
 
     s = serve(seed_tar, "--htpasswd", str(write_htpasswd(tmp_path / "htpasswd", {"u": "p"})))
     return s, {"Authorization": "Basic dTpw"}

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from regtui.oci import open_archive
-from tests.support import free_port
+from tests.helpers.support import free_port
 
 LINE = re.compile(
     r"^\d\d:\d\d:\d\d\.\d{3} (127\.0\.0\.1:\d+ (GET|HEAD) \S+ \d{3} .* ms \".*\"|pull \w+: .*|"

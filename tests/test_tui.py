@@ -18,9 +18,9 @@ from regtui.oci import open_archive
 from regtui.tui.app import RegtuiApp
 from regtui.tui.widgets.common import VimTable
 from regtui.tui.widgets.images import ImagesTree
-from tests.containerd import running_containerd
-from tests.support import free_port, require_tool, tar_folder
-from tests.tui_support import flip_byte_in_layer, table_rows, text_of, until
+from tests.helpers.containerd import running_containerd
+from tests.helpers.support import free_port, require_tool, tar_folder
+from tests.helpers.tui_support import flip_byte_in_layer, table_rows, text_of, until
 
 SIZE = (160, 45)
 
@@ -367,7 +367,7 @@ def test_cli_refuses_a_missing_archive_before_starting(tmp_path):
 async def test_push_into_a_real_registry(seed_tar, tmp_path, monkeypatch):
     from textual.widgets import Button, Input, RichLog
 
-    from tests.distribution import DistributionRegistry
+    from tests.helpers.distribution import DistributionRegistry
 
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
     with DistributionRegistry(tmp_path / "registry") as reg:
@@ -459,7 +459,7 @@ async def test_closing_the_push_screen_cancels_the_push(seed_tar, tmp_path, monk
     registry still holds the upload; nothing more reaches the registry, so no manifest lands."""
     from textual.widgets import Input
 
-    from tests.distribution import DistributionRegistry
+    from tests.helpers.distribution import DistributionRegistry
 
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
     with DistributionRegistry(tmp_path / "registry") as reg:

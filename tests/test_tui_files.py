@@ -15,9 +15,9 @@ from regtui.oci.contents.waste import analyze
 from regtui.tui.app import RegtuiApp
 from regtui.tui.widgets.common import VimTable
 from regtui.tui.widgets.files import FilesTree, FilesView
-from tests.support import free_port
+from tests.helpers.support import free_port
+from tests.helpers.tui_support import table_rows, text_of, until
 from tests.test_contents_hostile import _many_tiny, make_layout
-from tests.tui_support import table_rows, text_of, until
 
 SIZE = (160, 45)
 

@@ -20,8 +20,8 @@ from regtui.registry.events import RequestProgress, RequestStarted
 from regtui.tui.app import RegtuiApp
 from regtui.tui.widgets.common import VimTable
 from regtui.tui.widgets.images import ImagesTree
-from tests.support import free_port, require_tool
-from tests.tui_support import flip_byte_in_layer, table_rows, text_of, until
+from tests.helpers.support import free_port, require_tool
+from tests.helpers.tui_support import flip_byte_in_layer, table_rows, text_of, until
 
 SIZE = (160, 45)
 

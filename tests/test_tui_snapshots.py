@@ -12,7 +12,7 @@ import pytest
 
 from regtui.oci import open_archive
 from regtui.tui.app import RegtuiApp
-from tests.tui_support import T0, publish_demo_traffic, until
+from tests.helpers.tui_support import T0, publish_demo_traffic, until
 
 SIZE = (150, 42)
 PORT = 5000

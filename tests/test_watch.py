@@ -21,11 +21,11 @@ from regtui.tui.app import RegtuiApp
 from regtui.tui.widgets.common import VimTable
 from regtui.tui.widgets.requests import COLUMNS
 from regtui.watch.sources import LinesSource, SseSource, make_source
-from tests.containerd import running_containerd
-from tests.distribution import write_htpasswd
-from tests.support import free_port, require_tool
+from tests.helpers.containerd import running_containerd
+from tests.helpers.distribution import write_htpasswd
+from tests.helpers.support import free_port, require_tool
+from tests.helpers.tui_support import table_rows, text_of, until
 from tests.test_registry_command import Serve
-from tests.tui_support import table_rows, text_of, until
 
 SIZE = (160, 45)
 REF = "registry:2.8.1"
@@ -333,7 +333,7 @@ def test_events_refuse_several_workers(seed_tar):
 
 def test_a_stalled_watcher_keeps_a_bounded_queue_and_learns_what_it_missed(seed_tar):
     from regtui.registry.watchfeed import install
-    from tests.registry_harness import RunningRegistry
+    from tests.helpers.registry_harness import RunningRegistry
 
     reg = RunningRegistry([seed_tar])
     feed = install(reg.app, replay=10, queue=64 << 10)
@@ -395,7 +395,7 @@ def _sse(url: str, headers: dict | None = None, *, until_path: str) -> list[tupl
 
 def test_a_late_joiner_gets_a_replay_and_a_reconnect_only_what_it_missed(seed_tar):
     from regtui.registry.watchfeed import install
-    from tests.registry_harness import RunningRegistry
+    from tests.helpers.registry_harness import RunningRegistry
 
     reg = RunningRegistry([seed_tar])
     install(reg.app, replay=4, keepalive=0.2)

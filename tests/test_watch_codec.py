@@ -27,7 +27,7 @@ from regtui.registry.events import (
 from regtui.registry.logformat import LineLog
 from regtui.watch.feed import Feed, SourceState, parse_when
 from regtui.watch.sources import LinesSource, events_url, make_source
-from tests.support import require_tool
+from tests.helpers.support import require_tool
 
 T = 1_767_225_600.25
 START = RequestStarted(

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.distribution import DistributionRegistry
-from tests.zarf_support import ZARF_FIXTURE, fixture_members, variant
+from tests.helpers.distribution import DistributionRegistry
+from tests.helpers.zarf_support import ZARF_FIXTURE, fixture_members, variant
 
 FIXTURE = str(ZARF_FIXTURE)
 
@@ -121,7 +121,7 @@ def _hostile_zst(kind: str, tmp: Path, zarf_forms) -> Path:
 
     import zstandard
 
-    from tests.zarf_support import split
+    from tests.helpers.zarf_support import split
 
     if kind == "split-short":
         src = tmp / "p.tar.zst"

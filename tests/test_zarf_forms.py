@@ -22,7 +22,7 @@ from regtui.oci.verify import verify_archive
 from regtui.oci.zarf import unpack
 from regtui.oci.zarf.cachedir import cache_entries, prune
 from regtui.oci.zarf.unpack import release_holds
-from tests.zarf_support import split
+from tests.helpers.zarf_support import split
 
 
 @pytest.fixture(autouse=True)

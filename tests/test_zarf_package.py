@@ -10,7 +10,7 @@ from regtui.oci import open_archive
 from regtui.oci.errors import ArchiveError
 from regtui.oci.verify import verify_archive
 from regtui.oci.zarf.names import zarf_name
-from tests.zarf_support import ZARF_FIXTURE, fixture_members, sha, variant
+from tests.helpers.zarf_support import ZARF_FIXTURE, fixture_members, sha, variant
 
 FIXTURE = str(ZARF_FIXTURE)
 

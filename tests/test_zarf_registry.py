@@ -10,11 +10,11 @@ import httpx
 import pytest
 
 from regtui.oci.model import ImageIndex
-from tests.containerd import running_containerd
-from tests.registry_harness import running_registry
-from tests.support import require_tool
+from tests.helpers.containerd import running_containerd
+from tests.helpers.registry_harness import running_registry
+from tests.helpers.support import require_tool
+from tests.helpers.zarf_fixtures import ALPINE_DIGEST
 from tests.test_registry_clients import _check_ctr_content, _check_oci_layout, _image_blobs, run
-from tests.zarf_fixtures import ALPINE_DIGEST
 
 # original reference -> (path Zarf pushes to, crc of the full name)
 IMAGES = {

@@ -10,9 +10,9 @@ from textual.widgets import OptionList, TabbedContent
 
 from regtui.tui.app import RegtuiApp
 from regtui.tui.widgets.images import ImagesTree
-from tests.support import free_port
-from tests.tui_support import text_of, until
-from tests.zarf_support import ZARF_FIXTURE
+from tests.helpers.support import free_port
+from tests.helpers.tui_support import text_of, until
+from tests.helpers.zarf_support import ZARF_FIXTURE
 
 SIZE = (160, 45)
 

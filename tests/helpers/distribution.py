@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 
 from regtui.oci import mediatypes as mt
-from tests.support import free_port, require_tool, stop_process
+from tests.helpers.support import free_port, require_tool, stop_process
 
 # -- certificates and passwords -------------------------------------------------------------------------
 

@@ -13,9 +13,9 @@ import tarfile
 import threading
 from pathlib import Path
 
-from tests.distribution import DistributionRegistry as Registry
-from tests.distribution import TestCA, TokenServer, make_ca, write_htpasswd
-from tests.support import require_tool
+from tests.helpers.distribution import DistributionRegistry as Registry
+from tests.helpers.distribution import TestCA, TokenServer, make_ca, write_htpasswd
+from tests.helpers.support import require_tool
 
 # The registry pieces are re-exported: bench/push_bench.py imports Registry from here.
 __all__ = [

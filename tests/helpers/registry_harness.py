@@ -11,7 +11,7 @@ from regtui.oci import open_archive
 from regtui.registry.app import create_app
 from regtui.registry.events import EventBus, PullProgress, ServerState
 from regtui.registry.server import bind_socket, serve
-from tests.support import stop_process  # noqa: F401 (tests import it from here too)
+from tests.helpers.support import stop_process  # noqa: F401 (tests import it from here too)
 
 
 class RunningRegistry:

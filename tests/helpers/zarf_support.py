@@ -11,7 +11,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
 if not FIXTURES.exists():
     FIXTURES = Path("/work/shared/fixtures")
 ZARF_FIXTURE = FIXTURES / "zarf-package-test-uncompressed-amd64-0.0.1.tar"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import require_tool
-from tests.zarf_support import ZARF_FIXTURE, package_from_layout, split, tar_folder, zstd
+from tests.helpers.support import require_tool
+from tests.helpers.zarf_support import ZARF_FIXTURE, package_from_layout, split, tar_folder, zstd
 
 BASE = "org.opencontainers.image.base.name"
 ALPINE_DIGEST = "sha256:a180ec8e5c7247c920c91508fa4ce86088946cc9e65f4aeb39091038bba88b0b"

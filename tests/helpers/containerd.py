@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import require_tool, stop_process
+from tests.helpers.support import require_tool, stop_process
 
 
 @contextmanager

@@ -1,0 +1,1 @@
+"""What the tests share: real services started and stopped by PID, fixture builders, oracles (no tests here)."""
