@@ -22,6 +22,7 @@ import time
 import h11
 import hypercorn.asyncio.run as hypercorn_run
 from hypercorn.asyncio.tcp_server import TCPServer
+from hypercorn.events import Event, Updated
 
 from regtui.registry.errors import RegistryError
 from regtui.registry.events import EventBus, ServerLog
@@ -87,7 +88,7 @@ class ConnectionCap:
         try:
             if never_asked:
                 conn.writer.write(_reply_503())
-            conn.writer.close()  # flushes the reply, then FIN; Hypercorn's reader sees EOF and cleans up
+            conn.writer.close()  # flushes the reply, then FIN; the reader sees EOF and _read_data ends the rest
         except (OSError, RuntimeError):
             pass
 
@@ -137,12 +138,41 @@ def _idle(conn: TCPServer) -> bool:
     )
 
 
+def _between_requests(conn: TCPServer) -> bool:
+    """No request in flight: we are not answering one (h11 is IDLE until one arrives, MUST_CLOSE once the peer
+    closed instead), and no ASGI stream is open."""
+    c, proto = _h11(conn)
+    answering = c is not None and c.our_state in (h11.SEND_RESPONSE, h11.SEND_BODY)
+    return c is not None and not answering and getattr(proto, "stream", None) is None
+
+
 def _never_asked(conn: TCPServer) -> bool:
     c, _ = _h11(conn)
     return c is not None and c.their_http_version is None
 
 
 class CappedTCPServer(TCPServer):
+    """Registers with the cap, and ends a connection once its peer is gone and no request is in flight.
+
+    Hypercorn's HTTP/1.1 protocol ignores a peer's close (FIN or RST) between requests, and restarts the
+    keep-alive timer when a response ends after the peer left: the socket stayed half-open and the
+    connection's tasks alive until keep_alive_timeout (30 s) ran out, a descriptor per departed client.
+    """
+
+    peer_gone = False
+
+    async def _read_data(self) -> None:
+        await super()._read_data()
+        self.peer_gone = True
+        if _between_requests(self):
+            await self._close()
+
+    async def protocol_send(self, event: Event) -> None:
+        if isinstance(event, Updated) and event.idle and self.peer_gone:
+            await self._close()  # a response ended after the peer left: nothing more can come
+            return
+        await super().protocol_send(event)
+
     async def run(self) -> None:
         cap = getattr(self.config, "regtui_cap", None)
         if cap is None:

@@ -62,11 +62,16 @@ def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(k.lower().encode(), v.encode()) for k, v in headers.items()]
 
 
+async def _disconnected(receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 class FastPath:
     def __init__(self, state: RegistryState):
         self.state = state
 
-    async def __call__(self, scope, send, raw_send, info: RequestInfo, count) -> bool:
+    async def __call__(self, scope, receive, send, raw_send, info: RequestInfo, count) -> bool:
         method = scope["method"]
         kind = info.route.kind
         if (
@@ -86,7 +91,7 @@ class FastPath:
             repo = repo_of(self.state.catalog, info.route.name or "")
             if kind == "manifest":
                 return await self._manifest(send, method, repo, info, headers)
-            return await self._blob(send, raw_send, method, repo, info, headers, count)
+            return await self._blob(receive, send, raw_send, method, repo, info, headers, count)
         except RegistryError:
             return False
 
@@ -118,7 +123,9 @@ class FastPath:
             manifest.data,
         )
 
-    async def _blob(self, send, raw_send, method: str, repo, info: RequestInfo, headers: ScopeHeaders, count) -> bool:
+    async def _blob(
+        self, receive, send, raw_send, method: str, repo, info: RequestInfo, headers: ScopeHeaders, count
+    ) -> bool:
         plan = blob_plan(repo, info.route, headers, self.state.refuse)
         if plan.not_modified:
             headers304 = _raw(not_modified_headers(plan.etag, plan.digest, BLOB_CACHE))
@@ -158,8 +165,16 @@ class FastPath:
                     on_change=lambda e: changed(self.state, plan.blob, e, info),
                 )
                 info.body = body
-                async for chunk in body:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                # Hypercorn drops the body messages of a client that left without raising: without this watch
+                # the whole blob was read and "sent" to nobody, and logged as served in full.
+                gone = asyncio.ensure_future(_disconnected(receive))
+                try:
+                    async for chunk in body:
+                        if gone.done():
+                            return True  # the client left: the middleware says so
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                finally:
+                    gone.cancel()
                 fd = None
             if (
                 fd is not None

@@ -213,8 +213,8 @@ class _Counts:
 class RequestEvents:
     """ASGI middleware: RequestStarted, throttled RequestProgress for blob bodies, RequestFinished.
 
-    `fast` (optional) answers the hot read requests without the wrapped app: `await fast(scope, send, raw_send,
-    info, count)` returns False to leave the request to the app; `count(n)` accounts body bytes it sent
+    `fast` (optional) answers the hot read requests without the wrapped app: `await fast(scope, receive, send,
+    raw_send, info, count)` returns False to leave the request to the app; `count(n)` accounts body bytes it sent
     without a body message (sendfile).
     """
 
@@ -279,7 +279,7 @@ class RequestEvents:
 
         cancelled = False
         try:
-            if self.fast is None or not await self.fast(scope, send_events, send, info, count):
+            if self.fast is None or not await self.fast(scope, receive, send_events, send, info, count):
                 await self.app(scope, receive, send_events)
         except asyncio.CancelledError:
             cancelled = True
