@@ -306,11 +306,13 @@ class RequestEvents:
                 elif route.reference and scope["method"] == "GET":
                     pulls.blob_failed(host, route.reference, error)
             detail = info.detail
+            who = info.ended_by or (
+                "server shut down: the grace period ended" if cancelled and self.stopping else "client went away"
+            )
             if status in (200, 206) and info.blob is not None and state.sent < state.total:
-                who = info.ended_by or (
-                    "server shut down: the grace period ended" if cancelled and self.stopping else "client went away"
-                )
                 detail = f"{who} after {state.sent} of {state.total} bytes"
+            elif status == 0 and detail is None:  # no reply started: Quart drops a request whose client left
+                detail = f"{who} before the reply"
             bus.publish(
                 RequestFinished(
                     info.id, time.time(), status, state.sent, time.perf_counter() - t0, info.error_code, detail
