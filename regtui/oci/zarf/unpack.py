@@ -229,7 +229,7 @@ def _extract(reader: PartsReader, dest: str, path: str, total: int, start: float
             now = time.monotonic()
             if progress and now - last >= 0.1:
                 last = now
-                progress(UnpackProgress(reader.count, total, written, now - start, name))
+                progress(UnpackProgress(source.consumed, total, written, now - start, name))
         source.finish()
     except ZstdError as e:
         raise ArchiveError(
@@ -248,7 +248,7 @@ def _extract(reader: PartsReader, dest: str, path: str, total: int, start: float
         stream.close()
         source.close()
     if progress:
-        progress(UnpackProgress(reader.count, total, written, time.monotonic() - start))
+        progress(UnpackProgress(source.consumed, total, written, time.monotonic() - start))
     return written
 
 

@@ -4,8 +4,9 @@ zstandard library in this thread.
 Why a process: unpacking hashes every byte on top of what `zstd -d | tar -x` does. In one Python thread
 decompression, hashing and writing run in turn; with a decompressing thread they fight over the GIL (measured:
 more CPU, slower). `zstd -d` as a child process decompresses on the other CPU while this process hashes and
-writes, as in the `zstd | tar` pipeline a user would run. A feeder thread pipes the package's bytes (the parts
-of a split package, in order) into it, counting them for the progress bar.
+writes, as in the `zstd | tar` pipeline a user would run. A one-file package is zstd's stdin itself, and the
+progress bar reads zstd's offset in the file description they share (measured on 1 GiB: 1.5 s instead of 2.1 s
+through a feeder); the parts of a split package, which are hashed on the way, are piped in by a feeder thread.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class Decompressed:
         self.feeder: threading.Thread | None = None
         self.feed_error: BaseException | None = None
         self.lib: Any = None  # what readinto reads from in this thread, when no zstd process does the work
+        self.direct: Any = None  # the package file, zstd's stdin, when one file needs no hash of its own
+        self.direct_read = 0
         exe = shutil.which("zstd")
         if not compressed:  # a split uncompressed package (`.tar.part000`): the parts are the tar
             self.lib = reader
@@ -48,19 +51,34 @@ class Decompressed:
         if exe is None:
             self.lib = zstandard.ZstdDecompressor().stream_reader(reader, read_size=chunk, closefd=False)  # type: ignore[arg-type]
             return
-        self.proc = subprocess.Popen(
-            [exe, "-d", "-c", "-q", "--no-progress"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        if len(reader.paths) == 1 and not reader.hashed:
+            self.direct = open(reader.paths[0], "rb")  # noqa: SIM115 - closed by close()
+        try:
+            self.proc = subprocess.Popen(
+                [exe, "-d", "-c", "-q", "--no-progress"],
+                stdin=self.direct or subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except BaseException:
+            if self.direct is not None:
+                self.direct.close()
+            raise
         assert self.proc.stdout is not None
         try:
             fcntl.fcntl(self.proc.stdout.fileno(), F_SETPIPE_SZ, 1 << 20)
         except OSError:
             pass  # a smaller pipe only means more reads
-        self.feeder = threading.Thread(target=self._feed, daemon=True, name="regtui-unpack-feed")
-        self.feeder.start()
+        if self.direct is None:
+            self.feeder = threading.Thread(target=self._feed, daemon=True, name="regtui-unpack-feed")
+            self.feeder.start()
+
+    @property
+    def consumed(self) -> int:
+        """Bytes of the package read so far, for the progress bar."""
+        if self.direct is not None and not self.direct.closed:
+            self.direct_read = os.lseek(self.direct.fileno(), 0, os.SEEK_CUR)  # zstd's: the description is shared
+        return self.direct_read if self.direct is not None else self.reader.count
 
     def _feed(self) -> None:
         assert self.proc is not None and self.proc.stdin is not None
@@ -128,6 +146,9 @@ class Decompressed:
                     f.close()
         if self.feeder is not None:
             self.feeder.join()
+        if self.direct is not None:
+            _ = self.consumed  # the last offset, for the final progress report
+            self.direct.close()
 
 
 class ParallelHash:
