@@ -86,6 +86,16 @@ async def test_first_screen_without_expect_shows_the_computed_digest(seed_tar):
         assert f"served as {served}" in line and "expected" not in line
 
 
+async def test_a_redraw_after_the_screens_are_gone_does_nothing(seed_tar):
+    """The live timer can fire after Textual popped the screens and before the app unmounts (seen once in a
+    CI run: ScreenStackError from _redraw_live at teardown); a redraw then must do nothing."""
+    app = RegtuiApp([str(seed_tar)], port=free_port(), measure=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await _opened(pilot, app)
+    assert not app.screen_stack
+    app._redraw_live()
+
+
 # -- 6: the Server view counts requests ------------------------------------------------------------------
 async def test_server_view_counts_requests_like_the_header(seed_tar):
     app = RegtuiApp([str(seed_tar)], port=free_port(), measure=False)

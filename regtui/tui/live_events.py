@@ -3,6 +3,7 @@ message on the app's loop into `LiveState`, and drawn on a timer a few times a s
 
 from __future__ import annotations
 
+from textual.app import ScreenStackError
 from textual.css.query import NoMatches
 from textual.widgets import TabbedContent
 
@@ -55,7 +56,11 @@ class LiveEvents(AppState):
         self.live.apply(event)
 
     def _redraw_live(self) -> None:
-        tabs = self.screen.query(TabbedContent)
+        try:
+            screen = self.screen
+        except ScreenStackError:  # shutting down: the screens go before the timer does
+            return
+        tabs = screen.query(TabbedContent)
         if not tabs or not self.is_running:  # a dialog (help, push) is on top: changes keep until it closes
             return
         try:
